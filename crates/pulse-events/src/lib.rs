@@ -1,0 +1,26 @@
+//! Pulse's event contracts: the input envelope and types, the output events, the dead-letter
+//! headers, and the JSON / MessagePack codecs with a typed error for every way a record can be
+//! wrong. Pure data: no I/O, no async runtime, no Kafka client.
+
+pub mod dead_letter;
+mod decode;
+mod encoding;
+mod error;
+mod hash;
+mod input;
+mod output;
+pub mod time;
+mod wire;
+
+pub use decode::{decode, Limits};
+pub use encoding::Encoding;
+pub use error::{ErrorKind, EventError};
+pub use hash::output_event_id;
+pub use input::{EventBody, InputEvent, Item, SurveyKind, TopicRole};
+pub use output::{
+    AbandonReason, Cause, OutputData, OutputEvent, OutputKind, OutputTopic, ProfileExcerpt,
+};
+pub use wire::{RawEvent, RawItem, RawTimestamp};
+
+/// The only `schema_version` this build reads; later versions are dead-lettered, not guessed.
+pub const SCHEMA_VERSION: u64 = 1;
