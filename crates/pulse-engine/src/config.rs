@@ -1,0 +1,77 @@
+//! The engine's section of the configuration, as written by operators. [`crate::EngineSpec`]
+//! is its validated, compiled form.
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// A duration written the human way (`90s`, `30m`, `7d`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct HumanDuration(#[serde(with = "humantime_serde")] pub Duration);
+
+/// `[engine]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// How far behind the highest event time seen an event may arrive and still count.
+    #[serde(with = "humantime_serde")]
+    pub allowed_lateness: Duration,
+    /// Events further ahead of the partition's watermark than this are rejected.
+    #[serde(with = "humantime_serde")]
+    pub max_future_skew: Duration,
+    /// Inactivity gap that ends a session, in event time.
+    #[serde(with = "humantime_serde")]
+    pub session_gap: Duration,
+    pub windows: WindowConfig,
+    #[serde(default)]
+    pub funnels: Vec<FunnelConfig>,
+}
+
+/// `[engine.windows]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowConfig {
+    /// Rolling windows over which every metric is kept.
+    pub durations: Vec<HumanDuration>,
+    /// Event types counted per window, besides the built-in `events`, `sessions`, `orders`
+    /// and `revenue`.
+    pub event_types: Vec<String>,
+}
+
+/// `[[engine.funnels]]`: an ordered list of steps a customer goes through.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunnelConfig {
+    pub name: String,
+    /// Bumped by the operator when the definition changes; carried in output events.
+    #[serde(default = "one")]
+    pub version: u32,
+    /// Time from the step-1 event that opened an attempt to conversion.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    pub steps: Vec<StepConfig>,
+    /// Event types that end an attempt as `excluded`.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// One funnel step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepConfig {
+    /// The event type that completes this step.
+    pub event: String,
+    /// Readable step name for outputs; defaults to the event type.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// An optional step may be skipped; the first and last steps cannot be optional.
+    #[serde(default)]
+    pub optional: bool,
+    /// Deadline for this step, measured from the previous step reached.
+    #[serde(default, with = "humantime_serde")]
+    pub within: Option<Duration>,
+}

@@ -1,0 +1,147 @@
+//! Funnel attempts: sequential steps with other events allowed in between, a conversion window
+//! that runs from the step-1 event that opened the attempt (later step-1 events do not reset
+//! it), optional steps, per-step deadlines, and exclusion events.
+
+use crate::spec::FunnelSpec;
+use crate::Millis;
+use pulse_events::AbandonReason;
+use serde::{Deserialize, Serialize};
+
+/// A customer's state in one funnel: the current (or last) attempt.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunnelAttempt {
+    /// Index of the funnel in the configuration.
+    pub funnel: u16,
+    /// Attempts opened so far; the current attempt's number.
+    pub attempt: u32,
+    pub active: bool,
+    /// 0-based index of the last step reached.
+    pub step: u8,
+    /// Time of the step-1 event that opened the attempt.
+    pub entered: Millis,
+    /// Time the last step was reached.
+    pub step_at: Millis,
+    /// When the attempt expires if the next required step is not reached.
+    pub deadline: Millis,
+}
+
+/// What a funnel event or timer produced, for the partition to turn into output events. Each
+/// carries the attempt as it was at that moment: one event can end one attempt and open the
+/// next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FunnelOutcome {
+    pub what: Outcome,
+    pub at: Millis,
+    pub attempt: FunnelAttempt,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Reached {
+        step: u8,
+    },
+    Converted,
+    /// For expiries `at` is the deadline: the outcome is the timer's, however it was noticed.
+    Abandoned {
+        reason: AbandonReason,
+    },
+}
+
+impl FunnelAttempt {
+    fn deadline_after(&self, f: &FunnelSpec) -> Millis {
+        let window_end = self.entered.saturating_add(f.window);
+        let next_required = f.steps[usize::from(self.step) + 1..]
+            .iter()
+            .find(|s| !s.optional);
+        match next_required.and_then(|s| s.within) {
+            Some(w) => window_end.min(self.step_at.saturating_add(w)),
+            None => window_end,
+        }
+    }
+
+    fn reach(&mut self, f: &FunnelSpec, step: usize, ts: Millis, out: &mut Vec<FunnelOutcome>) {
+        self.step = step as u8;
+        self.step_at = ts;
+        out.push(self.outcome(Outcome::Reached { step: self.step }, ts));
+        if step + 1 == f.steps.len() {
+            self.active = false;
+            out.push(self.outcome(Outcome::Converted, ts));
+        } else {
+            self.deadline = self.deadline_after(f);
+        }
+    }
+
+    fn outcome(&self, what: Outcome, at: Millis) -> FunnelOutcome {
+        FunnelOutcome {
+            what,
+            at,
+            attempt: *self,
+        }
+    }
+
+    fn abandon(&mut self, reason: AbandonReason, at: Millis, out: &mut Vec<FunnelOutcome>) {
+        self.active = false;
+        out.push(self.outcome(Outcome::Abandoned { reason }, at));
+    }
+
+    /// Applies an event of type `kind` at `ts`. Returns the new deadline to schedule, if any.
+    pub(crate) fn on_event(
+        &mut self,
+        f: &FunnelSpec,
+        kind: &str,
+        ts: Millis,
+        out: &mut Vec<FunnelOutcome>,
+    ) -> Option<Millis> {
+        let before = (self.active, self.attempt, self.deadline);
+        if self.active && ts > self.deadline {
+            // The deadline passed in event time before the watermark fired its timer; expire now
+            // exactly as the timer would have, so the output is the same either way.
+            self.abandon(AbandonReason::Expired, self.deadline, out);
+        }
+        if self.active {
+            if f.exclude.iter().any(|e| e == kind) {
+                self.abandon(AbandonReason::Excluded, ts, out);
+                return None;
+            }
+            let mut j = usize::from(self.step) + 1;
+            while j < f.steps.len() {
+                let s = &f.steps[j];
+                let in_time = s
+                    .within
+                    .is_none_or(|w| ts <= self.step_at.saturating_add(w));
+                if s.event == kind && in_time {
+                    self.reach(f, j, ts, out);
+                    break;
+                }
+                if !s.optional {
+                    break;
+                }
+                j += 1;
+            }
+        } else if f.steps[0].event == kind {
+            *self = FunnelAttempt {
+                funnel: self.funnel,
+                attempt: self.attempt + 1,
+                active: true,
+                step: 0,
+                entered: ts,
+                step_at: ts,
+                deadline: 0,
+            };
+            self.reach(f, 0, ts, out);
+        }
+        let after = (self.active, self.attempt, self.deadline);
+        (self.active && after != before).then_some(self.deadline)
+    }
+
+    /// Handles a deadline timer; stale timers (the attempt moved on) do nothing.
+    pub(crate) fn on_timer(&mut self, attempt: u32, due: Millis, out: &mut Vec<FunnelOutcome>) {
+        if self.active && self.attempt == attempt && self.deadline == due {
+            self.abandon(AbandonReason::Expired, due, out);
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "funnel_tests.rs"]
+mod tests;

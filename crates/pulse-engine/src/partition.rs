@@ -1,0 +1,260 @@
+//! One partition's state: the profiles of the customers that hash to it, its watermark and
+//! its timer index. `apply` is the hot path: one validated event in, output events appended.
+
+use crate::funnel::{FunnelAttempt, FunnelOutcome, Outcome};
+use crate::profile::Profile;
+use crate::spec::{EngineSpec, FunnelSpec};
+use crate::timer::{TimerIndex, TimerKind};
+use crate::Millis;
+use pulse_events::time::format_rfc3339;
+use pulse_events::{
+    AbandonReason, Cause, EventError, InputEvent, OutputData, OutputEvent, OutputKind,
+};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Where an input record came from; part of every output's cause and id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Source<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+type Map = HashMap<Box<str>, Profile, foldhash::fast::RandomState>;
+
+/// The engine state of one partition (of every input topic with that partition number: the
+/// input topics are co-partitioned by customer id).
+#[derive(Debug)]
+pub struct Partition {
+    spec: Arc<EngineSpec>,
+    profiles: Map,
+    timers: TimerIndex,
+    /// Highest event time seen (or wall-clock time reached while idle).
+    frontier: Option<Millis>,
+    scratch: Vec<FunnelOutcome>,
+}
+
+impl Partition {
+    pub fn new(spec: Arc<EngineSpec>) -> Self {
+        Self {
+            spec,
+            profiles: Map::default(),
+            timers: TimerIndex::default(),
+            frontier: None,
+            scratch: Vec::new(),
+        }
+    }
+
+    pub fn spec(&self) -> &EngineSpec {
+        &self.spec
+    }
+
+    /// Events older than the watermark are late.
+    pub fn watermark(&self) -> Option<Millis> {
+        self.frontier.map(|f| f - self.spec.allowed_lateness)
+    }
+
+    pub fn profile(&self, customer: &str) -> Option<&Profile> {
+        self.profiles.get(customer)
+    }
+
+    pub fn profiles(&self) -> impl Iterator<Item = (&str, &Profile)> {
+        self.profiles.iter().map(|(k, v)| (&**k, v))
+    }
+
+    pub fn customers(&self) -> usize {
+        self.profiles.len()
+    }
+
+    pub fn pending_timers(&self) -> usize {
+        self.timers.len()
+    }
+
+    /// Applies one validated event. Late or too-far-ahead events are rejected with the error to
+    /// dead-letter; nothing changes for them. `now` is the caller's wall clock, used only as
+    /// the reference for "too far ahead" before the partition has seen any event.
+    pub fn apply(
+        &mut self,
+        ev: &InputEvent<'_>,
+        src: &Source<'_>,
+        now: Millis,
+        out: &mut Vec<OutputEvent>,
+    ) -> Result<(), EventError> {
+        let ts = ev.timestamp;
+        if let Some(wm) = self.watermark() {
+            if ts < wm {
+                return Err(EventError::Late {
+                    timestamp: format_rfc3339(ts),
+                    watermark: format_rfc3339(wm),
+                });
+            }
+        }
+        let reference = self.watermark().unwrap_or(now);
+        if ts > reference.saturating_add(self.spec.max_future_skew) {
+            return Err(EventError::TimestampTooFarAhead {
+                timestamp: format_rfc3339(ts),
+                watermark: format_rfc3339(reference),
+                max_ahead_hours: self.spec.max_future_skew / 3_600_000,
+            });
+        }
+
+        let spec = &*self.spec;
+        let customer: &str = &ev.customer_id;
+        let profile = match self.profiles.get_mut(customer) {
+            Some(p) => p,
+            None => self.profiles.entry(customer.into()).or_default(),
+        };
+        profile.record(spec, ev);
+
+        let kind = ev.body.type_name();
+        for (fi, f) in spec.funnels.iter().enumerate() {
+            // Overdue attempts are expired by their timers, so only the funnel's own events
+            // need any work here.
+            let relevant =
+                f.steps.iter().any(|s| s.event == kind) || f.exclude.iter().any(|e| e == kind);
+            if !relevant {
+                continue;
+            }
+            let slot = match profile
+                .funnels
+                .iter()
+                .position(|a| usize::from(a.funnel) == fi)
+            {
+                Some(i) => i,
+                None if f.steps[0].event == kind => {
+                    profile.funnels.push(FunnelAttempt {
+                        funnel: fi as u16,
+                        ..Default::default()
+                    });
+                    profile.funnels.len() - 1
+                }
+                None => continue,
+            };
+            self.scratch.clear();
+            let attempt = &mut profile.funnels[slot];
+            if let Some(due) = attempt.on_event(f, kind, ts, &mut self.scratch) {
+                let timer = TimerKind::FunnelDeadline {
+                    funnel: fi as u16,
+                    attempt: attempt.attempt,
+                };
+                self.timers.schedule(due, customer, timer);
+            }
+            if !self.scratch.is_empty() {
+                let cause = Cause::Event {
+                    event_id: ev.event_id.to_string(),
+                    topic: src.topic.to_owned(),
+                    partition: src.partition,
+                    offset: src.offset,
+                };
+                emit_funnel(f, profile, customer, &self.scratch, &cause, out);
+            }
+        }
+
+        self.frontier = Some(self.frontier.map_or(ts, |f| f.max(ts)));
+        self.fire_timers(out);
+        Ok(())
+    }
+
+    /// Advances the partition's event-time frontier without an event: used when the partition
+    /// has been idle, so timers still fire in live use. Never moves the frontier backwards.
+    pub fn advance_to(&mut self, frontier: Millis, out: &mut Vec<OutputEvent>) {
+        if self.frontier.is_some_and(|f| f >= frontier) {
+            return;
+        }
+        self.frontier = Some(frontier);
+        self.fire_timers(out);
+    }
+
+    fn fire_timers(&mut self, out: &mut Vec<OutputEvent>) {
+        let Some(wm) = self.watermark() else { return };
+        while let Some((due, customer, kind)) = self.timers.pop_passed(wm) {
+            let Some(profile) = self.profiles.get_mut(&customer) else {
+                continue;
+            };
+            match kind {
+                TimerKind::FunnelDeadline { funnel, attempt } => {
+                    let Some(slot) = profile.funnels.iter().position(|a| a.funnel == funnel) else {
+                        continue;
+                    };
+                    self.scratch.clear();
+                    profile.funnels[slot].on_timer(attempt, due, &mut self.scratch);
+                    let f = &self.spec.funnels[usize::from(funnel)];
+                    emit_funnel(
+                        f,
+                        profile,
+                        &customer,
+                        &self.scratch,
+                        &Cause::Timer { due },
+                        out,
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn emit_funnel(
+    f: &FunnelSpec,
+    profile: &Profile,
+    customer: &str,
+    outcomes: &[FunnelOutcome],
+    cause: &Cause,
+    out: &mut Vec<OutputEvent>,
+) {
+    let excerpt = profile.excerpt();
+    for o in outcomes {
+        let a = &o.attempt;
+        let since_entry_ms = (o.at - a.entered).max(0);
+        let (kind, rule, data) = match o.what {
+            Outcome::Reached { step } => (
+                OutputKind::MilestoneReached,
+                format!("{}#{}/{}", f.name, a.attempt, step + 1),
+                OutputData::Milestone {
+                    funnel: f.name.clone(),
+                    attempt: a.attempt,
+                    step_index: u32::from(step) + 1,
+                    step: f.steps[usize::from(step)].name.clone(),
+                    steps_total: f.steps.len() as u32,
+                    since_entry_ms,
+                },
+            ),
+            Outcome::Converted => (
+                OutputKind::FunnelConverted,
+                format!("{}#{}", f.name, a.attempt),
+                OutputData::Converted {
+                    funnel: f.name.clone(),
+                    attempt: a.attempt,
+                    duration_ms: since_entry_ms,
+                },
+            ),
+            Outcome::Abandoned { reason } => (
+                OutputKind::FunnelAbandoned,
+                format!("{}#{}", f.name, a.attempt),
+                OutputData::Abandoned {
+                    funnel: f.name.clone(),
+                    attempt: a.attempt,
+                    reason,
+                    last_step_index: u32::from(a.step) + 1,
+                    since_entry_ms,
+                },
+            ),
+        };
+        // An expiry is the deadline's doing however it was noticed, so its cause (and with it
+        // the event id) is the timer whether the watermark or a later event revealed it.
+        let cause = match o.what {
+            Outcome::Abandoned {
+                reason: AbandonReason::Expired,
+            } => Cause::Timer { due: o.at },
+            _ => cause.clone(),
+        };
+        let (version, ex) = (Some(f.version), excerpt.clone());
+        out.push(OutputEvent::new(
+            kind, customer, &rule, o.at, cause, version, data, ex,
+        ));
+    }
+}
+
+#[cfg(test)]
+#[path = "partition_tests.rs"]
+mod tests;

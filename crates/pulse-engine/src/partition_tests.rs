@@ -1,0 +1,301 @@
+//! Partition-level behaviour: watermark and late records, future skew, windows read through
+//! profiles, sessions, purchase statistics, determinism and interleaving independence.
+
+use crate::test_support::*;
+use crate::Source;
+use proptest::prelude::*;
+use pulse_events::{ErrorKind, EventBody, InputEvent};
+use std::time::Duration;
+
+fn src(offset: i64) -> Source<'static> {
+    Source {
+        topic: "clickstream",
+        partition: 0,
+        offset,
+    }
+}
+
+#[test]
+fn late_records_are_rejected_and_change_nothing() {
+    let mut p = partition(vec![]);
+    let mut out = Vec::new();
+    p.apply(
+        &event("a", "page_view", T0 + 20 * MIN),
+        &src(0),
+        T0,
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(p.watermark(), Some(T0 + 10 * MIN));
+    // Exactly at the watermark is on time; one millisecond before it is late.
+    p.apply(
+        &event("b", "page_view", T0 + 10 * MIN),
+        &src(1),
+        T0,
+        &mut out,
+    )
+    .unwrap();
+    let err = p
+        .apply(
+            &event("b", "page_view", T0 + 10 * MIN - 1),
+            &src(2),
+            T0,
+            &mut out,
+        )
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Late);
+    assert_eq!(p.profile("b").unwrap().events_total, 1);
+}
+
+#[test]
+fn too_far_ahead_of_the_watermark_is_rejected() {
+    let mut p = partition(vec![]);
+    let mut out = Vec::new();
+    // Before any event, the caller's clock is the reference.
+    let e = p
+        .apply(&event("a", "signup", T0 + 25 * HOUR), &src(0), T0, &mut out)
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Validation);
+    p.apply(&event("a", "signup", T0), &src(1), T0, &mut out)
+        .unwrap();
+    let wm = p.watermark().unwrap();
+    p.apply(
+        &event("a", "page_view", wm + 24 * HOUR),
+        &src(2),
+        0,
+        &mut out,
+    )
+    .unwrap();
+    let wm = p.watermark().unwrap();
+    let e = p
+        .apply(
+            &event("a", "page_view", wm + 24 * HOUR + 1),
+            &src(3),
+            0,
+            &mut out,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(e, pulse_events::EventError::TimestampTooFarAhead { .. }),
+        "{e}"
+    );
+    assert!(p.profile("zzz").is_none());
+}
+
+#[test]
+fn windows_read_through_the_profile() {
+    let mut p = partition(vec![]);
+    run(
+        &mut p,
+        &[
+            ("a", "page_view", T0),
+            ("a", "page_view", T0 + 30 * MIN),
+            ("a", "feature_used", T0 + 2 * HOUR),
+        ],
+    );
+    let spec = p.spec().clone();
+    let prof = p.profile("a").unwrap();
+    let pv = spec.metric_index("page_view").unwrap();
+    let ev = spec.metric_index("events").unwrap();
+    assert_eq!(prof.windows.sum(&spec, pv, HOUR, T0 + 2 * HOUR), 0);
+    assert_eq!(prof.windows.sum(&spec, ev, HOUR, T0 + 2 * HOUR), 1);
+    assert_eq!(prof.windows.sum(&spec, pv, 24 * HOUR, T0 + 2 * HOUR), 2);
+    assert_eq!(prof.windows.sum(&spec, ev, 24 * HOUR, T0 + 25 * HOUR), 1);
+    assert_eq!(prof.windows.sum(&spec, ev, 24 * HOUR, T0 + 27 * HOUR), 0);
+}
+
+#[test]
+fn sessions_split_on_the_gap() {
+    let mut p = partition(vec![]);
+    run(
+        &mut p,
+        &[
+            ("a", "page_view", T0),
+            ("a", "page_view", T0 + 29 * MIN),
+            ("a", "page_view", T0 + 59 * MIN),
+            ("a", "page_view", T0 + 120 * MIN),
+            ("a", "session_start", T0 + 121 * MIN),
+        ],
+    );
+    let prof = p.profile("a").unwrap();
+    assert_eq!(prof.sessions_total, 3);
+    let spec = p.spec().clone();
+    let s = spec.metric_index("sessions").unwrap();
+    assert_eq!(prof.windows.sum(&spec, s, 24 * HOUR, T0 + 3 * HOUR), 3);
+}
+
+#[test]
+fn purchase_statistics_follow_lifetimes_conventions() {
+    let mut p = partition(vec![]);
+    let day = 24 * HOUR;
+    // Other customers keep the partition's event time moving so no day-long gap trips the
+    // future-skew check.
+    let mut events: Vec<(&str, &str, i64)> = (0..=20)
+        .map(|h| ("filler", "page_view", T0 + h * 12 * HOUR))
+        .collect();
+    events.extend([
+        ("a", "purchase", T0),
+        ("a", "purchase", T0 + HOUR),
+        ("a", "purchase", T0 + 3 * day),
+        ("a", "purchase", T0 + 10 * day),
+    ]);
+    events.sort_by_key(|e| e.2);
+    run(&mut p, &events);
+    let prof = p.profile("a").unwrap();
+    assert_eq!(prof.purchases.orders, 4);
+    assert_eq!(
+        prof.purchases.frequency(),
+        2,
+        "same-day repeat does not count"
+    );
+    assert_eq!(prof.purchases.recency_days(), 10);
+    assert_eq!(prof.purchases.age_days(T0 + 38 * day + HOUR), 38);
+    assert_eq!(prof.excerpt().revenue_total, 40.0);
+}
+
+#[test]
+fn same_input_same_outputs() {
+    let events: Vec<(String, &str, i64)> = (0..400)
+        .map(|i| {
+            (
+                format!("c{}", i % 37),
+                ["signup", "feature_used", "purchase", "page_view"][i % 4],
+                T0 + i as i64 * 17 * MIN,
+            )
+        })
+        .collect();
+    let as_refs: Vec<(&str, &str, i64)> = events
+        .iter()
+        .map(|(c, k, t)| (c.as_str(), *k, *t))
+        .collect();
+    let f = || {
+        vec![funnel(
+            "onb",
+            Duration::from_secs(6 * 3600),
+            vec![step("signup"), step("feature_used"), step("purchase")],
+        )]
+    };
+    let mut a = partition(f());
+    let mut b = partition(f());
+    let mut out_a = Vec::new();
+    let mut out_b = Vec::new();
+    for (i, (c, k, t)) in as_refs.iter().enumerate() {
+        a.apply(&event(c, k, *t), &src(i as i64), *t, &mut out_a)
+            .unwrap();
+        b.apply(&event(c, k, *t), &src(i as i64), *t, &mut out_b)
+            .unwrap();
+    }
+    assert!(!out_a.is_empty());
+    assert_eq!(out_a, out_b);
+    assert!(out_a
+        .iter()
+        .any(|o| o.kind == pulse_events::OutputKind::FunnelAbandoned));
+}
+
+fn arb_stream() -> impl Strategy<Value = Vec<(u8, u8, i64)>> {
+    // (customer, event kind, minutes): all within 9 minutes so that no interleaving can make
+    // an event late (allowed lateness is 10 minutes).
+    proptest::collection::vec((0u8..6, 0u8..6, 0i64..9 * 60_000), 1..120)
+}
+
+const KINDS: [&str; 6] = [
+    "page_view",
+    "signup",
+    "feature_used",
+    "purchase",
+    "session_start",
+    "search_done",
+];
+
+proptest! {
+    #[test]
+    fn interleaving_customers_does_not_change_any_profile(stream in arb_stream(), seed in any::<u64>()) {
+        // Per customer, events keep their relative order; only the interleaving changes.
+        let mut per_customer: Vec<Vec<(u8, u8, i64)>> = vec![Vec::new(); 6];
+        for e in &stream {
+            per_customer[e.0 as usize].push(*e);
+        }
+        let mut shuffled = Vec::new();
+        let mut cursors = [0usize; 6];
+        let mut x = seed | 1;
+        while shuffled.len() < stream.len() {
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+            let c = (x % 6) as usize;
+            if cursors[c] < per_customer[c].len() {
+                shuffled.push(per_customer[c][cursors[c]]);
+                cursors[c] += 1;
+            }
+        }
+        let f = || vec![funnel("onb", Duration::from_secs(3600), vec![step("signup"), step("feature_used"), step("purchase")])];
+        let feed = |events: &[(u8, u8, i64)]| {
+            let mut p = partition(f());
+            let mut out = Vec::new();
+            for (i, (c, k, t)) in events.iter().enumerate() {
+                let ev: InputEvent<'_> = event(&format!("c{c}"), KINDS[*k as usize], T0 + t);
+                p.apply(&ev, &src(i as i64), T0, &mut out).unwrap();
+            }
+            p
+        };
+        let a = feed(&stream);
+        let b = feed(&shuffled);
+        prop_assert_eq!(a.customers(), b.customers());
+        for (id, prof) in a.profiles() {
+            prop_assert_eq!(Some(prof), b.profile(id), "customer {}", id);
+        }
+    }
+}
+
+#[test]
+fn custom_event_types_are_counted_when_configured() {
+    let mut cfg = config(vec![]);
+    cfg.windows.event_types.push("add_to_cart".into());
+    let spec = std::sync::Arc::new(crate::EngineSpec::compile(&cfg).unwrap());
+    let mut p = crate::Partition::new(spec.clone());
+    run(
+        &mut p,
+        &[
+            ("a", "add_to_cart", T0),
+            ("a", "add_to_cart", T0 + 1),
+            ("a", "other", T0 + 2),
+        ],
+    );
+    let m = spec.metric_index("add_to_cart").unwrap();
+    assert_eq!(
+        p.profile("a").unwrap().windows.sum(&spec, m, HOUR, T0 + 1),
+        2
+    );
+    assert!(matches!(
+        event("a", "add_to_cart", T0).body,
+        EventBody::Custom { .. }
+    ));
+}
+
+#[test]
+fn config_errors_name_their_keys() {
+    let mut cfg = config(vec![funnel(
+        "bad",
+        Duration::ZERO,
+        vec![crate::StepConfig {
+            optional: true,
+            ..step("x")
+        }],
+    )]);
+    cfg.windows.event_types.push("page_view".into());
+    let errs = crate::EngineSpec::compile(&cfg).unwrap_err();
+    let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
+    assert!(
+        text.iter()
+            .any(|e| e.starts_with("engine.windows.event_types[2]")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter()
+            .any(|e| e.starts_with("engine.funnels[0] (bad).window")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter()
+            .any(|e| e.starts_with("engine.funnels[0] (bad).steps[0].optional")),
+        "{text:?}"
+    );
+}

@@ -1,0 +1,170 @@
+//! The per-customer profile and how one event updates its counters, windows, sessions and
+//! purchase statistics. Funnels live in `funnel.rs`; outputs are assembled by the partition.
+
+use crate::funnel::FunnelAttempt;
+use crate::session::{Session, Touch};
+use crate::spec::{EngineSpec, BUILTIN_METRICS, M_EVENTS, M_ORDERS, M_REVENUE, M_SESSIONS};
+use crate::window::Windows;
+use crate::Millis;
+use pulse_events::time::day_of;
+use pulse_events::{EventBody, InputEvent, ProfileExcerpt};
+use serde::{Deserialize, Serialize};
+
+/// Purchase history in the form the BG/NBD model reads (`lifetimes` conventions: days, with
+/// repeat purchases counted on distinct days).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct PurchaseStats {
+    pub orders: u32,
+    pub refunds: u32,
+    /// Gross purchase amounts, in cents.
+    pub revenue_cents: i64,
+    pub refunded_cents: i64,
+    /// UTC day numbers of the first and last purchase; meaningful when `days > 0`.
+    pub first_day: i64,
+    pub last_day: i64,
+    /// Distinct purchase days.
+    pub days: u32,
+}
+
+impl PurchaseStats {
+    /// BG/NBD frequency: purchase days after the first.
+    pub fn frequency(&self) -> u32 {
+        self.days.saturating_sub(1)
+    }
+
+    /// BG/NBD recency: age in days at the last purchase.
+    pub fn recency_days(&self) -> i64 {
+        if self.days == 0 {
+            0
+        } else {
+            self.last_day - self.first_day
+        }
+    }
+
+    /// BG/NBD T: age in days at time `t` (the watermark).
+    pub fn age_days(&self, t: Millis) -> i64 {
+        if self.days == 0 {
+            0
+        } else {
+            (day_of(t) - self.first_day).max(self.recency_days())
+        }
+    }
+
+    /// Net revenue (historic CLV), in currency units.
+    pub fn net_revenue(&self) -> f64 {
+        (self.revenue_cents - self.refunded_cents) as f64 / 100.0
+    }
+
+    fn record_purchase(&mut self, ts: Millis, cents: u32) {
+        let day = day_of(ts);
+        self.orders += 1;
+        self.revenue_cents += i64::from(cents);
+        if self.days == 0 {
+            self.first_day = day;
+            self.last_day = day;
+            self.days = 1;
+        } else if day > self.last_day {
+            self.last_day = day;
+            self.days += 1;
+        } else if day < self.first_day {
+            self.first_day = day;
+            self.days += 1;
+        }
+        // A late purchase strictly between the first and last purchase day may or may not be
+        // on a day already counted; without a per-day set it is treated as already counted,
+        // which keeps `frequency` from over-counting (documented in docs/semantics.md).
+    }
+}
+
+/// Everything Pulse keeps about one customer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Profile {
+    pub first_seen: Millis,
+    /// The newest event time seen for this customer.
+    pub last_seen: Millis,
+    pub events_total: u64,
+    pub sessions_total: u32,
+    pub session: Session,
+    pub purchases: PurchaseStats,
+    pub windows: Windows,
+    /// One entry per funnel this customer ever entered.
+    pub funnels: Vec<FunnelAttempt>,
+}
+
+fn cents(amount: f64) -> u32 {
+    // Amounts are validated finite and >= 0; `as` saturates anything beyond u32.
+    (amount * 100.0).round() as u32
+}
+
+impl Profile {
+    /// Applies the counter, window, session and purchase effects of one event.
+    pub(crate) fn record(&mut self, spec: &EngineSpec, ev: &InputEvent<'_>) {
+        let ts = ev.timestamp;
+        if self.events_total == 0 {
+            self.first_seen = ts;
+            self.last_seen = ts;
+        } else {
+            self.first_seen = self.first_seen.min(ts);
+            self.last_seen = self.last_seen.max(ts);
+        }
+        self.events_total += 1;
+
+        let mut incs = [(0usize, 0u32); 8];
+        let mut n = 0;
+        let mut push = |m: usize, v: u32| {
+            if n < incs.len() {
+                incs[n] = (m, v);
+                n += 1;
+            }
+        };
+        push(M_EVENTS, 1);
+        let (start, end) = match ev.body {
+            EventBody::SessionStart => (true, false),
+            EventBody::SessionEnd => (false, true),
+            _ => (false, false),
+        };
+        if self.session.touch(ts, spec.session_gap, start, end) == Touch::Started {
+            self.sessions_total += 1;
+            push(M_SESSIONS, 1);
+        }
+        match &ev.body {
+            EventBody::Purchase { amount, .. } => {
+                let c = cents(*amount);
+                self.purchases.record_purchase(ts, c);
+                push(M_ORDERS, 1);
+                push(M_REVENUE, c);
+            }
+            EventBody::Refund { amount, .. } => {
+                self.purchases.refunds += 1;
+                self.purchases.refunded_cents += i64::from(cents(*amount));
+            }
+            _ => {}
+        }
+        let name = ev.body.type_name();
+        if let Some(i) = spec.metrics[BUILTIN_METRICS..]
+            .iter()
+            .position(|m| m.name() == name)
+        {
+            push(BUILTIN_METRICS + i, 1);
+        }
+        self.windows.add(spec, ts, self.last_seen, &incs[..n]);
+    }
+
+    /// The excerpt carried in output events.
+    pub fn excerpt(&self) -> ProfileExcerpt {
+        ProfileExcerpt {
+            first_seen: self.first_seen,
+            last_seen: self.last_seen,
+            events_total: self.events_total,
+            sessions_total: self.sessions_total,
+            orders_total: self.purchases.orders,
+            revenue_total: self.purchases.net_revenue(),
+            frequency: self.purchases.frequency(),
+        }
+    }
+
+    /// Approximate heap bytes owned by this profile (not counting the map entry).
+    pub fn heap_bytes(&self) -> usize {
+        self.windows.heap_bytes() + self.funnels.capacity() * std::mem::size_of::<FunnelAttempt>()
+    }
+}

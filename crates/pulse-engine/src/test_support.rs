@@ -1,0 +1,136 @@
+//! Builders shared by the engine's unit tests.
+
+use crate::config::{EngineConfig, FunnelConfig, HumanDuration, StepConfig, WindowConfig};
+use crate::partition::{Partition, Source};
+use crate::spec::EngineSpec;
+use crate::Millis;
+use pulse_events::{EventBody, InputEvent, OutputData, OutputEvent};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const T0: Millis = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+pub const MIN: Millis = 60_000;
+pub const HOUR: Millis = 60 * MIN;
+
+pub fn step(event: &str) -> StepConfig {
+    StepConfig {
+        event: event.into(),
+        name: None,
+        optional: false,
+        within: None,
+    }
+}
+
+pub fn funnel(name: &str, window: Duration, steps: Vec<StepConfig>) -> FunnelConfig {
+    FunnelConfig {
+        name: name.into(),
+        version: 1,
+        window,
+        steps,
+        exclude: vec![],
+    }
+}
+
+pub fn config(funnels: Vec<FunnelConfig>) -> EngineConfig {
+    let d = |s: u64| HumanDuration(Duration::from_secs(s));
+    EngineConfig {
+        allowed_lateness: Duration::from_secs(600),
+        max_future_skew: Duration::from_secs(86_400),
+        session_gap: Duration::from_secs(1800),
+        windows: WindowConfig {
+            durations: vec![
+                d(3600),
+                d(86_400),
+                d(7 * 86_400),
+                d(30 * 86_400),
+                d(90 * 86_400),
+            ],
+            event_types: vec!["page_view".into(), "feature_used".into()],
+        },
+        funnels,
+    }
+}
+
+pub fn partition(funnels: Vec<FunnelConfig>) -> Partition {
+    Partition::new(Arc::new(
+        EngineSpec::compile(&config(funnels)).expect("valid test config"),
+    ))
+}
+
+pub fn event(customer: &str, kind: &str, ts: Millis) -> InputEvent<'static> {
+    let body = match kind {
+        "signup" => EventBody::Signup,
+        "session_start" => EventBody::SessionStart,
+        "session_end" => EventBody::SessionEnd,
+        "page_view" => EventBody::PageView {
+            url: "/".into(),
+            referrer: None,
+            channel: None,
+            device: None,
+        },
+        "feature_used" => EventBody::FeatureUsed {
+            feature: "export".into(),
+        },
+        "purchase" => EventBody::Purchase {
+            order_id: "o".into(),
+            amount: 10.0,
+            currency: "EUR".into(),
+            items: vec![],
+        },
+        other => EventBody::Custom {
+            name: other.to_owned().into(),
+        },
+    };
+    InputEvent {
+        event_id: format!("{customer}-{kind}-{ts}").into(),
+        customer_id: customer.to_owned().into(),
+        timestamp: ts,
+        body,
+    }
+}
+
+/// Feeds events (customer, type, time) in order, returning the outputs rendered compactly.
+pub fn run(p: &mut Partition, events: &[(&str, &str, Millis)]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, (c, k, t)) in events.iter().enumerate() {
+        let src = Source {
+            topic: "clickstream",
+            partition: 0,
+            offset: i as i64,
+        };
+        p.apply(&event(c, k, *t), &src, *t, &mut out)
+            .expect("accepted");
+    }
+    render(&out)
+}
+
+pub fn render(out: &[OutputEvent]) -> Vec<String> {
+    out.iter()
+        .map(|o| {
+            let detail = match &o.data {
+                OutputData::Milestone {
+                    funnel,
+                    attempt,
+                    step_index,
+                    ..
+                } => {
+                    format!("{funnel}#{attempt} step {step_index}")
+                }
+                OutputData::Converted {
+                    funnel, attempt, ..
+                } => format!("{funnel}#{attempt}"),
+                OutputData::Abandoned {
+                    funnel,
+                    attempt,
+                    reason,
+                    last_step_index,
+                    ..
+                } => {
+                    format!("{funnel}#{attempt} {reason:?} after {last_step_index}")
+                }
+                OutputData::Segment { segment } => segment.clone(),
+            };
+            format!("{} {} {detail}", o.customer_id, o.kind)
+        })
+        .collect()
+}

@@ -1,0 +1,74 @@
+//! The timer index: pending time-driven changes ordered by due time, so advancing the
+//! watermark touches only what is due instead of scanning every customer.
+//!
+//! Timers are never cancelled in place; a timer that fires after its cause went away (a funnel
+//! attempt that converted first) is recognised as stale by its handler and ignored. That keeps
+//! scheduling O(log n) with no back-pointers from profiles into the index.
+
+use crate::Millis;
+use std::collections::BTreeMap;
+
+/// What a timer does when it fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimerKind {
+    /// A funnel attempt's deadline (conversion window or step deadline).
+    FunnelDeadline { funnel: u16, attempt: u32 },
+}
+
+/// Pending timers of one partition, by due time then scheduling order.
+#[derive(Debug, Default)]
+pub struct TimerIndex {
+    due: BTreeMap<(Millis, u64), (Box<str>, TimerKind)>,
+    seq: u64,
+}
+
+impl TimerIndex {
+    pub fn schedule(&mut self, due: Millis, customer: &str, kind: TimerKind) {
+        self.seq += 1;
+        self.due.insert((due, self.seq), (customer.into(), kind));
+    }
+
+    /// Removes and returns the earliest timer that the watermark has passed (`due < watermark`).
+    pub fn pop_passed(&mut self, watermark: Millis) -> Option<(Millis, Box<str>, TimerKind)> {
+        let entry = self.due.first_entry()?;
+        if entry.key().0 >= watermark {
+            return None;
+        }
+        let ((due, _), (customer, kind)) = entry.remove_entry();
+        Some((due, customer, kind))
+    }
+
+    pub fn len(&self) -> usize {
+        self.due.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.due.is_empty()
+    }
+
+    pub fn next_due(&self) -> Option<Millis> {
+        self.due.keys().next().map(|k| k.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pops_in_due_order_only_once_passed() {
+        let mut t = TimerIndex::default();
+        let k = TimerKind::FunnelDeadline {
+            funnel: 0,
+            attempt: 1,
+        };
+        t.schedule(300, "b", k);
+        t.schedule(100, "a", k);
+        t.schedule(300, "c", k);
+        assert_eq!(t.pop_passed(100), None);
+        assert_eq!(t.pop_passed(101).map(|x| x.1), Some("a".into()));
+        assert_eq!(t.pop_passed(301).map(|x| x.1), Some("b".into()));
+        assert_eq!(t.pop_passed(301).map(|x| x.1), Some("c".into()));
+        assert!(t.is_empty());
+    }
+}

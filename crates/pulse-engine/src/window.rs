@@ -1,0 +1,271 @@
+//! Event-time rolling windows as tiered buckets. Recent activity is kept in 5-minute buckets,
+//! older activity is folded into hourly and then daily buckets, and buckets older than the
+//! longest window are dropped. Only buckets with activity exist, so an occasional customer
+//! costs a few dozen bytes while a daily user costs at most ~126 buckets.
+//!
+//! A window of length W read at time t covers event times from t − W on (newer events that
+//! are already applied included): it sums every bucket that starts at or after t − W. That is
+//! exact when t − W falls on a bucket boundary, and otherwise leaves out at most the one bucket
+//! that straddles it (5 min for windows up to 1 h, 1 h up to 24 h, 1 day beyond).
+
+use crate::spec::EngineSpec;
+use crate::Millis;
+use pulse_events::time::{DAY, HOUR, MINUTE, MIN_EVENT_TIME};
+use serde::{Deserialize, Serialize};
+
+/// Bucket granularity by tier, and the age (behind the customer's newest event) from which a
+/// bucket is folded into the next tier.
+const TIERS: [(Millis, Millis); 3] = [(5 * MINUTE, HOUR), (HOUR, DAY), (DAY, Millis::MAX)];
+const LEVEL_SHIFT: u32 = 30;
+const START_MASK: u32 = (1 << LEVEL_SHIFT) - 1;
+
+/// Per-customer rolling counters for every metric of the [`EngineSpec`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Windows {
+    /// Buckets laid out flat, oldest first: a header (tier in the top two bits, start in
+    /// minutes since 2000-01-01 below) followed by one counter per metric.
+    data: Vec<u32>,
+    /// The hour (since 2000) of the last fold, so folding runs at most hourly per customer.
+    folded_hour: u32,
+}
+
+fn header(level: usize, start: Millis) -> u32 {
+    ((level as u32) << LEVEL_SHIFT) | (((start - MIN_EVENT_TIME) / MINUTE) as u32 & START_MASK)
+}
+
+fn start_of(h: u32) -> Millis {
+    MIN_EVENT_TIME + Millis::from(h & START_MASK) * MINUTE
+}
+
+fn level_of(h: u32) -> usize {
+    (h >> LEVEL_SHIFT) as usize
+}
+
+fn level_for_age(age: Millis) -> usize {
+    TIERS
+        .iter()
+        .position(|(_, fold_after)| age < *fold_after)
+        .unwrap_or(TIERS.len() - 1)
+}
+
+fn floor(t: Millis, g: Millis) -> Millis {
+    MIN_EVENT_TIME + (t - MIN_EVENT_TIME).div_euclid(g) * g
+}
+
+impl Windows {
+    fn stride(spec: &EngineSpec) -> usize {
+        spec.metrics.len() + 1
+    }
+
+    /// Number of buckets held.
+    pub fn buckets(&self, spec: &EngineSpec) -> usize {
+        self.data.len() / Self::stride(spec)
+    }
+
+    /// Heap bytes held, for memory accounting.
+    pub fn heap_bytes(&self) -> usize {
+        self.data.capacity() * std::mem::size_of::<u32>()
+    }
+
+    /// Adds `incs` (metric index, amount) at event time `ts`. `newest` is the customer's newest
+    /// event time including this one; it decides the tier an old event lands in and when to
+    /// fold, so the result depends on this customer's events only.
+    pub fn add(&mut self, spec: &EngineSpec, ts: Millis, newest: Millis, incs: &[(usize, u32)]) {
+        let stride = Self::stride(spec);
+        let level = level_for_age(newest - ts);
+        let h = header(level, floor(ts, TIERS[level].0));
+        let start = start_of(h);
+        // Most events land in the newest bucket, so search from the end.
+        let mut at = self.data.len();
+        let mut found = false;
+        while at > 0 {
+            let prev = at - stride;
+            let ph = self.data[prev];
+            if ph == h {
+                at = prev;
+                found = true;
+                break;
+            }
+            if start_of(ph) < start || (start_of(ph) == start && level_of(ph) > level) {
+                break;
+            }
+            at = prev;
+        }
+        if !found {
+            self.data.reserve_exact(stride);
+            self.data.splice(
+                at..at,
+                std::iter::once(h).chain(std::iter::repeat_n(0, stride - 1)),
+            );
+        }
+        for &(m, v) in incs {
+            let c = &mut self.data[at + 1 + m];
+            *c = c.saturating_add(v);
+        }
+        let hour = ((newest - MIN_EVENT_TIME) / HOUR) as u32;
+        if hour != self.folded_hour {
+            self.folded_hour = hour;
+            self.fold(spec, newest);
+        }
+    }
+
+    /// Moves buckets that have aged into a coarser tier, merging as they go, and drops buckets
+    /// older than the longest window. A day of margin is kept beyond the longest window because
+    /// reads happen at the partition watermark, which can trail this customer's newest event.
+    fn fold(&mut self, spec: &EngineSpec, newest: Millis) {
+        let stride = Self::stride(spec);
+        let horizon = newest - spec.retention - DAY;
+        let mut out: Vec<u32> = Vec::with_capacity(self.data.len());
+        for b in self.data.chunks_exact(stride) {
+            let (h, vals) = (b[0], &b[1..]);
+            let start = start_of(h);
+            let level = level_of(h).max(level_for_age(newest - start));
+            let g = TIERS[level].0;
+            let coarse = floor(start, g);
+            if coarse + g <= horizon {
+                continue;
+            }
+            let nh = header(level, coarse);
+            // Buckets are sorted by start, so a merge target can only be the last one out.
+            let n = out.len();
+            if n >= stride && out[n - stride] == nh {
+                for (o, v) in out[n - stride + 1..].iter_mut().zip(vals) {
+                    *o = o.saturating_add(*v);
+                }
+            } else {
+                out.push(nh);
+                out.extend_from_slice(vals);
+            }
+        }
+        out.shrink_to_fit();
+        self.data = out;
+    }
+
+    /// The sum of metric `m` over the window of length `w` read at time `t`.
+    pub fn sum(&self, spec: &EngineSpec, m: usize, w: Millis, t: Millis) -> u64 {
+        let stride = Self::stride(spec);
+        let from = t - w;
+        self.data
+            .chunks_exact(stride)
+            .filter(|b| start_of(b[0]) >= from)
+            .map(|b| u64::from(b[1 + m]))
+            .sum()
+    }
+
+    /// Every metric over every configured window at time `t`: `result[window][metric]`.
+    pub fn table(&self, spec: &EngineSpec, t: Millis) -> Vec<Vec<u64>> {
+        spec.windows
+            .iter()
+            .map(|w| {
+                (0..spec.metrics.len())
+                    .map(|m| self.sum(spec, m, *w, t))
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{EngineConfig, HumanDuration, WindowConfig};
+    use std::time::Duration;
+
+    fn spec() -> EngineSpec {
+        let d = |s: u64| HumanDuration(Duration::from_secs(s));
+        EngineSpec::compile(&EngineConfig {
+            allowed_lateness: Duration::from_secs(600),
+            max_future_skew: Duration::from_secs(86_400),
+            session_gap: Duration::from_secs(1800),
+            windows: WindowConfig {
+                durations: vec![
+                    d(3600),
+                    d(86_400),
+                    d(7 * 86_400),
+                    d(30 * 86_400),
+                    d(90 * 86_400),
+                ],
+                event_types: vec!["page_view".into()],
+            },
+            funnels: vec![],
+        })
+        .unwrap()
+    }
+
+    const T0: Millis = 1_767_225_600_000; // 2026-01-01T00:00:00Z, on every bucket boundary
+
+    #[test]
+    fn window_boundaries_are_exact_on_bucket_edges() {
+        let s = spec();
+        let mut w = Windows::default();
+        w.add(&s, T0, T0, &[(0, 1)]);
+        // Read one hour later the event sits exactly on the window's closed start: in.
+        assert_eq!(w.sum(&s, 0, HOUR, T0 + HOUR), 1);
+        // One bucket later it is out.
+        assert_eq!(w.sum(&s, 0, HOUR, T0 + HOUR + 5 * MINUTE), 0);
+        let mut w = Windows::default();
+        w.add(&s, T0 - 1, T0 - 1, &[(0, 1)]);
+        // One millisecond before the start of the window: out; one bucket wider: in.
+        assert_eq!(w.sum(&s, 0, HOUR, T0 + HOUR), 0);
+        assert_eq!(w.sum(&s, 0, HOUR, T0 + HOUR - 5 * MINUTE), 1);
+        assert_eq!(w.sum(&s, 0, DAY, T0 + HOUR), 1);
+    }
+
+    #[test]
+    fn windows_expire_as_time_passes() {
+        let s = spec();
+        let mut w = Windows::default();
+        w.add(&s, T0, T0, &[(0, 1), (3, 1999)]);
+        let table = w.table(&s, T0 + 30 * MINUTE);
+        assert_eq!(
+            table.iter().map(|r| r[0]).collect::<Vec<_>>(),
+            vec![1, 1, 1, 1, 1]
+        );
+        assert_eq!(table[0][3], 1999);
+        let after_day = w.table(&s, T0 + DAY + HOUR);
+        assert_eq!(
+            after_day.iter().map(|r| r[0]).collect::<Vec<_>>(),
+            vec![0, 0, 1, 1, 1]
+        );
+        let after_quarter = w.table(&s, T0 + 91 * DAY);
+        assert_eq!(
+            after_quarter.iter().map(|r| r[0]).collect::<Vec<_>>(),
+            vec![0; 5]
+        );
+    }
+
+    #[test]
+    fn folding_keeps_totals_and_bounds_buckets() {
+        let s = spec();
+        let mut w = Windows::default();
+        let mut n = 0u64;
+        // One event every 10 minutes for 120 days.
+        let mut t = T0;
+        while t < T0 + 120 * DAY {
+            w.add(&s, t, t, &[(0, 1)]);
+            n += 1;
+            t += 10 * MINUTE;
+        }
+        let last = t - 10 * MINUTE;
+        assert!(w.buckets(&s) <= 12 + 24 + 92, "{} buckets", w.buckets(&s));
+        // The 30-day window read on a day boundary counts exactly 30 days of events.
+        let day_edge = floor(last, DAY) + DAY;
+        assert_eq!(w.sum(&s, 0, 30 * DAY, day_edge), 30 * 144);
+        assert_eq!(w.sum(&s, 0, HOUR, last + 10 * MINUTE), 6);
+        assert!(n > 90 * 144);
+        assert_eq!(w.sum(&s, 0, 90 * DAY, day_edge), 90 * 144);
+    }
+
+    #[test]
+    fn out_of_order_events_land_in_their_own_bucket() {
+        let s = spec();
+        let mut w = Windows::default();
+        w.add(&s, T0 + 20 * MINUTE, T0 + 20 * MINUTE, &[(0, 1)]);
+        w.add(&s, T0 + 2 * MINUTE, T0 + 20 * MINUTE, &[(0, 1)]);
+        w.add(&s, T0 + 10 * MINUTE, T0 + 20 * MINUTE, &[(0, 1)]);
+        assert_eq!(w.buckets(&s), 3);
+        assert_eq!(w.sum(&s, 0, HOUR, T0 + HOUR + 5 * MINUTE), 2);
+        assert_eq!(w.sum(&s, 0, HOUR, T0 + HOUR), 3);
+        assert_eq!(w.sum(&s, 0, HOUR, T0 + HOUR + 15 * MINUTE), 1);
+    }
+}
