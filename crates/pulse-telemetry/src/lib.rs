@@ -1,1 +1,12 @@
-//! placeholder
+//! Pulse's observability: tracing setup, the Prometheus registry with every metric defined in
+//! one place, and the HTTP server for `/metrics`, `/healthz` and `/readyz`.
+
+mod health;
+mod http;
+mod logging;
+mod metrics;
+
+pub use health::Health;
+pub use http::{serve, HttpError, HttpServer};
+pub use logging::{init_tracing, LogFormat};
+pub use metrics::{names, Metrics};

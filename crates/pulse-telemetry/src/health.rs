@@ -1,0 +1,28 @@
+//! Liveness and readiness as shared flags the worker flips and the HTTP server reads.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Shared health state. Cloning shares the flags.
+#[derive(Debug, Clone, Default)]
+pub struct Health {
+    ready: Arc<AtomicBool>,
+    stopping: Arc<AtomicBool>,
+}
+
+impl Health {
+    /// Ready: the worker has joined its group and can process its partitions.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Release);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire) && !self.stopping.load(Ordering::Acquire)
+    }
+
+    /// Marks the process as shutting down: readiness turns false at once so load balancers
+    /// stop routing to it while it drains.
+    pub fn set_stopping(&self) {
+        self.stopping.store(true, Ordering::Release);
+    }
+}

@@ -1,0 +1,75 @@
+//! The HTTP server: `/metrics` (Prometheus text), `/healthz` (the process is up) and
+//! `/readyz` (the worker can process its partitions). Handlers only read shared state, so a
+//! scrape never blocks processing.
+
+use crate::{Health, Metrics};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use std::future::Future;
+use std::net::SocketAddr;
+use tokio::task::JoinHandle;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// Not retryable without a configuration change: the address is taken or not ours.
+    #[error("cannot listen on {addr}: {source} (set http.listen to a free address)")]
+    Bind { addr: String, source: std::io::Error },
+}
+
+/// A running HTTP server.
+#[derive(Debug)]
+pub struct HttpServer {
+    pub addr: SocketAddr,
+    pub task: JoinHandle<()>,
+}
+
+#[derive(Clone)]
+struct AppState {
+    metrics: Metrics,
+    health: Health,
+}
+
+async fn metrics_handler(State(s): State<AppState>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], s.metrics.render())
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
+    if s.health.is_ready() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+    }
+}
+
+/// Binds `addr` and serves until `shutdown` completes.
+pub async fn serve(
+    addr: &str,
+    metrics: Metrics,
+    health: Health,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<HttpServer, HttpError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| HttpError::Bind { addr: addr.to_owned(), source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| HttpError::Bind { addr: addr.to_owned(), source })?;
+    let app = Router::new()
+        .route("/metrics", get(metrics_handler))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(AppState { metrics, health });
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+            tracing::error!(error = %e, "HTTP server stopped; metrics and probes are unavailable.");
+        }
+    });
+    Ok(HttpServer { addr: bound, task })
+}

@@ -1,0 +1,163 @@
+//! Every Pulse metric, named in one place. Labels carry only bounded values (topic roles,
+//! event kinds, dead-letter kinds, partition numbers), never customer ids. The worker updates
+//! these once per batch, not per event.
+
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry,
+};
+
+/// Metric names, so dashboards, alerts and tests refer to the same strings.
+pub mod names {
+    pub const INPUT_RECORDS: &str = "pulse_input_records_total";
+    pub const INPUT_EVENTS: &str = "pulse_input_events_total";
+    pub const DEAD_LETTERS: &str = "pulse_dead_letters_total";
+    pub const LATE_RECORDS: &str = "pulse_late_records_total";
+    pub const OUTPUT_EVENTS: &str = "pulse_output_events_total";
+    pub const PRODUCE_ERRORS: &str = "pulse_produce_errors_total";
+    pub const BATCH_SIZE: &str = "pulse_batch_size";
+    pub const PROCESSING_SECONDS: &str = "pulse_batch_processing_seconds";
+    pub const WATERMARK_LAG: &str = "pulse_watermark_lag_seconds";
+    pub const CUSTOMERS: &str = "pulse_customers";
+    pub const TIMERS_PENDING: &str = "pulse_timers_pending";
+    pub const ASSIGNED_PARTITIONS: &str = "pulse_assigned_partitions";
+    pub const REBALANCES: &str = "pulse_rebalances_total";
+    pub const COMMITS: &str = "pulse_offset_commits_total";
+    pub const READY: &str = "pulse_ready";
+}
+
+/// The registry and handles to every metric.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    /// By `topic` role.
+    pub input_records: IntCounterVec,
+    /// By event `type`; custom event names are counted as `custom` to keep labels bounded.
+    pub input_events: IntCounterVec,
+    /// By dead-letter `kind`.
+    pub dead_letters: IntCounterVec,
+    pub late_records: IntCounter,
+    /// By output `type`.
+    pub output_events: IntCounterVec,
+    /// By `topic` role of the record that could not be produced.
+    pub produce_errors: IntCounterVec,
+    pub batch_size: Histogram,
+    pub processing_seconds: HistogramVec,
+    /// By `partition`.
+    pub watermark_lag: IntGaugeVec,
+    pub customers: IntGauge,
+    pub timers_pending: IntGauge,
+    pub assigned_partitions: IntGauge,
+    pub rebalances: IntCounter,
+    pub commits: IntCounterVec,
+    pub ready: IntGauge,
+}
+
+fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let m = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+    r.register(Box::new(m.clone())).expect("metric registered once");
+    m
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    let m = IntGauge::new(name, help).expect("valid metric definition");
+    r.register(Box::new(m.clone())).expect("metric registered once");
+    m
+}
+
+impl Metrics {
+    /// A fresh registry with every Pulse metric registered.
+    pub fn new() -> Self {
+        let r = Registry::new();
+        let batch_size = Histogram::with_opts(
+            HistogramOpts::new(names::BATCH_SIZE, "Records per processed batch.")
+                .buckets(vec![1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0]),
+        )
+        .expect("valid metric definition");
+        r.register(Box::new(batch_size.clone())).expect("metric registered once");
+        let processing_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                names::PROCESSING_SECONDS,
+                "Time from a batch's arrival to its outputs being acknowledged and offsets stored.",
+            )
+            .buckets(prometheus::exponential_buckets(0.0005, 2.0, 14).expect("valid buckets")),
+            &["stage"],
+        )
+        .expect("valid metric definition");
+        r.register(Box::new(processing_seconds.clone())).expect("metric registered once");
+        let watermark_lag = IntGaugeVec::new(
+            Opts::new(names::WATERMARK_LAG, "How far the partition's watermark trails the wall clock."),
+            &["partition"],
+        )
+        .expect("valid metric definition");
+        r.register(Box::new(watermark_lag.clone())).expect("metric registered once");
+        let late_records = IntCounter::new(names::LATE_RECORDS, "Records older than their partition's watermark.")
+            .expect("valid metric definition");
+        r.register(Box::new(late_records.clone())).expect("metric registered once");
+        let rebalances = IntCounter::new(names::REBALANCES, "Consumer group rebalances seen.")
+            .expect("valid metric definition");
+        r.register(Box::new(rebalances.clone())).expect("metric registered once");
+        Self {
+            input_records: counter_vec(&r, names::INPUT_RECORDS, "Input records consumed.", &["topic"]),
+            input_events: counter_vec(&r, names::INPUT_EVENTS, "Valid input events applied, by type.", &["type"]),
+            dead_letters: counter_vec(&r, names::DEAD_LETTERS, "Records sent to the dead-letter topic.", &["kind"]),
+            late_records,
+            output_events: counter_vec(&r, names::OUTPUT_EVENTS, "Output events produced and acknowledged.", &["type"]),
+            produce_errors: counter_vec(&r, names::PRODUCE_ERRORS, "Records the broker refused; they are retried.", &["topic"]),
+            batch_size,
+            processing_seconds,
+            watermark_lag,
+            customers: gauge(&r, names::CUSTOMERS, "Customer profiles held in memory."),
+            timers_pending: gauge(&r, names::TIMERS_PENDING, "Pending engine timers."),
+            assigned_partitions: gauge(&r, names::ASSIGNED_PARTITIONS, "Input partitions assigned to this worker."),
+            rebalances,
+            commits: counter_vec(&r, names::COMMITS, "Offset commits, by result.", &["result"]),
+            ready: gauge(&r, names::READY, "1 when the worker is ready."),
+            registry: r,
+        }
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = String::new();
+        let encoder = prometheus::TextEncoder::new();
+        if let Err(e) = encoder.encode_utf8(&self.registry.gather(), &mut buf) {
+            tracing::warn!(error = %e, "Failed to encode metrics.");
+        }
+        buf
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_renders_with_its_name() {
+        let m = Metrics::new();
+        m.input_records.with_label_values(&["clickstream"]).inc();
+        m.input_events.with_label_values(&["page_view"]).inc();
+        m.dead_letters.with_label_values(&["late"]).inc();
+        m.output_events.with_label_values(&["milestone.reached"]).inc();
+        m.produce_errors.with_label_values(&["milestones"]).inc();
+        m.watermark_lag.with_label_values(&["0"]).set(3);
+        m.commits.with_label_values(&["ok"]).inc();
+        m.processing_seconds.with_label_values(&["batch"]).observe(0.001);
+        m.batch_size.observe(10.0);
+        let text = m.render();
+        for name in [
+            names::INPUT_RECORDS, names::INPUT_EVENTS, names::DEAD_LETTERS, names::LATE_RECORDS,
+            names::OUTPUT_EVENTS, names::PRODUCE_ERRORS, names::BATCH_SIZE, names::PROCESSING_SECONDS,
+            names::WATERMARK_LAG, names::CUSTOMERS, names::TIMERS_PENDING, names::ASSIGNED_PARTITIONS,
+            names::REBALANCES, names::COMMITS, names::READY,
+        ] {
+            assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing");
+        }
+    }
+}
