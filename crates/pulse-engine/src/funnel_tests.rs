@@ -240,6 +240,7 @@ fn expiry_fires_on_idle_advance() {
         .enumerate()
     {
         let src = crate::Source {
+            role: pulse_events::TopicRole::Clickstream,
             topic: "clickstream",
             partition: 0,
             offset: i as i64,

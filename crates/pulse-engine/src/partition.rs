@@ -8,31 +8,56 @@ use crate::timer::{TimerIndex, TimerKind};
 use crate::Millis;
 use pulse_events::time::format_rfc3339;
 use pulse_events::{
-    AbandonReason, Cause, EventError, InputEvent, OutputData, OutputEvent, OutputKind,
+    AbandonReason, Cause, EventError, InputEvent, OutputData, OutputEvent, OutputKind, TopicRole,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Where an input record came from; part of every output's cause and id.
+/// Where an input record came from; part of every output's cause and id. The role selects
+/// which of the partition's input watermarks the record is judged against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Source<'a> {
+    pub role: TopicRole,
     pub topic: &'a str,
     pub partition: i32,
     pub offset: i64,
+}
+
+/// Event-time progress of one input topic-partition.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Input {
+    /// Highest event time seen on this input (or wall-clock time reached while idle).
+    frontier: Option<Millis>,
+    /// Set by the caller when the input has had no records for its idle timeout; an idle
+    /// input does not hold back the partition's watermark.
+    idle: bool,
 }
 
 type Map = HashMap<Box<str>, Profile, foldhash::fast::RandomState>;
 
 /// The engine state of one partition (of every input topic with that partition number: the
 /// input topics are co-partitioned by customer id).
+///
+/// Each input topic-partition has its own watermark (its highest event time minus the allowed
+/// lateness): a record is late only against its own input, so one topic being fetched ahead of
+/// another never makes the other's records late. Timers fire on the partition watermark, the
+/// minimum over the inputs that are active (have delivered records and are not idle), as in
+/// Flink.
 #[derive(Debug)]
 pub struct Partition {
     spec: Arc<EngineSpec>,
     profiles: Map,
     timers: TimerIndex,
-    /// Highest event time seen (or wall-clock time reached while idle).
-    frontier: Option<Millis>,
+    inputs: [Input; 3],
     scratch: Vec<FunnelOutcome>,
+}
+
+fn input_index(role: TopicRole) -> usize {
+    match role {
+        TopicRole::Clickstream => 0,
+        TopicRole::Purchases => 1,
+        TopicRole::Surveys => 2,
+    }
 }
 
 impl Partition {
@@ -41,7 +66,7 @@ impl Partition {
             spec,
             profiles: Map::default(),
             timers: TimerIndex::default(),
-            frontier: None,
+            inputs: [Input::default(); 3],
             scratch: Vec::new(),
         }
     }
@@ -50,9 +75,26 @@ impl Partition {
         &self.spec
     }
 
-    /// Events older than the watermark are late.
+    /// The partition watermark: timers due before it fire. The minimum over active inputs.
     pub fn watermark(&self) -> Option<Millis> {
-        self.frontier.map(|f| f - self.spec.allowed_lateness)
+        self.inputs
+            .iter()
+            .filter(|i| !i.idle)
+            .filter_map(|i| i.frontier)
+            .min()
+            .map(|f| f - self.spec.allowed_lateness)
+    }
+
+    /// The watermark of one input: its records older than this are late.
+    pub fn input_watermark(&self, role: TopicRole) -> Option<Millis> {
+        self.inputs[input_index(role)]
+            .frontier
+            .map(|f| f - self.spec.allowed_lateness)
+    }
+
+    /// The highest event time seen on any input.
+    fn frontier(&self) -> Option<Millis> {
+        self.inputs.iter().filter_map(|i| i.frontier).max()
     }
 
     pub fn profile(&self, customer: &str) -> Option<&Profile> {
@@ -82,7 +124,7 @@ impl Partition {
         out: &mut Vec<OutputEvent>,
     ) -> Result<(), EventError> {
         let ts = ev.timestamp;
-        if let Some(wm) = self.watermark() {
+        if let Some(wm) = self.input_watermark(src.role) {
             if ts < wm {
                 return Err(EventError::Late {
                     timestamp: format_rfc3339(ts),
@@ -90,7 +132,9 @@ impl Partition {
                 });
             }
         }
-        let reference = self.watermark().unwrap_or(now);
+        let reference = self
+            .frontier()
+            .map_or(now, |f| f - self.spec.allowed_lateness);
         if ts > reference.saturating_add(self.spec.max_future_skew) {
             return Err(EventError::TimestampTooFarAhead {
                 timestamp: format_rfc3339(ts),
@@ -151,19 +195,37 @@ impl Partition {
             }
         }
 
-        self.frontier = Some(self.frontier.map_or(ts, |f| f.max(ts)));
+        let input = &mut self.inputs[input_index(src.role)];
+        input.frontier = Some(input.frontier.map_or(ts, |f| f.max(ts)));
+        input.idle = false;
         self.fire_timers(out);
         Ok(())
     }
 
-    /// Advances the partition's event-time frontier without an event: used when the partition
-    /// has been idle, so timers still fire in live use. Never moves the frontier backwards.
-    pub fn advance_to(&mut self, frontier: Millis, out: &mut Vec<OutputEvent>) {
-        if self.frontier.is_some_and(|f| f >= frontier) {
-            return;
+    /// Marks an input idle (no records for the caller's idle timeout), so it stops holding
+    /// back the watermark; its next record makes it active again.
+    pub fn set_idle(&mut self, role: TopicRole, out: &mut Vec<OutputEvent>) {
+        let input = &mut self.inputs[input_index(role)];
+        if !input.idle {
+            input.idle = true;
+            self.fire_timers(out);
         }
-        self.frontier = Some(frontier);
-        self.fire_timers(out);
+    }
+
+    /// Advances every input's event time to `frontier` without an event: used when the whole
+    /// partition has been idle, so timers still fire in live use. Never moves time backwards.
+    pub fn advance_to(&mut self, frontier: Millis, out: &mut Vec<OutputEvent>) {
+        let mut moved = false;
+        for i in &mut self.inputs {
+            if i.frontier.is_none_or(|f| f < frontier) {
+                i.frontier = Some(frontier);
+                moved = true;
+            }
+            i.idle = false;
+        }
+        if moved {
+            self.fire_timers(out);
+        }
     }
 
     fn fire_timers(&mut self, out: &mut Vec<OutputEvent>) {

@@ -4,11 +4,12 @@
 use crate::test_support::*;
 use crate::Source;
 use proptest::prelude::*;
-use pulse_events::{ErrorKind, EventBody, InputEvent};
+use pulse_events::{ErrorKind, EventBody, InputEvent, TopicRole};
 use std::time::Duration;
 
 fn src(offset: i64) -> Source<'static> {
     Source {
+        role: pulse_events::TopicRole::Clickstream,
         topic: "clickstream",
         partition: 0,
         offset,
@@ -298,4 +299,103 @@ fn config_errors_name_their_keys() {
             .any(|e| e.starts_with("engine.funnels[0] (bad).steps[0].optional")),
         "{text:?}"
     );
+}
+
+#[test]
+fn lateness_is_judged_per_input_and_timers_wait_for_the_slowest_input() {
+    let f = vec![funnel(
+        "chk",
+        Duration::from_secs(600),
+        vec![step("view_cart"), step("purchase")],
+    )];
+    let mut p = partition(f);
+    let mut out = Vec::new();
+    let at = |role, offset| Source {
+        role,
+        topic: role.as_str(),
+        partition: 0,
+        offset,
+    };
+    // The clickstream runs an hour ahead of the purchases topic.
+    p.apply(
+        &event("a", "view_cart", T0),
+        &at(TopicRole::Clickstream, 0),
+        T0,
+        &mut out,
+    )
+    .unwrap();
+    p.apply(
+        &event("b", "page_view", T0 + HOUR),
+        &at(TopicRole::Clickstream, 1),
+        T0,
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(
+        p.watermark(),
+        Some(T0 + HOUR - 10 * MIN),
+        "only clickstream is active yet"
+    );
+    assert_eq!(
+        render(&out),
+        vec![
+            "a milestone.reached chk#1 step 1",
+            "a funnel.abandoned chk#1 Expired after 1"
+        ]
+    );
+    let mut q = partition(vec![funnel(
+        "chk",
+        Duration::from_secs(600),
+        vec![step("view_cart"), step("purchase")],
+    )]);
+    out.clear();
+    q.apply(
+        &event("x", "purchase", T0 - 5 * MIN),
+        &at(TopicRole::Purchases, 0),
+        T0,
+        &mut out,
+    )
+    .unwrap();
+    q.apply(
+        &event("a", "view_cart", T0),
+        &at(TopicRole::Clickstream, 0),
+        T0,
+        &mut out,
+    )
+    .unwrap();
+    q.apply(
+        &event("b", "page_view", T0 + HOUR),
+        &at(TopicRole::Clickstream, 1),
+        T0,
+        &mut out,
+    )
+    .unwrap();
+    // The purchases input holds the watermark back, so the attempt is not expired yet ...
+    assert_eq!(q.watermark(), Some(T0 - 15 * MIN));
+    // ... and a purchase an hour behind the clickstream is not late against its own input.
+    q.apply(
+        &event("a", "purchase", T0 + 2 * MIN),
+        &at(TopicRole::Purchases, 1),
+        T0,
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(
+        render(&out),
+        vec![
+            "a milestone.reached chk#1 step 1",
+            "a milestone.reached chk#1 step 2",
+            "a funnel.converted chk#1"
+        ]
+    );
+    // An idle input stops holding the watermark back.
+    q.set_idle(TopicRole::Purchases, &mut out);
+    assert_eq!(q.watermark(), Some(T0 + HOUR - 10 * MIN));
+    let late = q.apply(
+        &event("c", "page_view", T0),
+        &at(TopicRole::Clickstream, 2),
+        T0,
+        &mut out,
+    );
+    assert_eq!(late.unwrap_err().kind(), ErrorKind::Late);
 }

@@ -94,6 +94,7 @@ pub fn run(p: &mut Partition, events: &[(&str, &str, Millis)]) -> Vec<String> {
     let mut out = Vec::new();
     for (i, (c, k, t)) in events.iter().enumerate() {
         let src = Source {
+            role: pulse_events::TopicRole::Clickstream,
             topic: "clickstream",
             partition: 0,
             offset: i as i64,

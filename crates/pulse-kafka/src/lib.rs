@@ -1,1 +1,28 @@
-//! placeholder
+//! Pulse's Kafka side: typed configuration, the embedded mock cluster, the consumer group with
+//! one task per partition number, output and dead-letter production, and offset handling that
+//! stores an input's offset only after everything it caused is acknowledged by the broker.
+//! Business rules live in `pulse-engine`; this crate moves records.
+
+mod config;
+mod context;
+mod dead_letter;
+mod embedded;
+mod error;
+mod outbox;
+mod state;
+mod task;
+mod worker;
+
+pub use config::{ByteSize, KafkaConfig, OffsetReset, TopicNames, WorkerConfig};
+pub use embedded::EmbeddedCluster;
+pub use error::KafkaError;
+pub use state::StateRegistry;
+pub use worker::{run_worker, WorkerDeps};
+
+/// Milliseconds since the Unix epoch by the wall clock; the engine never reads a clock itself.
+pub fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

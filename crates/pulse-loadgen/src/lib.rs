@@ -32,6 +32,8 @@ pub struct GeneratorConfig {
     pub start: Millis,
     /// Simulated event-time span; generation stops at `start + duration`.
     pub duration: Millis,
+    /// Customers are acquired uniformly over `[start, start + acquisition)`.
+    pub acquisition: Millis,
     /// Zipf exponent of per-customer activity: 0 is uniform, 1 is a heavy head.
     pub skew: f64,
     /// Mean sessions per customer per day while engaged.
@@ -49,6 +51,7 @@ impl GeneratorConfig {
             seed,
             start,
             duration,
+            acquisition: duration,
             skew: 0.8,
             sessions_per_day: 0.6,
             bad_ratio: 0.0,
@@ -117,8 +120,21 @@ pub struct Generator {
 /// Heap entries refer to actions by slot so the heap stays small and `Ord`.
 type ActionKey = u64;
 
-const FEATURES: [&str; 6] = ["export", "dashboards", "alerts", "sharing", "api", "reports"];
-const QUERIES: [&str; 5] = ["pricing", "shoes", "refund policy", "gift card", "size guide"];
+const FEATURES: [&str; 6] = [
+    "export",
+    "dashboards",
+    "alerts",
+    "sharing",
+    "api",
+    "reports",
+];
+const QUERIES: [&str; 5] = [
+    "pricing",
+    "shoes",
+    "refund policy",
+    "gift card",
+    "size guide",
+];
 const PAGES: [&str; 6] = ["/", "/pricing", "/products", "/blog", "/docs", "/account"];
 const CHANNELS: [&str; 4] = ["organic", "paid", "email", "referral"];
 const DEVICES: [&str; 3] = ["desktop", "mobile", "tablet"];
@@ -147,7 +163,10 @@ impl Generator {
 
     /// The customers with their true latent parameters, for checking fits.
     pub fn customers(&self) -> impl Iterator<Item = (String, &Journey)> {
-        self.customers.iter().enumerate().map(|(i, c)| (customer_id(i as u32), &c.journey))
+        self.customers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (customer_id(i as u32), &c.journey))
     }
 
     fn schedule(&mut self, at: Millis, customer: u32, action: Action) {
@@ -168,18 +187,39 @@ impl Generator {
         self.queue.push(Reverse((at, self.seq, customer, slot)));
     }
 
-    fn emit_later(&mut self, at: Millis, c: u32, topic: TopicRole, kind: &'static str, fields: Fields) {
-        self.schedule(at, c, Action::Emit(Box::new(Pending { topic, kind, fields })));
+    fn emit_later(
+        &mut self,
+        at: Millis,
+        c: u32,
+        topic: TopicRole,
+        kind: &'static str,
+        fields: Fields,
+    ) {
+        self.schedule(
+            at,
+            c,
+            Action::Emit(Box::new(Pending {
+                topic,
+                kind,
+                fields,
+            })),
+        );
     }
 
     fn gap(&mut self, mean: Millis) -> Millis {
-        let e = Exp::new(1.0 / mean as f64).map(|d| d.sample(&mut self.rng)).unwrap_or(0.0);
+        let e = Exp::new(1.0 / mean as f64)
+            .map(|d| d.sample(&mut self.rng))
+            .unwrap_or(0.0);
         (e as Millis).max(SECOND)
     }
 
     fn next_session_at(&mut self, c: u32, now: Millis) -> Millis {
         let rate = self.cfg.sessions_per_day * self.customers[c as usize].activity;
-        let rate = if self.customers[c as usize].journey.alive { rate } else { rate * 0.1 };
+        let rate = if self.customers[c as usize].journey.alive {
+            rate
+        } else {
+            rate * 0.1
+        };
         if rate <= 0.0 {
             return Millis::MAX;
         }
@@ -192,7 +232,17 @@ impl Generator {
         let mut t = at;
         let channel = CHANNELS[self.rng.random_range(0..CHANNELS.len())];
         let device = DEVICES[self.rng.random_range(0..DEVICES.len())];
-        self.emit_later(t, c, TopicRole::Clickstream, "session_start", Fields { channel: Some(channel), device: Some(device), ..Fields::default() });
+        self.emit_later(
+            t,
+            c,
+            TopicRole::Clickstream,
+            "session_start",
+            Fields {
+                channel: Some(channel),
+                device: Some(device),
+                ..Fields::default()
+            },
+        );
         if signup {
             t += self.gap(20 * SECOND);
             self.emit_later(t, c, TopicRole::Clickstream, "signup", Fields::default());
@@ -203,18 +253,50 @@ impl Generator {
         for _ in 0..views {
             t += self.gap(40 * SECOND);
             let url = PAGES[self.rng.random_range(0..PAGES.len())].to_owned();
-            self.emit_later(t, c, TopicRole::Clickstream, "page_view", Fields { url: Some(url), channel: Some(channel), device: Some(device), ..Fields::default() });
+            self.emit_later(
+                t,
+                c,
+                TopicRole::Clickstream,
+                "page_view",
+                Fields {
+                    url: Some(url),
+                    channel: Some(channel),
+                    device: Some(device),
+                    ..Fields::default()
+                },
+            );
         }
         let engaged = self.customers[c as usize].activity.min(3.0) / 3.0;
-        if self.rng.random_bool(if signup { 0.6 } else { 0.2 + 0.3 * engaged }) {
+        if self
+            .rng
+            .random_bool(if signup { 0.6 } else { 0.2 + 0.3 * engaged })
+        {
             t += self.gap(60 * SECOND);
             let f = FEATURES[self.rng.random_range(0..FEATURES.len())];
-            self.emit_later(t, c, TopicRole::Clickstream, "feature_used", Fields { feature: Some(f), ..Fields::default() });
+            self.emit_later(
+                t,
+                c,
+                TopicRole::Clickstream,
+                "feature_used",
+                Fields {
+                    feature: Some(f),
+                    ..Fields::default()
+                },
+            );
         }
         if self.rng.random_bool(0.2) {
             t += self.gap(30 * SECOND);
             let q = QUERIES[self.rng.random_range(0..QUERIES.len())];
-            self.emit_later(t, c, TopicRole::Clickstream, "search", Fields { query: Some(q), ..Fields::default() });
+            self.emit_later(
+                t,
+                c,
+                TopicRole::Clickstream,
+                "search",
+                Fields {
+                    query: Some(q),
+                    ..Fields::default()
+                },
+            );
         }
         if self.rng.random_bool(0.08) {
             // A checkout journey that is abandoned: no purchase follows.
@@ -222,16 +304,38 @@ impl Generator {
             self.emit_later(t, c, TopicRole::Clickstream, "view_cart", Fields::default());
             if self.rng.random_bool(0.5) {
                 t += self.gap(30 * SECOND);
-                self.emit_later(t, c, TopicRole::Clickstream, "begin_checkout", Fields::default());
+                self.emit_later(
+                    t,
+                    c,
+                    TopicRole::Clickstream,
+                    "begin_checkout",
+                    Fields::default(),
+                );
             }
         }
         if self.rng.random_bool(0.05) {
             t += self.gap(30 * SECOND);
             let score = self.customers[c as usize].nps_answer(&mut self.rng);
-            self.emit_later(t, c, TopicRole::Surveys, "survey_response", Fields { survey: Some("nps"), score: Some(score), ..Fields::default() });
+            self.emit_later(
+                t,
+                c,
+                TopicRole::Surveys,
+                "survey_response",
+                Fields {
+                    survey: Some("nps"),
+                    score: Some(score),
+                    ..Fields::default()
+                },
+            );
         }
         t += self.gap(30 * SECOND);
-        self.emit_later(t, c, TopicRole::Clickstream, "session_end", Fields::default());
+        self.emit_later(
+            t,
+            c,
+            TopicRole::Clickstream,
+            "session_end",
+            Fields::default(),
+        );
     }
 
     /// A purchase with its checkout steps, then the BG/NBD dropout coin and the next purchase.
@@ -239,20 +343,56 @@ impl Generator {
         let mut t = at;
         self.emit_later(t, c, TopicRole::Clickstream, "view_cart", Fields::default());
         t += self.gap(30 * SECOND);
-        self.emit_later(t, c, TopicRole::Clickstream, "begin_checkout", Fields::default());
+        self.emit_later(
+            t,
+            c,
+            TopicRole::Clickstream,
+            "begin_checkout",
+            Fields::default(),
+        );
         t += self.gap(60 * SECOND);
         let amount = self.customers[c as usize].spend(&mut self.rng);
         let n = self.customers[c as usize].journey.purchases;
         let order_id = format!("{}-o{n}", customer_id(c));
-        self.emit_later(t, c, TopicRole::Purchases, "purchase", Fields { order_id: Some(order_id.clone()), amount: Some(amount), ..Fields::default() });
+        self.emit_later(
+            t,
+            c,
+            TopicRole::Purchases,
+            "purchase",
+            Fields {
+                order_id: Some(order_id.clone()),
+                amount: Some(amount),
+                ..Fields::default()
+            },
+        );
         if self.rng.random_bool(0.1) {
             let score = self.customers[c as usize].csat_answer(&mut self.rng);
             let when = t + self.gap(5 * MINUTE);
-            self.emit_later(when, c, TopicRole::Surveys, "survey_response", Fields { survey: Some("csat"), score: Some(score), ..Fields::default() });
+            self.emit_later(
+                when,
+                c,
+                TopicRole::Surveys,
+                "survey_response",
+                Fields {
+                    survey: Some("csat"),
+                    score: Some(score),
+                    ..Fields::default()
+                },
+            );
         }
         if self.rng.random_bool(0.03) {
             let when = t + self.gap(2 * DAY);
-            self.emit_later(when, c, TopicRole::Purchases, "refund", Fields { order_id: Some(order_id), amount: Some(amount), ..Fields::default() });
+            self.emit_later(
+                when,
+                c,
+                TopicRole::Purchases,
+                "refund",
+                Fields {
+                    order_id: Some(order_id),
+                    amount: Some(amount),
+                    ..Fields::default()
+                },
+            );
         }
         let cust = &mut self.customers[c as usize];
         cust.journey.purchases += 1;
@@ -296,7 +436,14 @@ impl Generator {
             ..RawEvent::default()
         };
         let value = encode_raw(&raw, self.cfg.encoding);
-        let record = Record { topic: p.topic, key: key.clone(), timestamp: at, value, encoding: self.cfg.encoding, expect: None };
+        let record = Record {
+            topic: p.topic,
+            key: key.clone(),
+            timestamp: at,
+            value,
+            encoding: self.cfg.encoding,
+            expect: None,
+        };
         if self.cfg.bad_ratio > 0.0 && self.rng.random_bool(self.cfg.bad_ratio.min(1.0)) {
             return bad::corrupt(record, raw, self.emitted, &mut self.rng);
         }

@@ -27,7 +27,16 @@ pub struct TrueParams {
 impl Default for TrueParams {
     /// The published CDNOW estimates (Fader, Hardie & Lee 2005), α converted from weeks to days.
     fn default() -> Self {
-        Self { r: 0.243, alpha: 4.414 * 7.0, a: 0.793, b: 2.426, p: 6.25, q: 3.74, gamma: 15.44, buyer_share: 0.5 }
+        Self {
+            r: 0.243,
+            alpha: 4.414 * 7.0,
+            a: 0.793,
+            b: 2.426,
+            p: 6.25,
+            q: 3.74,
+            gamma: 15.44,
+            buyer_share: 0.5,
+        }
     }
 }
 
@@ -60,7 +69,9 @@ pub(crate) fn exp_days(rate_per_day: f64, rng: &mut StdRng) -> Millis {
     if rate_per_day <= 0.0 || !rate_per_day.is_finite() {
         return Millis::MAX / 4;
     }
-    let days = Exp::new(rate_per_day).map(|d| d.sample(rng)).unwrap_or(f64::INFINITY);
+    let days = Exp::new(rate_per_day)
+        .map(|d| d.sample(rng))
+        .unwrap_or(f64::INFINITY);
     if days * DAY as f64 > (Millis::MAX / 4) as f64 {
         Millis::MAX / 4
     } else {
@@ -68,7 +79,11 @@ pub(crate) fn exp_days(rate_per_day: f64, rng: &mut StdRng) -> Millis {
     }
 }
 
-fn sample(d: Result<impl Distribution<f64>, impl std::fmt::Debug>, rng: &mut StdRng, fallback: f64) -> f64 {
+fn sample(
+    d: Result<impl Distribution<f64>, impl std::fmt::Debug>,
+    rng: &mut StdRng,
+    fallback: f64,
+) -> f64 {
     d.map(|d| d.sample(rng)).unwrap_or(fallback)
 }
 
@@ -83,7 +98,8 @@ pub(crate) fn draw(cfg: &GeneratorConfig, rng: &mut StdRng) -> Vec<Customer> {
     let nu_d = Gamma::new(tp.q, 1.0 / tp.gamma);
     (0..n)
         .map(|i| {
-            let born = cfg.start + rng.random_range(0..cfg.duration.max(1));
+            let born =
+                cfg.start + rng.random_range(0..cfg.acquisition.clamp(1, cfg.duration.max(1)));
             let buyer = rng.random_bool(tp.buyer_share.clamp(0.0, 1.0));
             let lambda = sample(lambda_d, rng, 0.0);
             let p = sample(p_d, rng, 0.5);
@@ -109,18 +125,26 @@ pub(crate) fn draw(cfg: &GeneratorConfig, rng: &mut StdRng) -> Vec<Customer> {
 impl Customer {
     /// One transaction value from Gamma(p, ν), rounded to cents.
     pub fn spend(&self, rng: &mut StdRng) -> f64 {
-        let z = sample(Gamma::new(self.spend_shape, 1.0 / self.journey.nu), rng, 1.0);
+        let z = sample(
+            Gamma::new(self.spend_shape, 1.0 / self.journey.nu),
+            rng,
+            1.0,
+        );
         (z * 100.0).round() / 100.0
     }
 
     /// An NPS answer: likely dropouts and inactive customers answer lower.
     pub fn nps_answer(&self, rng: &mut StdRng) -> f64 {
         let base = 9.5 - 7.0 * self.journey.p - if self.journey.alive { 0.0 } else { 3.0 };
-        (base + sample(Normal::new(0.0, 1.5), rng, 0.0)).round().clamp(0.0, 10.0)
+        (base + sample(Normal::new(0.0, 1.5), rng, 0.0))
+            .round()
+            .clamp(0.0, 10.0)
     }
 
     pub fn csat_answer(&self, rng: &mut StdRng) -> f64 {
         let base = 4.7 - 3.0 * self.journey.p;
-        (base + sample(Normal::new(0.0, 0.8), rng, 0.0)).round().clamp(1.0, 5.0)
+        (base + sample(Normal::new(0.0, 0.8), rng, 0.0))
+            .round()
+            .clamp(1.0, 5.0)
     }
 }

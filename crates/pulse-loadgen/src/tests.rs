@@ -25,9 +25,19 @@ fn records_are_valid_and_in_event_time_order() {
         assert_eq!(ev.customer_id, r.key);
         assert_eq!(ev.timestamp, r.timestamp);
     }
-    for kind in ["signup", "page_view", "feature_used", "purchase", "survey_response", "view_cart", "begin_checkout"] {
+    for kind in [
+        "signup",
+        "page_view",
+        "feature_used",
+        "purchase",
+        "survey_response",
+        "view_cart",
+        "begin_checkout",
+    ] {
         assert!(
-            records.iter().any(|r| String::from_utf8_lossy(&r.value).contains(&format!("\"type\":\"{kind}\""))),
+            records.iter().any(
+                |r| String::from_utf8_lossy(&r.value).contains(&format!("\"type\":\"{kind}\""))
+            ),
             "no {kind}"
         );
     }

@@ -16,7 +16,10 @@ use tokio::task::JoinHandle;
 pub enum HttpError {
     /// Not retryable without a configuration change: the address is taken or not ours.
     #[error("cannot listen on {addr}: {source} (set http.listen to a free address)")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
 }
 
 /// A running HTTP server.
@@ -33,7 +36,13 @@ struct AppState {
 }
 
 async fn metrics_handler(State(s): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], s.metrics.render())
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        s.metrics.render(),
+    )
 }
 
 async fn healthz() -> &'static str {
@@ -57,17 +66,24 @@ pub async fn serve(
 ) -> Result<HttpServer, HttpError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|source| HttpError::Bind { addr: addr.to_owned(), source })?;
-    let bound = listener
-        .local_addr()
-        .map_err(|source| HttpError::Bind { addr: addr.to_owned(), source })?;
+        .map_err(|source| HttpError::Bind {
+            addr: addr.to_owned(),
+            source,
+        })?;
+    let bound = listener.local_addr().map_err(|source| HttpError::Bind {
+        addr: addr.to_owned(),
+        source,
+    })?;
     let app = Router::new()
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(AppState { metrics, health });
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
             tracing::error!(error = %e, "HTTP server stopped; metrics and probes are unavailable.");
         }
     });

@@ -3,8 +3,8 @@
 //! these once per batch, not per event.
 
 use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 
 /// Metric names, so dashboards, alerts and tests refer to the same strings.
@@ -55,13 +55,15 @@ pub struct Metrics {
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let m = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
-    r.register(Box::new(m.clone())).expect("metric registered once");
+    r.register(Box::new(m.clone()))
+        .expect("metric registered once");
     m
 }
 
 fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
     let m = IntGauge::new(name, help).expect("valid metric definition");
-    r.register(Box::new(m.clone())).expect("metric registered once");
+    r.register(Box::new(m.clone()))
+        .expect("metric registered once");
     m
 }
 
@@ -74,7 +76,8 @@ impl Metrics {
                 .buckets(vec![1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0]),
         )
         .expect("valid metric definition");
-        r.register(Box::new(batch_size.clone())).expect("metric registered once");
+        r.register(Box::new(batch_size.clone()))
+            .expect("metric registered once");
         let processing_seconds = HistogramVec::new(
             HistogramOpts::new(
                 names::PROCESSING_SECONDS,
@@ -84,34 +87,78 @@ impl Metrics {
             &["stage"],
         )
         .expect("valid metric definition");
-        r.register(Box::new(processing_seconds.clone())).expect("metric registered once");
+        r.register(Box::new(processing_seconds.clone()))
+            .expect("metric registered once");
         let watermark_lag = IntGaugeVec::new(
-            Opts::new(names::WATERMARK_LAG, "How far the partition's watermark trails the wall clock."),
+            Opts::new(
+                names::WATERMARK_LAG,
+                "How far the partition's watermark trails the wall clock.",
+            ),
             &["partition"],
         )
         .expect("valid metric definition");
-        r.register(Box::new(watermark_lag.clone())).expect("metric registered once");
-        let late_records = IntCounter::new(names::LATE_RECORDS, "Records older than their partition's watermark.")
-            .expect("valid metric definition");
-        r.register(Box::new(late_records.clone())).expect("metric registered once");
+        r.register(Box::new(watermark_lag.clone()))
+            .expect("metric registered once");
+        let late_records = IntCounter::new(
+            names::LATE_RECORDS,
+            "Records older than their partition's watermark.",
+        )
+        .expect("valid metric definition");
+        r.register(Box::new(late_records.clone()))
+            .expect("metric registered once");
         let rebalances = IntCounter::new(names::REBALANCES, "Consumer group rebalances seen.")
             .expect("valid metric definition");
-        r.register(Box::new(rebalances.clone())).expect("metric registered once");
+        r.register(Box::new(rebalances.clone()))
+            .expect("metric registered once");
         Self {
-            input_records: counter_vec(&r, names::INPUT_RECORDS, "Input records consumed.", &["topic"]),
-            input_events: counter_vec(&r, names::INPUT_EVENTS, "Valid input events applied, by type.", &["type"]),
-            dead_letters: counter_vec(&r, names::DEAD_LETTERS, "Records sent to the dead-letter topic.", &["kind"]),
+            input_records: counter_vec(
+                &r,
+                names::INPUT_RECORDS,
+                "Input records consumed.",
+                &["topic"],
+            ),
+            input_events: counter_vec(
+                &r,
+                names::INPUT_EVENTS,
+                "Valid input events applied, by type.",
+                &["type"],
+            ),
+            dead_letters: counter_vec(
+                &r,
+                names::DEAD_LETTERS,
+                "Records sent to the dead-letter topic.",
+                &["kind"],
+            ),
             late_records,
-            output_events: counter_vec(&r, names::OUTPUT_EVENTS, "Output events produced and acknowledged.", &["type"]),
-            produce_errors: counter_vec(&r, names::PRODUCE_ERRORS, "Records the broker refused; they are retried.", &["topic"]),
+            output_events: counter_vec(
+                &r,
+                names::OUTPUT_EVENTS,
+                "Output events produced and acknowledged.",
+                &["type"],
+            ),
+            produce_errors: counter_vec(
+                &r,
+                names::PRODUCE_ERRORS,
+                "Records the broker refused; they are retried.",
+                &["topic"],
+            ),
             batch_size,
             processing_seconds,
             watermark_lag,
             customers: gauge(&r, names::CUSTOMERS, "Customer profiles held in memory."),
             timers_pending: gauge(&r, names::TIMERS_PENDING, "Pending engine timers."),
-            assigned_partitions: gauge(&r, names::ASSIGNED_PARTITIONS, "Input partitions assigned to this worker."),
+            assigned_partitions: gauge(
+                &r,
+                names::ASSIGNED_PARTITIONS,
+                "Input partitions assigned to this worker.",
+            ),
             rebalances,
-            commits: counter_vec(&r, names::COMMITS, "Offset commits, by result.", &["result"]),
+            commits: counter_vec(
+                &r,
+                names::COMMITS,
+                "Offset commits, by result.",
+                &["result"],
+            ),
             ready: gauge(&r, names::READY, "1 when the worker is ready."),
             registry: r,
         }
@@ -144,18 +191,33 @@ mod tests {
         m.input_records.with_label_values(&["clickstream"]).inc();
         m.input_events.with_label_values(&["page_view"]).inc();
         m.dead_letters.with_label_values(&["late"]).inc();
-        m.output_events.with_label_values(&["milestone.reached"]).inc();
+        m.output_events
+            .with_label_values(&["milestone.reached"])
+            .inc();
         m.produce_errors.with_label_values(&["milestones"]).inc();
         m.watermark_lag.with_label_values(&["0"]).set(3);
         m.commits.with_label_values(&["ok"]).inc();
-        m.processing_seconds.with_label_values(&["batch"]).observe(0.001);
+        m.processing_seconds
+            .with_label_values(&["batch"])
+            .observe(0.001);
         m.batch_size.observe(10.0);
         let text = m.render();
         for name in [
-            names::INPUT_RECORDS, names::INPUT_EVENTS, names::DEAD_LETTERS, names::LATE_RECORDS,
-            names::OUTPUT_EVENTS, names::PRODUCE_ERRORS, names::BATCH_SIZE, names::PROCESSING_SECONDS,
-            names::WATERMARK_LAG, names::CUSTOMERS, names::TIMERS_PENDING, names::ASSIGNED_PARTITIONS,
-            names::REBALANCES, names::COMMITS, names::READY,
+            names::INPUT_RECORDS,
+            names::INPUT_EVENTS,
+            names::DEAD_LETTERS,
+            names::LATE_RECORDS,
+            names::OUTPUT_EVENTS,
+            names::PRODUCE_ERRORS,
+            names::BATCH_SIZE,
+            names::PROCESSING_SECONDS,
+            names::WATERMARK_LAG,
+            names::CUSTOMERS,
+            names::TIMERS_PENDING,
+            names::ASSIGNED_PARTITIONS,
+            names::REBALANCES,
+            names::COMMITS,
+            names::READY,
         ] {
             assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing");
         }

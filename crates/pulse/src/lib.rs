@@ -1,1 +1,12 @@
-//! x
+//! The Pulse application: configuration loading and the wiring of the engine, the Kafka worker,
+//! the HTTP server and, with no brokers configured, the embedded cluster and demo traffic.
+//! `main.rs` is a thin command-line shell around [`run`].
+
+mod app;
+pub mod config;
+pub mod produce;
+mod summary;
+pub mod tail;
+
+pub use app::{run, RunError, Running};
+pub use config::{Config, ConfigError};

@@ -1,1 +1,231 @@
-fn main() {}
+//! The `pulse` command line: a thin shell around the library.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use pulse::{produce, tail, Config};
+use pulse_events::Encoding;
+use pulse_loadgen::{Generator, GeneratorConfig};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "pulse",
+    version,
+    about = "Real-time customer analytics over Kafka."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the worker. With no brokers configured, starts the embedded cluster and demo traffic.
+    Run {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Generate synthetic customer traffic: to Kafka with --brokers, else NDJSON to --output.
+    Generate(GenerateArgs),
+    /// Print the records of an output or dead-letter topic readably.
+    Tail {
+        /// Topic name, or one of: milestones, segments, churn-risk, dead-letter.
+        topic: String,
+        #[arg(long)]
+        brokers: Option<String>,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        from_beginning: bool,
+        /// Stop after this many records.
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// Validate a configuration file (with the PULSE__ environment applied) and print it.
+    CheckConfig { file: PathBuf },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Json,
+    Msgpack,
+}
+
+#[derive(clap::Args)]
+struct GenerateArgs {
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Produce to these brokers (default: kafka.brokers from the configuration).
+    #[arg(long)]
+    brokers: Option<String>,
+    /// Write NDJSON here instead of producing ("-" for stdout).
+    #[arg(long)]
+    output: Option<PathBuf>,
+    #[arg(long, default_value_t = 10_000)]
+    customers: u32,
+    /// Records per second; 0 produces as fast as possible.
+    #[arg(long, default_value_t = 0)]
+    rate: u32,
+    /// Simulated event-time span, e.g. 90d.
+    #[arg(long, default_value = "30d")]
+    duration: humantime::Duration,
+    /// Event time of the start (RFC 3339); default: now minus the duration.
+    #[arg(long)]
+    start: Option<String>,
+    /// Zipf exponent of per-customer activity (0 uniform).
+    #[arg(long, default_value_t = 0.8)]
+    skew: f64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    format: Format,
+    /// Fraction of records made malformed.
+    #[arg(long, default_value_t = 0.0)]
+    bad_ratio: f64,
+}
+
+fn load(config: Option<&PathBuf>) -> Result<Config, pulse::ConfigError> {
+    Config::load(config.map(PathBuf::as_path), std::env::vars())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn brokers_or_error(flag: Option<String>, cfg: &Config) -> anyhow::Result<String> {
+    let b = flag.unwrap_or_else(|| cfg.kafka.brokers.clone());
+    anyhow::ensure!(
+        !b.is_empty(),
+        "no brokers: pass --brokers (pulse run prints the embedded cluster's address) or set kafka.brokers"
+    );
+    Ok(b)
+}
+
+async fn generate(args: GenerateArgs) -> anyhow::Result<()> {
+    let cfg = load(args.config.as_ref())?;
+    let duration = i64::try_from(args.duration.as_millis()).context("duration too long")?;
+    let start = match &args.start {
+        Some(s) => pulse_events::time::parse_rfc3339(s)
+            .with_context(|| format!("--start `{s}` is not RFC 3339"))?,
+        None => pulse_kafka::wall_clock_ms() - duration,
+    };
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.bad_ratio),
+        "--bad-ratio must be between 0 and 1"
+    );
+    let mut g = GeneratorConfig::new(args.customers, args.seed, start, duration);
+    g.skew = args.skew;
+    g.bad_ratio = args.bad_ratio;
+    g.encoding = match args.format {
+        Format::Json => Encoding::Json,
+        Format::Msgpack => Encoding::Msgpack,
+    };
+    let records = Generator::new(g);
+    if let Some(path) = args.output {
+        anyhow::ensure!(
+            matches!(args.format, Format::Json),
+            "NDJSON output needs --format json"
+        );
+        let out: Box<dyn Write> = if path.as_os_str() == "-" {
+            Box::new(std::io::stdout().lock())
+        } else {
+            Box::new(
+                std::fs::File::create(&path)
+                    .with_context(|| format!("creating {}", path.display()))?,
+            )
+        };
+        let mut out = std::io::BufWriter::new(out);
+        for r in records {
+            let event: serde_json::Value =
+                serde_json::from_slice(&r.value).unwrap_or(serde_json::Value::Null);
+            let line = serde_json::json!({"topic": cfg.kafka.topics.input(r.topic), "key": r.key, "event": event});
+            writeln!(out, "{line}")?;
+        }
+        out.flush()?;
+        return Ok(());
+    }
+    let brokers = brokers_or_error(args.brokers, &cfg)?;
+    let producer = produce::traffic_producer(&brokers)?;
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let n =
+        produce::produce_records(&producer, &cfg.kafka.topics, records, args.rate, stop).await?;
+    eprintln!("produced {n} records to {brokers}");
+    Ok(())
+}
+
+async fn real_main(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Run { config } => {
+            let cfg = load(config.as_ref())?;
+            pulse_telemetry::init_tracing(cfg.log.format, &cfg.log.level);
+            pulse::run(cfg, shutdown_signal()).await?;
+        }
+        Command::Generate(args) => generate(args).await?,
+        Command::Tail {
+            topic,
+            brokers,
+            config,
+            from_beginning,
+            count,
+        } => {
+            let cfg = load(config.as_ref())?;
+            let t = &cfg.kafka.topics;
+            let topic = match topic.as_str() {
+                "milestones" => t.milestones.clone(),
+                "segments" => t.segments.clone(),
+                "churn-risk" => t.churn_risk.clone(),
+                "dead-letter" => t.dead_letter.clone(),
+                _ => topic,
+            };
+            let brokers = brokers_or_error(brokers, &cfg)?;
+            tail::tail(&brokers, &topic, from_beginning, count).await?;
+        }
+        Command::CheckConfig { file } => {
+            let cfg = load(Some(&file))?;
+            println!("{}: OK", file.display());
+            println!("{}", toml::to_string(&cfg).unwrap_or_default());
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(real_main(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<pulse::ConfigError>().is_some() => {
+            eprint!("error: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

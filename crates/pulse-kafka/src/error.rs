@@ -1,0 +1,21 @@
+//! Errors of the Kafka side, saying whether retrying can help.
+
+/// A failure that stops the worker. Per-record problems never surface here: they become dead
+/// letters.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaError {
+    /// The client could not be created: a configuration problem, not retryable.
+    #[error("cannot create the Kafka {role}: {source} (check the kafka.* settings)")]
+    Client {
+        role: &'static str,
+        source: rdkafka::error::KafkaError,
+    },
+    #[error("cannot subscribe to {topics}: {source}")]
+    Subscribe {
+        topics: String,
+        source: rdkafka::error::KafkaError,
+    },
+    /// The embedded cluster failed to start; retrying will not help.
+    #[error("cannot start the embedded Kafka cluster: {0}")]
+    Embedded(String),
+}

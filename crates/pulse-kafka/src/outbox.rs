@@ -1,0 +1,139 @@
+//! Producing outputs and dead letters, and waiting until the broker has acknowledged every one
+//! of them. A record the broker refuses is sent again with backoff until it is acknowledged:
+//! the caller stores input offsets only after that, so nothing is committed past an output that
+//! was not produced.
+
+use pulse_events::{Encoding, OutputEvent};
+use pulse_telemetry::Metrics;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::Message;
+use std::time::Duration;
+use tokio::sync::watch;
+
+use crate::config::TopicNames;
+
+pub(crate) struct Outbox {
+    pub producer: FutureProducer,
+    pub topics: TopicNames,
+    pub encoding: Encoding,
+    pub metrics: Metrics,
+}
+
+/// A record handed to the producer, with what is needed to label failures.
+pub(crate) struct InFlight {
+    pub delivery: DeliveryFuture,
+    /// Metric label of the record's topic role.
+    pub label: &'static str,
+}
+
+impl Outbox {
+    /// Enqueues one record, waiting while librdkafka's local queue is full (backpressure).
+    pub async fn send(
+        &self,
+        topic: &str,
+        key: &[u8],
+        payload: &[u8],
+        headers: OwnedHeaders,
+    ) -> DeliveryFuture {
+        let mut record = FutureRecord::to(topic)
+            .key(key)
+            .payload(payload)
+            .headers(headers);
+        loop {
+            match self.producer.send_result(record) {
+                Ok(f) => return f,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    record = r;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err((e, r)) => {
+                    tracing::warn!(error = %e, topic, "Producing failed; retrying.");
+                    record = r;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+
+    pub async fn send_output(&self, o: &OutputEvent) -> InFlight {
+        let topic = self.topics.output(o.kind.topic());
+        let payload = o.encode(self.encoding);
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "content-type",
+                value: Some(self.encoding.content_type()),
+            })
+            .insert(Header {
+                key: "pulse.type",
+                value: Some(o.kind.as_str()),
+            });
+        let delivery = self
+            .send(topic, o.customer_id.as_bytes(), &payload, headers)
+            .await;
+        InFlight {
+            delivery,
+            label: "output",
+        }
+    }
+
+    pub async fn send_dead_letter(
+        &self,
+        msg: &OwnedMessage,
+        err: &pulse_events::EventError,
+    ) -> InFlight {
+        let headers = crate::dead_letter::headers(msg, err);
+        let key = msg.key().unwrap_or_default();
+        let payload = msg.payload().unwrap_or_default();
+        let delivery = self
+            .send(&self.topics.dead_letter, key, payload, headers)
+            .await;
+        InFlight {
+            delivery,
+            label: "dead_letter",
+        }
+    }
+
+    /// Waits for every record to be acknowledged, re-sending refused ones with backoff. Returns
+    /// false only if shutdown was requested while a record was still unacknowledged.
+    pub async fn settle(&self, in_flight: Vec<InFlight>, stop: &watch::Receiver<bool>) -> bool {
+        for f in in_flight {
+            let mut result = f.delivery.await;
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                let failed: OwnedMessage = match result {
+                    Ok(Ok(_)) => break,
+                    Ok(Err((e, msg))) => {
+                        self.metrics
+                            .produce_errors
+                            .with_label_values(&[f.label])
+                            .inc();
+                        tracing::warn!(error = %e, topic = msg.topic(), "Broker refused a record; re-sending. Offsets wait for it.");
+                        msg
+                    }
+                    Err(_) => {
+                        tracing::warn!("Producer dropped a record before delivery; it will be replayed from the input.");
+                        return false;
+                    }
+                };
+                if *stop.borrow() {
+                    return false;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                let headers = failed.headers().cloned().unwrap_or_else(OwnedHeaders::new);
+                let delivery = self
+                    .send(
+                        failed.topic(),
+                        failed.key().unwrap_or_default(),
+                        failed.payload().unwrap_or_default(),
+                        headers,
+                    )
+                    .await;
+                result = delivery.await;
+            }
+        }
+        true
+    }
+}

@@ -1,0 +1,85 @@
+//! The registry of partition states, shared between the partition tasks that own the
+//! processing and the readers (summary line, tests, later the query API). Each partition's
+//! engine sits behind its own mutex, taken only in synchronous sections, never across
+//! `.await`.
+
+use dashmap::DashMap;
+use pulse_engine::{Partition, Profile};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Shared handle to every partition state of this worker.
+#[derive(Debug, Clone, Default)]
+pub struct StateRegistry {
+    partitions: Arc<DashMap<i32, Arc<Mutex<Partition>>>>,
+}
+
+/// A poisoned lock means a panic mid-update; the state is still the best we have, so reads go on.
+pub(crate) fn lock(p: &Mutex<Partition>) -> MutexGuard<'_, Partition> {
+    p.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl StateRegistry {
+    pub(crate) fn get_or_insert(
+        &self,
+        partition: i32,
+        make: impl FnOnce() -> Partition,
+    ) -> Arc<Mutex<Partition>> {
+        self.partitions
+            .entry(partition)
+            .or_insert_with(|| Arc::new(Mutex::new(make())))
+            .clone()
+    }
+
+    fn snapshot(&self) -> Vec<Arc<Mutex<Partition>>> {
+        // Collected first so no dashmap guard is held while partition locks are taken.
+        self.partitions.iter().map(|e| e.value().clone()).collect()
+    }
+
+    /// The profile of one customer, wherever it lives on this worker.
+    pub fn profile(&self, customer: &str) -> Option<Profile> {
+        self.snapshot()
+            .iter()
+            .find_map(|p| lock(p).profile(customer).cloned())
+    }
+
+    /// Every profile held by this worker, sorted by customer id.
+    pub fn profiles(&self) -> Vec<(String, Profile)> {
+        let mut all: Vec<(String, Profile)> = self
+            .snapshot()
+            .iter()
+            .flat_map(|p| {
+                lock(p)
+                    .profiles()
+                    .map(|(k, v)| (k.to_owned(), v.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    pub fn customers(&self) -> usize {
+        self.snapshot().iter().map(|p| lock(p).customers()).sum()
+    }
+
+    pub fn pending_timers(&self) -> usize {
+        self.snapshot()
+            .iter()
+            .map(|p| lock(p).pending_timers())
+            .sum()
+    }
+
+    /// `(partition, watermark)` for every partition that has one.
+    pub fn watermarks(&self) -> Vec<(i32, i64)> {
+        let mut v: Vec<(i32, i64)> = self
+            .partitions
+            .iter()
+            .map(|e| (*e.key(), e.value().clone()))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .filter_map(|(k, p)| lock(&p).watermark().map(|w| (k, w)))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+}

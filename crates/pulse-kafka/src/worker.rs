@@ -1,0 +1,218 @@
+//! The consumer group loop: fetch, hand each record to its partition task over a bounded queue
+//! (a full queue stops fetching), and on shutdown drain the tasks, commit and leave the group.
+
+use crate::config::{KafkaConfig, WorkerConfig};
+use crate::context::PulseContext;
+use crate::outbox::Outbox;
+use crate::state::StateRegistry;
+use crate::task::{self, TaskCtx};
+use crate::KafkaError;
+use pulse_engine::EngineSpec;
+use pulse_events::{Limits, TopicRole};
+use pulse_telemetry::{Health, Metrics};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::OwnedMessage;
+use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::Message;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+/// Shared handles the worker reports into.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerDeps {
+    pub metrics: Metrics,
+    pub health: Health,
+    pub state: StateRegistry,
+}
+
+fn client_config(kafka: &KafkaConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &kafka.brokers)
+        .set("client.id", &kafka.client_id);
+    c
+}
+
+fn apply_overrides(c: &mut ClientConfig, kafka: &KafkaConfig) {
+    for (k, v) in &kafka.librdkafka {
+        c.set(k, v);
+    }
+}
+
+pub(crate) fn consumer_config(kafka: &KafkaConfig) -> ClientConfig {
+    let mut c = client_config(kafka);
+    c.set("group.id", &kafka.group_id)
+        .set("enable.auto.commit", "true")
+        .set(
+            "auto.commit.interval.ms",
+            kafka.commit_interval.as_millis().to_string(),
+        )
+        // Offsets are stored by the partition tasks once a record's effects are acknowledged.
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", kafka.auto_offset_reset.as_str())
+        .set(
+            "session.timeout.ms",
+            kafka.session_timeout.as_millis().to_string(),
+        )
+        // Range assignment keeps partition N of every input topic on the same worker, which
+        // the per-partition state needs (the input topics are co-partitioned by customer id).
+        .set("partition.assignment.strategy", "range")
+        .set(
+            "queued.max.messages.kbytes",
+            (kafka.max_prefetch.0 / 1024).max(1).to_string(),
+        );
+    apply_overrides(&mut c, kafka);
+    c
+}
+
+pub(crate) fn producer_config(kafka: &KafkaConfig) -> ClientConfig {
+    let mut c = client_config(kafka);
+    c.set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "30000");
+    apply_overrides(&mut c, kafka);
+    c
+}
+
+/// Runs the worker until `stop` turns true, then drains, commits and leaves the group within
+/// the configured deadline.
+pub async fn run_worker(
+    kafka: &KafkaConfig,
+    worker: &WorkerConfig,
+    spec: Arc<EngineSpec>,
+    deps: WorkerDeps,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), KafkaError> {
+    let context = PulseContext {
+        metrics: deps.metrics.clone(),
+        health: deps.health.clone(),
+    };
+    let consumer: StreamConsumer<PulseContext> = consumer_config(kafka)
+        .create_with_context(context)
+        .map_err(|source| KafkaError::Client {
+            role: "consumer",
+            source,
+        })?;
+    let consumer = Arc::new(consumer);
+    let producer: FutureProducer =
+        producer_config(kafka)
+            .create()
+            .map_err(|source| KafkaError::Client {
+                role: "producer",
+                source,
+            })?;
+    let inputs: Vec<&str> = TopicRole::ALL
+        .iter()
+        .map(|r| kafka.topics.input(*r))
+        .collect();
+    consumer
+        .subscribe(&inputs)
+        .map_err(|source| KafkaError::Subscribe {
+            topics: inputs.join(", "),
+            source,
+        })?;
+    tracing::info!(brokers = %kafka.brokers, group = %kafka.group_id, topics = %inputs.join(","), "Worker started.");
+
+    let ctx = Arc::new(TaskCtx {
+        consumer: consumer.clone(),
+        outbox: Outbox {
+            producer: producer.clone(),
+            topics: kafka.topics.clone(),
+            encoding: kafka.output_encoding,
+            metrics: deps.metrics.clone(),
+        },
+        topics: kafka.topics.clone(),
+        spec,
+        limits: Limits {
+            max_payload_bytes: worker.max_payload.0 as usize,
+            ..Limits::default()
+        },
+        input_encoding: kafka.input_encoding,
+        worker: worker.clone(),
+        metrics: deps.metrics.clone(),
+        state: deps.state.clone(),
+        stop: stop.clone(),
+    });
+
+    let mut queues: HashMap<i32, mpsc::Sender<OwnedMessage>> = HashMap::new();
+    let mut tasks = JoinSet::new();
+    let mut gauges = tokio::time::interval(Duration::from_secs(1));
+    while !*stop.borrow() {
+        tokio::select! {
+            _ = stop.changed() => break,
+            _ = gauges.tick() => {
+                deps.metrics.customers.set(deps.state.customers() as i64);
+                deps.metrics.timers_pending.set(deps.state.pending_timers() as i64);
+                deps.metrics.ready.set(i64::from(deps.health.is_ready()));
+            }
+            received = consumer.recv() => {
+                let msg = match received {
+                    Ok(m) => m.detach(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "Fetch failed; librdkafka retries by itself.");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let partition = msg.partition();
+                let queue = queues.entry(partition).or_insert_with(|| {
+                    let (tx, rx) = mpsc::channel(worker.queue_capacity.max(1));
+                    tasks.spawn(task::run(partition, rx, ctx.clone()));
+                    tx
+                });
+                // A full queue parks the loop here: fetching stops until the task catches up.
+                tokio::select! {
+                    sent = queue.send(msg) => if sent.is_err() {
+                        tracing::error!(partition, "Partition task ended early; stopping so the partition is re-read.");
+                        break;
+                    },
+                    _ = stop.changed() => break,
+                }
+            }
+        }
+    }
+
+    deps.health.set_stopping();
+    tracing::info!("Draining partition tasks.");
+    drop(queues);
+    let deadline = worker.shutdown_deadline;
+    let drained = tokio::time::timeout(deadline, async {
+        while let Some(r) = tasks.join_next().await {
+            if let Err(e) = r {
+                tracing::error!(error = %e, "A partition task failed; its uncommitted input will be re-read.");
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::error!(deadline = ?deadline, "Shutdown deadline passed with work in flight; unacknowledged input will be re-read on restart.");
+        tasks.abort_all();
+    }
+    let consumer_for_commit = consumer.clone();
+    let committed = tokio::task::spawn_blocking(move || {
+        consumer_for_commit.commit_consumer_state(CommitMode::Sync)
+    })
+    .await;
+    match committed {
+        Ok(Ok(())) => tracing::info!("Final offsets committed."),
+        Ok(Err(rdkafka::error::KafkaError::ConsumerCommit(
+            rdkafka::types::RDKafkaErrorCode::NoOffset,
+        ))) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "Final commit failed; input since the last commit will be re-read.")
+        }
+        Err(e) => tracing::warn!(error = %e, "Final commit task failed."),
+    }
+    let _ = tokio::task::spawn_blocking(move || {
+        let _ = producer.flush(Duration::from_secs(5));
+        consumer.unsubscribe();
+    })
+    .await;
+    deps.health.set_ready(false);
+    tracing::info!("Worker stopped.");
+    Ok(())
+}
