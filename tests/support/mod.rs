@@ -1,1 +1,170 @@
-//! x
+//! Shared harness for the end-to-end tests: an embedded cluster, a Pulse configured against
+//! it on an ephemeral HTTP port, and helpers to produce and read records.
+
+use pulse::Config;
+use pulse_kafka::EmbeddedCluster;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use std::time::{Duration, Instant};
+
+pub const PARTITIONS: i32 = 3;
+
+/// A mock cluster with Pulse's default topics.
+pub fn cluster() -> EmbeddedCluster {
+    let cfg = Config::embedded_default();
+    let topics: Vec<(&str, i32)> = cfg
+        .kafka
+        .topics
+        .all()
+        .iter()
+        .map(|t| (*t, PARTITIONS))
+        .collect();
+    EmbeddedCluster::start(1, &topics).expect("embedded cluster starts")
+}
+
+/// The default configuration pointed at `brokers`, with an ephemeral HTTP port.
+pub fn config(brokers: &str, group: &str) -> Config {
+    let mut cfg = Config::embedded_default();
+    cfg.kafka.brokers = brokers.to_owned();
+    cfg.kafka.group_id = group.to_owned();
+    cfg.http.listen = "127.0.0.1:0".into();
+    cfg
+}
+
+pub fn producer(brokers: &str) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("acks", "all")
+        .create()
+        .expect("producer")
+}
+
+/// A stable partition for a customer: the input topics are co-partitioned by customer id.
+pub fn partition_of(customer: &str) -> i32 {
+    let h = customer.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    });
+    (h % PARTITIONS as u64) as i32
+}
+
+/// Produces one record and returns its (partition, offset).
+pub async fn send(
+    p: &FutureProducer,
+    topic: &str,
+    key: Option<&str>,
+    partition: i32,
+    payload: Option<&[u8]>,
+    content_type: Option<&str>,
+) -> (i32, i64) {
+    let mut rec: FutureRecord<'_, str, [u8]> = FutureRecord::to(topic).partition(partition);
+    if let Some(k) = key {
+        rec = rec.key(k);
+    }
+    if let Some(v) = payload {
+        rec = rec.payload(v);
+    }
+    if let Some(ct) = content_type {
+        rec = rec.headers(OwnedHeaders::new().insert(Header {
+            key: "content-type",
+            value: Some(ct),
+        }));
+    }
+    let d = p
+        .send(rec, Duration::from_secs(10))
+        .await
+        .expect("delivered");
+    (d.partition, d.offset)
+}
+
+/// Reads every record of `topic` from the beginning until `expected` are read or `timeout`.
+pub fn read_all(
+    brokers: &str,
+    topic: &str,
+    expected: usize,
+    timeout: Duration,
+) -> Vec<OwnedMessage> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("reader-{topic}-{}", std::process::id()))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("partition");
+    }
+    c.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    let start = Instant::now();
+    while out.len() < expected && start.elapsed() < timeout {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+            out.push(m.detach());
+        }
+    }
+    // Anything beyond `expected` would be a duplicate: give it a moment to show up.
+    let settle = Instant::now();
+    while settle.elapsed() < Duration::from_millis(500) {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+            out.push(m.detach());
+        }
+    }
+    out
+}
+
+/// The group's committed offset per partition of `topic`.
+pub fn committed(brokers: &str, group: &str, topic: &str) -> Vec<i64> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition(topic, p);
+    }
+    let got = c
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets");
+    (0..PARTITIONS)
+        .map(|p| match got.find_partition(topic, p).map(|e| e.offset()) {
+            Some(Offset::Offset(o)) => o,
+            _ => -1,
+        })
+        .collect()
+}
+
+/// Waits until `done` holds, polling; false on timeout.
+pub async fn eventually(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    done()
+}
+
+pub fn header<'a>(m: &'a OwnedMessage, key: &str) -> Option<&'a str> {
+    use rdkafka::message::Headers;
+    let h = m.headers()?;
+    (0..h.count())
+        .map(|i| h.get(i))
+        .find(|x| x.key == key)
+        .and_then(|x| x.value)
+        .and_then(|v| std::str::from_utf8(v).ok())
+}
+
+/// Sum of a counter vector's samples.
+pub fn counter_total(v: &prometheus::IntCounterVec) -> u64 {
+    use prometheus::core::Collector;
+    v.collect()
+        .iter()
+        .flat_map(|f| f.get_metric())
+        .map(|m| m.get_counter().get_value() as u64)
+        .sum()
+}

@@ -80,6 +80,15 @@ fn too_far_ahead_of_the_watermark_is_rejected() {
         matches!(e, pulse_events::EventError::TimestampTooFarAhead { .. }),
         "{e}"
     );
+    // When the wall clock is ahead of the watermark (a replay of history), it is the reference.
+    let wm = p.watermark().unwrap();
+    p.apply(
+        &event("a", "page_view", wm + 30 * HOUR),
+        &src(4),
+        wm + 7 * HOUR,
+        &mut out,
+    )
+    .unwrap();
     assert!(p.profile("zzz").is_none());
 }
 

@@ -29,18 +29,22 @@ pub(crate) struct InFlight {
 }
 
 impl Outbox {
-    /// Enqueues one record, waiting while librdkafka's local queue is full (backpressure).
+    /// Enqueues one record, waiting while librdkafka's local queue is full (backpressure). A
+    /// missing key or value stays missing: a tombstone's dead letter is a tombstone.
     pub async fn send(
         &self,
         topic: &str,
-        key: &[u8],
-        payload: &[u8],
+        key: Option<&[u8]>,
+        payload: Option<&[u8]>,
         headers: OwnedHeaders,
     ) -> DeliveryFuture {
-        let mut record = FutureRecord::to(topic)
-            .key(key)
-            .payload(payload)
-            .headers(headers);
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
+        if let Some(k) = key {
+            record = record.key(k);
+        }
+        if let Some(p) = payload {
+            record = record.payload(p);
+        }
         loop {
             match self.producer.send_result(record) {
                 Ok(f) => return f,
@@ -70,7 +74,12 @@ impl Outbox {
                 value: Some(o.kind.as_str()),
             });
         let delivery = self
-            .send(topic, o.customer_id.as_bytes(), &payload, headers)
+            .send(
+                topic,
+                Some(o.customer_id.as_bytes()),
+                Some(&payload),
+                headers,
+            )
             .await;
         InFlight {
             delivery,
@@ -84,10 +93,8 @@ impl Outbox {
         err: &pulse_events::EventError,
     ) -> InFlight {
         let headers = crate::dead_letter::headers(msg, err);
-        let key = msg.key().unwrap_or_default();
-        let payload = msg.payload().unwrap_or_default();
         let delivery = self
-            .send(&self.topics.dead_letter, key, payload, headers)
+            .send(&self.topics.dead_letter, msg.key(), msg.payload(), headers)
             .await;
         InFlight {
             delivery,
@@ -124,12 +131,7 @@ impl Outbox {
                 backoff = (backoff * 2).min(Duration::from_secs(5));
                 let headers = failed.headers().cloned().unwrap_or_else(OwnedHeaders::new);
                 let delivery = self
-                    .send(
-                        failed.topic(),
-                        failed.key().unwrap_or_default(),
-                        failed.payload().unwrap_or_default(),
-                        headers,
-                    )
+                    .send(failed.topic(), failed.key(), failed.payload(), headers)
                     .await;
                 result = delivery.await;
             }
