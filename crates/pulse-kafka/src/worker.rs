@@ -198,10 +198,11 @@ pub async fn run_worker(
     })
     .await;
     match committed {
-        Ok(Ok(())) => tracing::info!("Final offsets committed."),
-        Ok(Err(rdkafka::error::KafkaError::ConsumerCommit(
+        // NoOffset: the timed commit already covered everything stored.
+        Ok(Ok(()))
+        | Ok(Err(rdkafka::error::KafkaError::ConsumerCommit(
             rdkafka::types::RDKafkaErrorCode::NoOffset,
-        ))) => {}
+        ))) => tracing::info!("Final offsets committed."),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "Final commit failed; input since the last commit will be re-read.")
         }

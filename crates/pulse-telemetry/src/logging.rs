@@ -21,7 +21,10 @@ pub fn init_tracing(format: LogFormat, level: &str) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     let _ = match format {
-        LogFormat::Human => builder.with_target(false).try_init(),
+        LogFormat::Human => builder
+            .with_target(false)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
 }
