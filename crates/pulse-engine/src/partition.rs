@@ -43,7 +43,7 @@ type Map = HashMap<Box<str>, Profile, foldhash::fast::RandomState>;
 /// another never makes the other's records late. Timers fire on the partition watermark, the
 /// minimum over the inputs that are active (have delivered records and are not idle), as in
 /// Flink.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Partition {
     spec: Arc<EngineSpec>,
     profiles: Map,
@@ -271,10 +271,11 @@ fn emit_funnel(
     for o in outcomes {
         let a = &o.attempt;
         let since_entry_ms = (o.at - a.entered).max(0);
-        let (kind, rule, data) = match o.what {
+        let attempt = i64::from(a.attempt);
+        let (kind, rule_numbers, data) = match o.what {
             Outcome::Reached { step } => (
                 OutputKind::MilestoneReached,
-                format!("{}#{}/{}", f.name, a.attempt, step + 1),
+                [attempt, i64::from(step) + 1],
                 OutputData::Milestone {
                     funnel: f.name.clone(),
                     attempt: a.attempt,
@@ -286,7 +287,7 @@ fn emit_funnel(
             ),
             Outcome::Converted => (
                 OutputKind::FunnelConverted,
-                format!("{}#{}", f.name, a.attempt),
+                [attempt, 0],
                 OutputData::Converted {
                     funnel: f.name.clone(),
                     attempt: a.attempt,
@@ -295,7 +296,7 @@ fn emit_funnel(
             ),
             Outcome::Abandoned { reason } => (
                 OutputKind::FunnelAbandoned,
-                format!("{}#{}", f.name, a.attempt),
+                [attempt, 0],
                 OutputData::Abandoned {
                     funnel: f.name.clone(),
                     attempt: a.attempt,
@@ -314,8 +315,9 @@ fn emit_funnel(
             _ => cause.clone(),
         };
         let (version, ex) = (Some(f.version), excerpt.clone());
+        let rule = (f.name.as_str(), &rule_numbers[..]);
         out.push(OutputEvent::new(
-            kind, customer, &rule, o.at, cause, version, data, ex,
+            kind, customer, rule, o.at, cause, version, data, ex,
         ));
     }
 }

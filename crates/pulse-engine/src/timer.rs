@@ -16,7 +16,7 @@ pub enum TimerKind {
 }
 
 /// Pending timers of one partition, by due time then scheduling order.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct TimerIndex {
     due: BTreeMap<(Millis, u64), (Box<str>, TimerKind)>,
     seq: u64,

@@ -92,11 +92,18 @@ impl Windows {
             at = prev;
         }
         if !found {
-            self.data.reserve_exact(stride);
-            self.data.splice(
-                at..at,
-                std::iter::once(h).chain(std::iter::repeat_n(0, stride - 1)),
-            );
+            if self.data.capacity() < self.data.len() + stride {
+                // Grow two buckets at a time: half the reallocations of exact growth, with at
+                // most one bucket of slack (folding trims more than that).
+                self.data.reserve_exact(2 * stride);
+            }
+            let len = self.data.len();
+            self.data.resize(len + stride, 0);
+            if at < len {
+                self.data.copy_within(at..len, at + stride);
+                self.data[at + 1..at + stride].fill(0);
+            }
+            self.data[at] = h;
         }
         for &(m, v) in incs {
             let c = &mut self.data[at + 1 + m];
@@ -115,9 +122,11 @@ impl Windows {
     fn fold(&mut self, spec: &EngineSpec, newest: Millis) {
         let stride = Self::stride(spec);
         let horizon = newest - spec.retention - DAY;
-        let mut out: Vec<u32> = Vec::with_capacity(self.data.len());
-        for b in self.data.chunks_exact(stride) {
-            let (h, vals) = (b[0], &b[1..]);
+        // In place: the write cursor never passes the read cursor, as buckets only merge or drop.
+        let d = &mut self.data;
+        let mut w = 0;
+        for r in (0..d.len()).step_by(stride) {
+            let h = d[r];
             let start = start_of(h);
             let level = level_of(h).max(level_for_age(newest - start));
             let g = TIERS[level].0;
@@ -126,19 +135,21 @@ impl Windows {
                 continue;
             }
             let nh = header(level, coarse);
-            // Buckets are sorted by start, so a merge target can only be the last one out.
-            let n = out.len();
-            if n >= stride && out[n - stride] == nh {
-                for (o, v) in out[n - stride + 1..].iter_mut().zip(vals) {
-                    *o = o.saturating_add(*v);
+            // Buckets are sorted by start, so a merge target can only be the last one written.
+            if w >= stride && d[w - stride] == nh {
+                for k in 1..stride {
+                    d[w - stride + k] = d[w - stride + k].saturating_add(d[r + k]);
                 }
             } else {
-                out.push(nh);
-                out.extend_from_slice(vals);
+                d.copy_within(r..r + stride, w);
+                d[w] = nh;
+                w += stride;
             }
         }
-        out.shrink_to_fit();
-        self.data = out;
+        d.truncate(w);
+        if d.capacity() > w + 2 * stride {
+            d.shrink_to(w + stride);
+        }
     }
 
     /// The sum of metric `m` over the window of length `w` read at time `t`.

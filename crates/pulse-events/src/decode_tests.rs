@@ -518,7 +518,7 @@ fn output_events_round_trip_in_both_encodings() {
         OutputEvent::new(
             OutputKind::MilestoneReached,
             "c-1",
-            "onboarding/2",
+            ("onboarding", &[1, 2]),
             1_700_000_000_000,
             Cause::Event {
                 event_id: "e-9".into(),
@@ -545,7 +545,7 @@ fn output_events_round_trip_in_both_encodings() {
         OutputEvent::new(
             OutputKind::FunnelAbandoned,
             "c-1",
-            "onboarding",
+            ("onboarding", &[1]),
             1_700_000_000_000,
             Cause::Timer {
                 due: 1_700_000_000_000,
@@ -563,7 +563,7 @@ fn output_events_round_trip_in_both_encodings() {
         OutputEvent::new(
             OutputKind::FunnelConverted,
             "c-2",
-            "checkout",
+            ("checkout", &[2]),
             1_700_000_000_000,
             Cause::Timer {
                 due: 1_700_000_000_000,
@@ -580,6 +580,29 @@ fn output_events_round_trip_in_both_encodings() {
     for e in events {
         for enc in [Encoding::Json, Encoding::Msgpack] {
             assert_eq!(OutputEvent::decode(&e.encode(enc), enc).unwrap(), e);
+        }
+    }
+}
+
+#[test]
+fn strings_borrow_from_the_record() {
+    use std::borrow::Cow;
+    let v = with(
+        with(base("page_view"), "url", json!("/pricing")),
+        "channel",
+        json!("email"),
+    );
+    let j = json_bytes(v.clone());
+    let m = msgpack_bytes(&v);
+    for (bytes, enc) in [(&j[..], Encoding::Json), (&m[..], Encoding::Msgpack)] {
+        let ev = decode(bytes, enc, TopicRole::Clickstream, &limits()).unwrap();
+        assert!(matches!(ev.customer_id, Cow::Borrowed(_)), "{enc:?}");
+        match ev.body {
+            EventBody::PageView { url, channel, .. } => {
+                assert!(matches!(url, Cow::Borrowed(_)));
+                assert!(matches!(channel, Some(Cow::Borrowed(_))));
+            }
+            b => panic!("{b:?}"),
         }
     }
 }

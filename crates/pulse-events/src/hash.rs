@@ -1,27 +1,55 @@
 //! Deterministic output event ids: FNV-1a (128-bit) over length-prefixed parts, so a replay of
-//! the same input produces the same ids on any machine and any build.
+//! the same input produces the same ids on any machine and any build. Parts are fed one by one
+//! so building an id allocates nothing but the final 32-character string.
 
 const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;
 const PRIME: u128 = 0x0000000001000000000000000000013B;
 
-fn mix(mut h: u128, bytes: &[u8]) -> u128 {
-    for &b in bytes {
-        h ^= u128::from(b);
-        h = h.wrapping_mul(PRIME);
+/// Accumulates the parts of an output event id.
+#[derive(Debug, Clone, Copy)]
+pub struct IdHasher(u128);
+
+impl Default for IdHasher {
+    fn default() -> Self {
+        Self(OFFSET)
     }
-    h
 }
 
-/// The id of an output event: a hash of the customer, the output kind, the rule that produced
-/// it and the cause (source topic/partition/offset, or the timer's due time). Parts are length
-/// prefixed so `("ab","c")` and `("a","bc")` differ.
-pub fn output_event_id(parts: &[&[u8]]) -> String {
-    let mut h = OFFSET;
-    for p in parts {
-        h = mix(h, &(p.len() as u64).to_le_bytes());
-        h = mix(h, p);
+impl IdHasher {
+    fn mix(mut self, bytes: &[u8]) -> Self {
+        for &b in bytes {
+            self.0 ^= u128::from(b);
+            self.0 = self.0.wrapping_mul(PRIME);
+        }
+        self
     }
-    format!("{h:032x}")
+
+    /// Adds one part, length-prefixed so `("ab","c")` and `("a","bc")` differ.
+    pub fn part(self, bytes: &[u8]) -> Self {
+        self.mix(&(bytes.len() as u64).to_le_bytes()).mix(bytes)
+    }
+
+    pub fn int(self, v: i64) -> Self {
+        self.part(&v.to_le_bytes())
+    }
+
+    /// The id as 32 lower-case hex digits.
+    pub fn finish(self) -> String {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut s = String::with_capacity(32);
+        for i in (0..32).rev() {
+            s.push(HEX[((self.0 >> (i * 4)) & 0xf) as usize] as char);
+        }
+        s
+    }
+}
+
+/// The id over a list of parts.
+pub fn output_event_id(parts: &[&[u8]]) -> String {
+    parts
+        .iter()
+        .fold(IdHasher::default(), |h, p| h.part(p))
+        .finish()
 }
 
 #[cfg(test)]
@@ -43,5 +71,9 @@ mod tests {
         // Pinned so that a change of algorithm, which would break consumers' deduplication
         // across an upgrade, cannot go unnoticed.
         assert_eq!(output_event_id(&[]), format!("{OFFSET:032x}"));
+        assert_eq!(
+            IdHasher::default().part(b"x").finish(),
+            format!("{:032x}", IdHasher::default().part(b"x").0)
+        );
     }
 }

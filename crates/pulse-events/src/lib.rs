@@ -15,7 +15,7 @@ mod wire;
 pub use decode::{decode, Limits};
 pub use encoding::Encoding;
 pub use error::{ErrorKind, EventError};
-pub use hash::output_event_id;
+pub use hash::{output_event_id, IdHasher};
 pub use input::{EventBody, InputEvent, Item, SurveyKind, TopicRole};
 pub use output::{
     AbandonReason, Cause, OutputData, OutputEvent, OutputKind, OutputTopic, ProfileExcerpt,

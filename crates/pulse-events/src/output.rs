@@ -1,6 +1,6 @@
 //! Output events: what product teams and in-app messaging systems consume.
 
-use crate::hash::output_event_id;
+use crate::hash::IdHasher;
 use crate::time::{rfc3339, Millis};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -85,16 +85,19 @@ pub enum Cause {
 }
 
 impl Cause {
-    /// The bytes that identify the cause inside an output event id.
-    fn id_part(&self) -> String {
+    /// Feeds what identifies the cause into an output event id.
+    fn hash_into(&self, h: IdHasher) -> IdHasher {
         match self {
             Self::Event {
                 topic,
                 partition,
                 offset,
                 ..
-            } => format!("{topic}/{partition}@{offset}"),
-            Self::Timer { due } => format!("timer@{due}"),
+            } => h
+                .part(topic.as_bytes())
+                .int(i64::from(*partition))
+                .int(*offset),
+            Self::Timer { due } => h.part(b"timer").int(*due),
         }
     }
 }
@@ -177,24 +180,24 @@ pub struct OutputEvent {
 
 impl OutputEvent {
     /// Builds an output event with its deterministic id. `rule` names the rule instance that
-    /// produced it (`onboarding/2` for step 2 of the onboarding funnel).
+    /// produced it: the rule's name, then numbers such as the funnel attempt and step.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         kind: OutputKind,
         customer_id: &str,
-        rule: &str,
+        rule: (&str, &[i64]),
         at: Millis,
         cause: Cause,
         rule_version: Option<u32>,
         data: OutputData,
         profile: ProfileExcerpt,
     ) -> Self {
-        let event_id = output_event_id(&[
-            customer_id.as_bytes(),
-            kind.as_str().as_bytes(),
-            rule.as_bytes(),
-            cause.id_part().as_bytes(),
-        ]);
+        let h = IdHasher::default()
+            .part(customer_id.as_bytes())
+            .part(kind.as_str().as_bytes())
+            .part(rule.0.as_bytes());
+        let h = rule.1.iter().fold(h, |h, n| h.int(*n));
+        let event_id = cause.hash_into(h).finish();
         Self {
             event_id,
             kind,

@@ -1,0 +1,42 @@
+# Pulse: real-time customer analytics over Kafka. `make` lists the targets.
+
+CARGO ?= cargo
+APT_PACKAGES := build-essential pkg-config zlib1g-dev
+
+.DEFAULT_GOAL := help
+.PHONY: help deps build run test bench lint fmt clean
+
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-8s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+deps: ## Install what a fresh Debian machine lacks to build librdkafka (bundled) and Pulse.
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing:$$missing"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing; \
+	fi
+	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs"; exit 1; }
+
+build: deps ## Build the pulse binary.
+	$(CARGO) build -p pulse
+
+run: build ## Start Pulse on the embedded Kafka cluster with demo traffic (Ctrl-C stops it).
+	$(CARGO) run -q -p pulse -- run
+
+test: deps ## Build and run every test: unit, property, CLI and end-to-end against the embedded cluster.
+	$(CARGO) test --workspace --all-targets
+	$(CARGO) test --workspace --doc
+
+bench: deps ## Run the hot-path criterion benchmarks (release build).
+	$(CARGO) bench -p pulse-benches
+
+lint: ## Check formatting and clippy warnings.
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt: ## Format the code.
+	$(CARGO) fmt --all
+
+clean: ## Remove build output.
+	$(CARGO) clean
