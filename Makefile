@@ -25,8 +25,8 @@ run: build ## Start Pulse on the embedded Kafka cluster with demo traffic (Ctrl-
 	$(CARGO) run -q -p pulse -- run
 
 test: deps ## Build and run every test: unit, property, CLI and end-to-end against the embedded cluster.
-	$(CARGO) test --workspace --all-targets
 	$(CARGO) test --workspace --doc
+	$(CARGO) test --workspace --all-targets
 
 bench: deps ## Run the hot-path criterion benchmarks (release build).
 	$(CARGO) bench -p pulse-benches
