@@ -208,13 +208,13 @@ async fn every_record_is_applied_or_dead_lettered_exactly_once() {
             .get(&(s.topic.clone(), s.partition, s.offset))
             .unwrap_or_else(|| panic!("{}@{} missing", s.topic, s.offset));
         assert_eq!(
-            header(m, dead_letter::ERROR_KIND),
+            header(*m, dead_letter::ERROR_KIND),
             s.outcome.map(ErrorKind::as_str),
             "{}@{}",
             s.topic,
             s.offset
         );
-        assert!(!header(m, dead_letter::ERROR_MESSAGE)
+        assert!(!header(*m, dead_letter::ERROR_MESSAGE)
             .unwrap_or("")
             .is_empty());
         assert_eq!(

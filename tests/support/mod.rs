@@ -2,12 +2,13 @@
 //! it on an ephemeral HTTP port, and helpers to produce and read records.
 
 use pulse::Config;
+pub use pulse_kafka::header;
 use pulse_kafka::EmbeddedCluster;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use std::time::{Duration, Instant};
 
 pub const PARTITIONS: i32 = 3;
@@ -147,16 +148,6 @@ pub async fn eventually(timeout: Duration, mut done: impl FnMut() -> bool) -> bo
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     done()
-}
-
-pub fn header<'a>(m: &'a OwnedMessage, key: &str) -> Option<&'a str> {
-    use rdkafka::message::Headers;
-    let h = m.headers()?;
-    (0..h.count())
-        .map(|i| h.get(i))
-        .find(|x| x.key == key)
-        .and_then(|x| x.value)
-        .and_then(|v| std::str::from_utf8(v).ok())
 }
 
 /// Sum of a counter vector's samples.

@@ -179,28 +179,8 @@ impl Windows {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{EngineConfig, HumanDuration, WindowConfig};
-    use std::time::Duration;
-
     fn spec() -> EngineSpec {
-        let d = |s: u64| HumanDuration(Duration::from_secs(s));
-        EngineSpec::compile(&EngineConfig {
-            allowed_lateness: Duration::from_secs(600),
-            max_future_skew: Duration::from_secs(86_400),
-            session_gap: Duration::from_secs(1800),
-            windows: WindowConfig {
-                durations: vec![
-                    d(3600),
-                    d(86_400),
-                    d(7 * 86_400),
-                    d(30 * 86_400),
-                    d(90 * 86_400),
-                ],
-                event_types: vec!["page_view".into()],
-            },
-            funnels: vec![],
-        })
-        .unwrap()
+        EngineSpec::compile(&crate::test_support::config(vec![])).expect("valid test config")
     }
 
     const T0: Millis = 1_767_225_600_000; // 2026-01-01T00:00:00Z, on every bucket boundary

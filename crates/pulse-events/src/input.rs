@@ -85,13 +85,22 @@ impl EventBody<'_> {
     /// The event's `type` as sent (custom events report their own name).
     pub fn type_name(&self) -> &str {
         match self {
+            Self::Custom { name } => name,
+            other => other.type_label(),
+        }
+    }
+
+    /// The event's type with every custom name collapsed to `custom`: a bounded set, safe
+    /// as a metric label.
+    pub fn type_label(&self) -> &'static str {
+        match self {
             Self::PageView { .. } => "page_view",
             Self::SessionStart => "session_start",
             Self::SessionEnd => "session_end",
             Self::FeatureUsed { .. } => "feature_used",
             Self::Search { .. } => "search",
             Self::Signup => "signup",
-            Self::Custom { name } => name,
+            Self::Custom { .. } => "custom",
             Self::Purchase { .. } => "purchase",
             Self::Refund { .. } => "refund",
             Self::SurveyResponse { .. } => "survey_response",

@@ -41,12 +41,19 @@ pub(crate) fn headers(msg: &OwnedMessage, err: &EventError) -> OwnedHeaders {
     })
 }
 
-/// The encoding named by a record's `content-type` header, if any.
-pub(crate) fn content_type(msg: &OwnedMessage) -> Option<pulse_events::Encoding> {
+/// The value of a record's header, if present and UTF-8 (header names compare exactly, except
+/// `content-type`, which HTTP habit writes in any case).
+pub fn header<'a, M: Message>(msg: &'a M, key: &str) -> Option<&'a str> {
     let h = msg.headers()?;
     (0..h.count())
         .map(|i| h.get(i))
-        .find(|x| x.key.eq_ignore_ascii_case("content-type"))
+        .find(|x| x.key == key || (key == "content-type" && x.key.eq_ignore_ascii_case(key)))
         .and_then(|x| x.value)
-        .and_then(pulse_events::Encoding::from_content_type)
+        .and_then(|v| std::str::from_utf8(v).ok())
+}
+
+/// The encoding named by a record's `content-type` header, if any.
+pub(crate) fn content_type(msg: &OwnedMessage) -> Option<pulse_events::Encoding> {
+    header(msg, "content-type")
+        .and_then(|v| pulse_events::Encoding::from_content_type(v.as_bytes()))
 }

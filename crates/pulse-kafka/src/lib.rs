@@ -14,6 +14,7 @@ mod task;
 mod worker;
 
 pub use config::{ByteSize, KafkaConfig, OffsetReset, TopicNames, WorkerConfig};
+pub use dead_letter::header;
 pub use embedded::EmbeddedCluster;
 pub use error::KafkaError;
 pub use state::StateRegistry;

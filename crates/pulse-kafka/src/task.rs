@@ -8,7 +8,7 @@ use crate::outbox::{InFlight, Outbox};
 use crate::state::{lock, StateRegistry};
 use crate::wall_clock_ms;
 use pulse_engine::{EngineSpec, Partition, Source};
-use pulse_events::{decode, Encoding, EventBody, EventError, Limits, OutputEvent, TopicRole};
+use pulse_events::{decode, Encoding, EventError, Limits, OutputEvent, TopicRole};
 use pulse_telemetry::Metrics;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::OwnedMessage;
@@ -30,22 +30,6 @@ pub(crate) struct TaskCtx {
     pub metrics: Metrics,
     pub state: StateRegistry,
     pub stop: watch::Receiver<bool>,
-}
-
-/// Bounded metric label for an event type: custom names collapse to `custom`.
-fn type_label(body: &EventBody<'_>) -> &'static str {
-    match body {
-        EventBody::PageView { .. } => "page_view",
-        EventBody::SessionStart => "session_start",
-        EventBody::SessionEnd => "session_end",
-        EventBody::FeatureUsed { .. } => "feature_used",
-        EventBody::Search { .. } => "search",
-        EventBody::Signup => "signup",
-        EventBody::Custom { .. } => "custom",
-        EventBody::Purchase { .. } => "purchase",
-        EventBody::Refund { .. } => "refund",
-        EventBody::SurveyResponse { .. } => "survey_response",
-    }
 }
 
 /// Runs until the sender side closes (shutdown or the worker stopping) and the queue is drained.
@@ -184,7 +168,7 @@ async fn process(
             };
             let applied = decode(payload, encoding, role, &ctx.limits).and_then(|ev| {
                 p.apply(&ev, &src, now, &mut outputs)
-                    .map(|()| type_label(&ev.body))
+                    .map(|()| ev.body.type_label())
             });
             match applied {
                 Ok(label) => *by_type.entry(label).or_default() += 1,

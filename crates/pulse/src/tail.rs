@@ -1,20 +1,12 @@
 //! `pulse tail`: follow an output or dead-letter topic and print each record readably.
 
 use pulse_events::{dead_letter, Encoding, OutputData, OutputEvent};
+use pulse_kafka::header;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::{BorrowedMessage, Headers};
+use rdkafka::message::BorrowedMessage;
 use rdkafka::Message;
 use std::time::Duration;
-
-fn header<'a>(m: &'a BorrowedMessage<'_>, key: &str) -> Option<&'a str> {
-    let h = m.headers()?;
-    (0..h.count())
-        .map(|i| h.get(i))
-        .find(|x| x.key == key)
-        .and_then(|x| x.value)
-        .and_then(|v| std::str::from_utf8(v).ok())
-}
 
 fn human_ms(ms: i64) -> String {
     let s = ms / 1000;
