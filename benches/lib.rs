@@ -81,10 +81,12 @@ fn apply_all(
         if let Ok(ev) = decode(bytes, encoding, *role, &limits) {
             let _ = p.apply(&ev, &src, now, &mut out);
         }
-        // Outputs are handed to the producer per batch; dropping them here stands in for that.
-        if out.len() >= 64 {
+        // Per batch the worker hands outputs to the producer and drains the changed profiles
+        // into the changelog (measured separately); dropping them here stands in for that.
+        if i % 512 == 511 {
             outputs += out.len();
             out.clear();
+            p.drain_changes(|_, _| {});
         }
     }
     outputs + out.len()

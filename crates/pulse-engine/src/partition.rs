@@ -33,7 +33,14 @@ struct Input {
     idle: bool,
 }
 
-type Map = HashMap<Box<str>, Profile, foldhash::fast::RandomState>;
+/// A profile and whether it changed since the last [`Partition::drain_changes`].
+#[derive(Debug, Clone, Default)]
+struct Slot {
+    profile: Profile,
+    dirty: bool,
+}
+
+type Map = HashMap<Box<str>, Slot, foldhash::fast::RandomState>;
 
 /// The engine state of one partition (of every input topic with that partition number: the
 /// input topics are co-partitioned by customer id).
@@ -50,6 +57,8 @@ pub struct Partition {
     timers: TimerIndex,
     inputs: [Input; 3],
     scratch: Vec<FunnelOutcome>,
+    /// Customers whose profile changed since the last drain, each listed once.
+    dirty: Vec<Box<str>>,
 }
 
 fn input_index(role: TopicRole) -> usize {
@@ -68,7 +77,59 @@ impl Partition {
             timers: TimerIndex::default(),
             inputs: [Input::default(); 3],
             scratch: Vec::new(),
+            dirty: Vec::new(),
         }
+    }
+
+    /// Rebuilds a partition from restored profiles and input frontiers (a changelog), with the
+    /// timers their funnel attempts need. Nothing is marked changed.
+    pub fn restore(
+        spec: Arc<EngineSpec>,
+        profiles: impl IntoIterator<Item = (String, Profile)>,
+        frontiers: [Option<Millis>; 3],
+    ) -> Self {
+        let mut p = Self::new(spec);
+        for (customer, profile) in profiles {
+            for a in profile.funnels.iter().filter(|a| a.active) {
+                let kind = TimerKind::FunnelDeadline {
+                    funnel: a.funnel,
+                    attempt: a.attempt,
+                };
+                p.timers.schedule(a.deadline, &customer, kind);
+            }
+            p.profiles.insert(
+                customer.into(),
+                Slot {
+                    profile,
+                    dirty: false,
+                },
+            );
+        }
+        for (input, f) in p.inputs.iter_mut().zip(frontiers) {
+            input.frontier = f;
+        }
+        p
+    }
+
+    /// Each input's event-time frontier, for checkpoints.
+    pub fn frontiers(&self) -> [Option<Millis>; 3] {
+        self.inputs.map(|i| i.frontier)
+    }
+
+    /// Hands every profile changed since the last call to `f`, once each, and clears the
+    /// marks: what a changelog writes per batch.
+    pub fn drain_changes(&mut self, mut f: impl FnMut(&str, &Profile)) {
+        for customer in self.dirty.drain(..) {
+            if let Some(slot) = self.profiles.get_mut(&customer) {
+                slot.dirty = false;
+                f(&customer, &slot.profile);
+            }
+        }
+    }
+
+    /// How many profiles changed since the last drain.
+    pub fn changed(&self) -> usize {
+        self.dirty.len()
     }
 
     pub fn spec(&self) -> &EngineSpec {
@@ -98,11 +159,11 @@ impl Partition {
     }
 
     pub fn profile(&self, customer: &str) -> Option<&Profile> {
-        self.profiles.get(customer)
+        self.profiles.get(customer).map(|s| &s.profile)
     }
 
     pub fn profiles(&self) -> impl Iterator<Item = (&str, &Profile)> {
-        self.profiles.iter().map(|(k, v)| (&**k, v))
+        self.profiles.iter().map(|(k, v)| (&**k, &v.profile))
     }
 
     pub fn customers(&self) -> usize {
@@ -148,10 +209,15 @@ impl Partition {
 
         let spec = &*self.spec;
         let customer: &str = &ev.customer_id;
-        let profile = match self.profiles.get_mut(customer) {
-            Some(p) => p,
+        let slot = match self.profiles.get_mut(customer) {
+            Some(s) => s,
             None => self.profiles.entry(customer.into()).or_default(),
         };
+        if !slot.dirty {
+            slot.dirty = true;
+            self.dirty.push(customer.into());
+        }
+        let profile = &mut slot.profile;
         profile.record(spec, ev);
 
         let kind = ev.body.type_name();
@@ -234,26 +300,28 @@ impl Partition {
     fn fire_timers(&mut self, out: &mut Vec<OutputEvent>) {
         let Some(wm) = self.watermark() else { return };
         while let Some((due, customer, kind)) = self.timers.pop_passed(wm) {
-            let Some(profile) = self.profiles.get_mut(&customer) else {
+            let Some(entry) = self.profiles.get_mut(&customer) else {
                 continue;
             };
             match kind {
                 TimerKind::FunnelDeadline { funnel, attempt } => {
-                    let Some(slot) = profile.funnels.iter().position(|a| a.funnel == funnel) else {
+                    let profile = &mut entry.profile;
+                    let Some(i) = profile.funnels.iter().position(|a| a.funnel == funnel) else {
                         continue;
                     };
                     self.scratch.clear();
-                    profile.funnels[slot].on_timer(attempt, due, &mut self.scratch);
+                    profile.funnels[i].on_timer(attempt, due, &mut self.scratch);
+                    if self.scratch.is_empty() {
+                        continue;
+                    }
                     let f = &self.spec.funnels[usize::from(funnel)];
-                    emit_funnel(
-                        f,
-                        profile,
-                        &customer,
-                        &self.scratch,
-                        &Cause::Timer { due },
-                        out,
-                    );
+                    let cause = Cause::Timer { due };
+                    emit_funnel(f, profile, &customer, &self.scratch, &cause, out);
                 }
+            }
+            if !entry.dirty {
+                entry.dirty = true;
+                self.dirty.push(customer);
             }
         }
     }

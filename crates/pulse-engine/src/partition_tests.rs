@@ -408,3 +408,49 @@ fn lateness_is_judged_per_input_and_timers_wait_for_the_slowest_input() {
     );
     assert_eq!(late.unwrap_err().kind(), ErrorKind::Late);
 }
+
+#[test]
+fn changes_drain_once_and_restore_rebuilds_timers_and_watermarks() {
+    let f = || {
+        vec![funnel(
+            "onb",
+            Duration::from_secs(3600),
+            vec![step("signup"), step("purchase")],
+        )]
+    };
+    let mut p = partition(f());
+    run(
+        &mut p,
+        &[
+            ("a", "signup", T0),
+            ("b", "page_view", T0 + MIN),
+            ("a", "page_view", T0 + 2 * MIN),
+        ],
+    );
+    assert_eq!(p.changed(), 2);
+    let mut seen = Vec::new();
+    p.drain_changes(|c, prof| seen.push((c.to_owned(), prof.clone())));
+    assert_eq!(
+        seen.iter().map(|s| s.0.as_str()).collect::<Vec<_>>(),
+        vec!["a", "b"]
+    );
+    assert_eq!(p.changed(), 0);
+
+    // A restored partition behaves like the original: same watermark, and the pending funnel
+    // deadline still fires without any further event from the customer.
+    let mut q = crate::Partition::restore(p.spec().clone().into(), seen, p.frontiers());
+    assert_eq!(q.watermark(), p.watermark());
+    assert_eq!(q.pending_timers(), 1);
+    let (mut out_p, mut out_q) = (Vec::new(), Vec::new());
+    p.advance_to(T0 + 2 * HOUR, &mut out_p);
+    q.advance_to(T0 + 2 * HOUR, &mut out_q);
+    assert_eq!(
+        render(&out_q),
+        vec!["a funnel.abandoned onb#1 Expired after 1"]
+    );
+    assert_eq!(out_p, out_q);
+    // The expiry changed the profile, so it is drained as a change.
+    let mut changed = Vec::new();
+    q.drain_changes(|c, _| changed.push(c.to_owned()));
+    assert_eq!(changed, vec!["a"]);
+}

@@ -9,6 +9,8 @@ use rdkafka::{ClientContext, TopicPartitionList};
 pub(crate) struct PulseContext {
     pub metrics: Metrics,
     pub health: Health,
+    /// Partition numbers newly assigned, so the worker restores them before their records flow.
+    pub assigned: tokio::sync::mpsc::UnboundedSender<Vec<i32>>,
 }
 
 impl ClientContext for PulseContext {}
@@ -25,6 +27,10 @@ impl ConsumerContext for PulseContext {
         match rebalance {
             Rebalance::Assign(tpl) => {
                 tracing::info!(partitions = tpl.count(), "Partitions assigned.");
+                let mut numbers: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+                numbers.sort_unstable();
+                numbers.dedup();
+                let _ = self.assigned.send(numbers);
                 self.health.set_ready(true);
             }
             Rebalance::Error(e) => {

@@ -18,4 +18,10 @@ pub enum KafkaError {
     /// The embedded cluster failed to start; retrying will not help.
     #[error("cannot start the embedded Kafka cluster: {0}")]
     Embedded(String),
+    /// Reading the changelog failed; retried until it succeeds or the worker stops.
+    #[error("cannot restore partition {partition} from the changelog: {source} (retrying)")]
+    Restore {
+        partition: i32,
+        source: rdkafka::error::KafkaError,
+    },
 }

@@ -3,6 +3,7 @@
 //! stores an input's offset only after everything it caused is acknowledged by the broker.
 //! Business rules live in `pulse-engine`; this crate moves records.
 
+mod changelog;
 mod config;
 mod context;
 mod dead_letter;

@@ -34,11 +34,15 @@ impl Outbox {
     pub async fn send(
         &self,
         topic: &str,
+        partition: Option<i32>,
         key: Option<&[u8]>,
         payload: Option<&[u8]>,
         headers: OwnedHeaders,
     ) -> DeliveryFuture {
         let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
+        if let Some(p) = partition {
+            record = record.partition(p);
+        }
         if let Some(k) = key {
             record = record.key(k);
         }
@@ -76,6 +80,7 @@ impl Outbox {
         let delivery = self
             .send(
                 topic,
+                None,
                 Some(o.customer_id.as_bytes()),
                 Some(&payload),
                 headers,
@@ -94,11 +99,33 @@ impl Outbox {
     ) -> InFlight {
         let headers = crate::dead_letter::headers(msg, err);
         let delivery = self
-            .send(&self.topics.dead_letter, msg.key(), msg.payload(), headers)
+            .send(
+                &self.topics.dead_letter,
+                None,
+                msg.key(),
+                msg.payload(),
+                headers,
+            )
             .await;
         InFlight {
             delivery,
             label: "dead_letter",
+        }
+    }
+
+    /// A changelog record, on the partition of the task that owns the state.
+    pub async fn send_changelog(&self, partition: i32, key: &[u8], value: &[u8]) -> InFlight {
+        let headers = OwnedHeaders::new().insert(Header {
+            key: "content-type",
+            value: Some("application/msgpack"),
+        });
+        let topic = &self.topics.profiles;
+        let delivery = self
+            .send(topic, Some(partition), Some(key), Some(value), headers)
+            .await;
+        InFlight {
+            delivery,
+            label: "changelog",
         }
     }
 
@@ -131,7 +158,15 @@ impl Outbox {
                 backoff = (backoff * 2).min(Duration::from_secs(5));
                 let headers = failed.headers().cloned().unwrap_or_else(OwnedHeaders::new);
                 let delivery = self
-                    .send(failed.topic(), failed.key(), failed.payload(), headers)
+                    // Keep the partition the record was sent to: changelog records must land
+                    // on their task's partition.
+                    .send(
+                        failed.topic(),
+                        Some(failed.partition()).filter(|p| *p >= 0),
+                        failed.key(),
+                        failed.payload(),
+                        headers,
+                    )
                     .await;
                 result = delivery.await;
             }

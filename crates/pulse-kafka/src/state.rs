@@ -30,6 +30,12 @@ impl StateRegistry {
             .clone()
     }
 
+    /// Installs a partition's state, replacing any held (a restore is authoritative).
+    pub(crate) fn replace(&self, partition: i32, state: Partition) {
+        self.partitions
+            .insert(partition, Arc::new(Mutex::new(state)));
+    }
+
     fn snapshot(&self) -> Vec<Arc<Mutex<Partition>>> {
         // Collected first so no dashmap guard is held while partition locks are taken.
         self.partitions.iter().map(|e| e.value().clone()).collect()

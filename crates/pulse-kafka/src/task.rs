@@ -1,7 +1,10 @@
 //! One partition task: it owns the processing of one partition number across the input
-//! topics. Per batch: decode and apply under the partition lock (no `.await` inside), produce
-//! outputs and dead letters, wait for every acknowledgement, then store the input offsets.
+//! topics. It first restores the partition's state from the changelog, then per batch: decode
+//! and apply under the partition lock (no `.await` inside), produce outputs, dead letters, the
+//! changed profiles and a checkpoint, wait for every acknowledgement, then store the input
+//! offsets.
 
+use crate::changelog::{self, Record, CHECKPOINT_KEY};
 use crate::config::{TopicNames, WorkerConfig};
 use crate::context::PulseContext;
 use crate::outbox::{InFlight, Outbox};
@@ -9,12 +12,13 @@ use crate::state::{lock, StateRegistry};
 use crate::wall_clock_ms;
 use pulse_engine::{EngineSpec, Partition, Source};
 use pulse_events::{decode, Encoding, EventError, Limits, OutputEvent, TopicRole};
-use pulse_telemetry::Metrics;
+use pulse_telemetry::{Health, Metrics};
+use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::OwnedMessage;
 use rdkafka::Message;
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
@@ -28,12 +32,38 @@ pub(crate) struct TaskCtx {
     pub input_encoding: Encoding,
     pub worker: WorkerConfig,
     pub metrics: Metrics,
+    pub health: Health,
     pub state: StateRegistry,
+    /// Client settings for reading the changelog back.
+    pub changelog_client: ClientConfig,
     pub stop: watch::Receiver<bool>,
 }
 
-/// Runs until the sender side closes (shutdown or the worker stopping) and the queue is drained.
+/// The task's position in its changelog: which inputs are reflected in the state, and the tag
+/// of the next batch it writes.
+struct Position {
+    partition: i32,
+    /// Next offset to apply per input role; records below are already in the restored state.
+    next: [i64; 3],
+    generation: u64,
+    batch: u64,
+}
+
+fn role_index(role: TopicRole) -> usize {
+    match role {
+        TopicRole::Clickstream => 0,
+        TopicRole::Purchases => 1,
+        TopicRole::Surveys => 2,
+    }
+}
+
+/// Runs until the sender side closes (shutdown or the worker stopping) and the queue is
+/// drained. The caller has counted this partition as restoring.
 pub(crate) async fn run(partition: i32, mut rx: mpsc::Receiver<OwnedMessage>, ctx: Arc<TaskCtx>) {
+    let restored = restore(partition, &ctx).await;
+    ctx.health.restore_finished();
+    ctx.metrics.restoring_partitions.dec();
+    let Some(mut pos) = restored else { return };
     let state = ctx
         .state
         .get_or_insert(partition, || Partition::new(ctx.spec.clone()));
@@ -61,7 +91,7 @@ pub(crate) async fn run(partition: i32, mut rx: mpsc::Receiver<OwnedMessage>, ct
                         last_input[role_index(role)] = now;
                     }
                 }
-                if !process(partition, &batch, &state, &ctx).await {
+                if !process(&batch, &state, &ctx, &mut pos).await {
                     tracing::warn!(partition, "Stopping with outputs unacknowledged; their inputs will be processed again.");
                     return;
                 }
@@ -73,7 +103,7 @@ pub(crate) async fn run(partition: i32, mut rx: mpsc::Receiver<OwnedMessage>, ct
                     .filter(|r| last_input[role_index(*r)].elapsed() >= ctx.worker.idle_timeout)
                     .collect();
                 let all_idle = last_any.elapsed() >= ctx.worker.idle_timeout;
-                if !idle_roles.is_empty() && !idle(partition, &state, &ctx, &idle_roles, all_idle).await {
+                if !idle_roles.is_empty() && !idle(&state, &ctx, &mut pos, &idle_roles, all_idle).await {
                     return;
                 }
             }
@@ -81,21 +111,64 @@ pub(crate) async fn run(partition: i32, mut rx: mpsc::Receiver<OwnedMessage>, ct
     }
 }
 
-fn role_index(role: TopicRole) -> usize {
-    TopicRole::ALL.iter().position(|r| *r == role).unwrap_or(0)
+/// Restores the partition from the changelog, retrying while the broker is unreachable.
+/// `None` if the worker stopped first.
+async fn restore(partition: i32, ctx: &Arc<TaskCtx>) -> Option<Position> {
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        if *ctx.stop.borrow() {
+            return None;
+        }
+        let (client, topic, spec) = (
+            ctx.changelog_client.clone(),
+            ctx.topics.profiles.clone(),
+            ctx.spec.clone(),
+        );
+        let result = tokio::task::spawn_blocking(move || {
+            changelog::restore(&client, &topic, partition, spec)
+        })
+        .await;
+        match result {
+            Ok(Ok(r)) => {
+                tracing::info!(
+                    partition,
+                    profiles = r.profiles,
+                    bytes = r.bytes,
+                    seconds = r.seconds,
+                    generation = r.generation,
+                    "Partition restored."
+                );
+                let m = &ctx.metrics;
+                m.restored_profiles.inc_by(r.profiles as u64);
+                m.restored_bytes.inc_by(r.bytes);
+                m.restore_seconds.observe(r.seconds);
+                ctx.state.replace(partition, r.partition);
+                return Some(Position {
+                    partition,
+                    next: r.offsets,
+                    generation: r.generation,
+                    batch: 0,
+                });
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, partition, "Restore failed; retrying."),
+            Err(e) => tracing::warn!(error = %e, partition, "Restore task failed; retrying."),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
 }
 
 /// Idle inputs stop holding back the watermark; when the whole partition is idle its event
 /// time follows the wall clock, so timers still fire in live use.
 async fn idle(
-    partition: i32,
-    state: &std::sync::Mutex<Partition>,
+    state: &Mutex<Partition>,
     ctx: &TaskCtx,
+    pos: &mut Position,
     roles: &[TopicRole],
     all: bool,
 ) -> bool {
     let mut outputs = Vec::new();
-    {
+    let changes = {
         let mut p = lock(state);
         for r in roles {
             p.set_idle(*r, &mut outputs);
@@ -103,12 +176,51 @@ async fn idle(
         if all {
             p.advance_to(wall_clock_ms(), &mut outputs);
         }
+        if outputs.is_empty() && p.changed() == 0 {
+            None
+        } else {
+            Some(changelog_records(&mut p, pos))
+        }
+    };
+    report_watermark(pos.partition, state, ctx);
+    match changes {
+        None => true,
+        Some(changes) => produce(ctx, pos.partition, &outputs, Vec::new(), changes).await,
     }
-    report_watermark(partition, state, ctx);
-    produce(ctx, &outputs, Vec::new()).await
 }
 
-fn report_watermark(partition: i32, state: &std::sync::Mutex<Partition>, ctx: &TaskCtx) {
+/// The changed profiles and the checkpoint closing this batch, as changelog `(key, value)`s.
+fn changelog_records(p: &mut Partition, pos: &mut Position) -> Vec<(Vec<u8>, Vec<u8>)> {
+    pos.batch += 1;
+    let mut records = Vec::with_capacity(p.changed() + 1);
+    let (generation, batch, partition, offsets) =
+        (pos.generation, pos.batch, pos.partition, pos.next);
+    p.drain_changes(|customer, profile| {
+        let rec = Record {
+            v: changelog::FORMAT_VERSION,
+            generation,
+            batch,
+            partition,
+            offsets,
+            profile: Some(profile.clone()),
+            frontiers: None,
+        };
+        records.push((customer.as_bytes().to_vec(), rec.encode()));
+    });
+    let checkpoint = Record {
+        v: changelog::FORMAT_VERSION,
+        generation,
+        batch,
+        partition,
+        offsets,
+        profile: None,
+        frontiers: Some(p.frontiers()),
+    };
+    records.push((CHECKPOINT_KEY.to_vec(), checkpoint.encode()));
+    records
+}
+
+fn report_watermark(partition: i32, state: &Mutex<Partition>, ctx: &TaskCtx) {
     let wm = lock(state).watermark();
     if let Some(wm) = wm {
         let lag = (wall_clock_ms() - wm).max(0) / 1000;
@@ -119,15 +231,30 @@ fn report_watermark(partition: i32, state: &std::sync::Mutex<Partition>, ctx: &T
     }
 }
 
-async fn produce(ctx: &TaskCtx, outputs: &[OutputEvent], dead: Vec<InFlight>) -> bool {
+/// Produces outputs, the changelog records and the given dead letters, and waits for all of
+/// them to be acknowledged.
+async fn produce(
+    ctx: &TaskCtx,
+    partition: i32,
+    outputs: &[OutputEvent],
+    dead: Vec<InFlight>,
+    changes: Vec<(Vec<u8>, Vec<u8>)>,
+) -> bool {
     let mut in_flight = dead;
-    in_flight.reserve(outputs.len());
+    in_flight.reserve(outputs.len() + changes.len());
     for o in outputs {
         in_flight.push(ctx.outbox.send_output(o).await);
+    }
+    let bytes: u64 = changes.iter().map(|(_, v)| v.len() as u64).sum();
+    let records = changes.len() as u64;
+    for (key, value) in &changes {
+        in_flight.push(ctx.outbox.send_changelog(partition, key, value).await);
     }
     if !ctx.outbox.settle(in_flight, &ctx.stop).await {
         return false;
     }
+    ctx.metrics.changelog_records.inc_by(records);
+    ctx.metrics.changelog_bytes.inc_by(bytes);
     let mut by_kind: BTreeMap<&'static str, u64> = BTreeMap::new();
     for o in outputs {
         *by_kind.entry(o.kind.as_str()).or_default() += 1;
@@ -140,10 +267,10 @@ async fn produce(ctx: &TaskCtx, outputs: &[OutputEvent], dead: Vec<InFlight>) ->
 
 /// Processes one batch. Returns false if the worker must stop without storing its offsets.
 async fn process(
-    partition: i32,
     batch: &[OwnedMessage],
-    state: &std::sync::Mutex<Partition>,
+    state: &Mutex<Partition>,
     ctx: &TaskCtx,
+    pos: &mut Position,
 ) -> bool {
     let started = Instant::now();
     let now = wall_clock_ms();
@@ -151,13 +278,21 @@ async fn process(
     let mut rejected: Vec<(usize, EventError)> = Vec::new();
     let mut by_type: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut by_topic: BTreeMap<&'static str, u64> = BTreeMap::new();
-    {
+    let mut skipped = 0u64;
+    let changes = {
         let mut p = lock(state);
         for (i, m) in batch.iter().enumerate() {
             let Some(role) = ctx.topics.role_of(m.topic()) else {
                 continue;
             };
             *by_topic.entry(role.as_str()).or_default() += 1;
+            let next = &mut pos.next[role_index(role)];
+            if m.offset() < *next {
+                // Already reflected in the restored state: applying it again would count it twice.
+                skipped += 1;
+                continue;
+            }
+            *next = m.offset() + 1;
             let encoding = crate::dead_letter::content_type(m).unwrap_or(ctx.input_encoding);
             let payload = m.payload().unwrap_or_default();
             let src = Source {
@@ -175,12 +310,13 @@ async fn process(
                 Err(e) => rejected.push((i, e)),
             }
         }
-    }
+        changelog_records(&mut p, pos)
+    };
     let mut dead = Vec::with_capacity(rejected.len());
     for (i, e) in &rejected {
         dead.push(ctx.outbox.send_dead_letter(&batch[*i], e).await);
     }
-    if !produce(ctx, &outputs, dead).await {
+    if !produce(ctx, pos.partition, &outputs, dead, changes).await {
         return false;
     }
     // Everything this batch caused is acknowledged: now, and only now, its offsets may be
@@ -191,9 +327,9 @@ async fn process(
         *e = (*e).max(m.offset());
     }
     for (topic, offset) in highest {
-        if let Err(e) = ctx.consumer.store_offset(topic, partition, offset) {
+        if let Err(e) = ctx.consumer.store_offset(topic, pos.partition, offset) {
             // The partition was revoked meanwhile: its new owner re-reads from the last commit.
-            tracing::debug!(error = %e, topic, partition, "Offset not stored.");
+            tracing::debug!(error = %e, topic, partition = pos.partition, "Offset not stored.");
         }
     }
 
@@ -210,10 +346,11 @@ async fn process(
             m.late_records.inc();
         }
     }
+    m.skipped_records.inc_by(skipped);
     m.batch_size.observe(batch.len() as f64);
     m.processing_seconds
         .with_label_values(&["batch"])
         .observe(started.elapsed().as_secs_f64());
-    report_watermark(partition, state, ctx);
+    report_watermark(pos.partition, state, ctx);
     true
 }

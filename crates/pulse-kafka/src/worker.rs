@@ -78,6 +78,21 @@ pub(crate) fn producer_config(kafka: &KafkaConfig) -> ClientConfig {
     c
 }
 
+/// Starts the task of a partition number; it counts as restoring until its restore is done.
+fn spawn_task(
+    partition: i32,
+    tasks: &mut JoinSet<()>,
+    ctx: &Arc<TaskCtx>,
+    deps: &WorkerDeps,
+    worker: &WorkerConfig,
+) -> mpsc::Sender<OwnedMessage> {
+    deps.health.restore_started();
+    deps.metrics.restoring_partitions.inc();
+    let (tx, rx) = mpsc::channel(worker.queue_capacity.max(1));
+    tasks.spawn(task::run(partition, rx, ctx.clone()));
+    tx
+}
+
 /// Runs the worker until `stop` turns true, then drains, commits and leaves the group within
 /// the configured deadline.
 pub async fn run_worker(
@@ -87,9 +102,11 @@ pub async fn run_worker(
     deps: WorkerDeps,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), KafkaError> {
+    let (assigned_tx, mut assigned) = mpsc::unbounded_channel();
     let context = PulseContext {
         metrics: deps.metrics.clone(),
         health: deps.health.clone(),
+        assigned: assigned_tx,
     };
     let consumer: StreamConsumer<PulseContext> = consumer_config(kafka)
         .create_with_context(context)
@@ -134,7 +151,13 @@ pub async fn run_worker(
         input_encoding: kafka.input_encoding,
         worker: worker.clone(),
         metrics: deps.metrics.clone(),
+        health: deps.health.clone(),
         state: deps.state.clone(),
+        changelog_client: {
+            let mut c = client_config(kafka);
+            apply_overrides(&mut c, kafka);
+            c
+        },
         stop: stop.clone(),
     });
 
@@ -144,6 +167,11 @@ pub async fn run_worker(
     while !*stop.borrow() {
         tokio::select! {
             _ = stop.changed() => break,
+            Some(numbers) = assigned.recv() => {
+                for p in numbers {
+                    queues.entry(p).or_insert_with(|| spawn_task(p, &mut tasks, &ctx, &deps, worker));
+                }
+            }
             _ = gauges.tick() => {
                 deps.metrics.customers.set(deps.state.customers() as i64);
                 deps.metrics.timers_pending.set(deps.state.pending_timers() as i64);
@@ -159,11 +187,9 @@ pub async fn run_worker(
                     }
                 };
                 let partition = msg.partition();
-                let queue = queues.entry(partition).or_insert_with(|| {
-                    let (tx, rx) = mpsc::channel(worker.queue_capacity.max(1));
-                    tasks.spawn(task::run(partition, rx, ctx.clone()));
-                    tx
-                });
+                let queue = queues
+                    .entry(partition)
+                    .or_insert_with(|| spawn_task(partition, &mut tasks, &ctx, &deps, worker));
                 // A full queue parks the loop here: fetching stops until the task catches up.
                 tokio::select! {
                     sent = queue.send(msg) => if sent.is_err() {

@@ -1,6 +1,6 @@
 //! Liveness and readiness as shared flags the worker flips and the HTTP server reads.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// Shared health state. Cloning shares the flags.
@@ -8,6 +8,7 @@ use std::sync::Arc;
 pub struct Health {
     ready: Arc<AtomicBool>,
     stopping: Arc<AtomicBool>,
+    restoring: Arc<AtomicUsize>,
 }
 
 impl Health {
@@ -16,8 +17,25 @@ impl Health {
         self.ready.store(ready, Ordering::Release);
     }
 
+    /// Ready: assigned, every assigned partition restored, and not shutting down.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire) && !self.stopping.load(Ordering::Acquire)
+        self.ready.load(Ordering::Acquire)
+            && !self.stopping.load(Ordering::Acquire)
+            && self.restoring.load(Ordering::Acquire) == 0
+    }
+
+    /// A partition starts restoring; readiness is false until every one has finished.
+    pub fn restore_started(&self) {
+        self.restoring.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub fn restore_finished(&self) {
+        self.restoring.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Partitions currently restoring.
+    pub fn restoring(&self) -> usize {
+        self.restoring.load(Ordering::Acquire)
     }
 
     /// Marks the process as shutting down: readiness turns false at once so load balancers

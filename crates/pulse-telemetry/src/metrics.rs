@@ -24,6 +24,13 @@ pub mod names {
     pub const REBALANCES: &str = "pulse_rebalances_total";
     pub const COMMITS: &str = "pulse_offset_commits_total";
     pub const READY: &str = "pulse_ready";
+    pub const CHANGELOG_RECORDS: &str = "pulse_changelog_records_total";
+    pub const CHANGELOG_BYTES: &str = "pulse_changelog_bytes_total";
+    pub const RESTORED_PROFILES: &str = "pulse_restore_profiles_total";
+    pub const RESTORED_BYTES: &str = "pulse_restore_bytes_total";
+    pub const RESTORE_SECONDS: &str = "pulse_restore_seconds";
+    pub const RESTORING_PARTITIONS: &str = "pulse_restoring_partitions";
+    pub const SKIPPED_RECORDS: &str = "pulse_restore_skipped_records_total";
 }
 
 /// The registry and handles to every metric.
@@ -51,6 +58,21 @@ pub struct Metrics {
     pub rebalances: IntCounter,
     pub commits: IntCounterVec,
     pub ready: IntGauge,
+    pub changelog_records: IntCounter,
+    pub changelog_bytes: IntCounter,
+    pub restored_profiles: IntCounter,
+    pub restored_bytes: IntCounter,
+    pub restore_seconds: Histogram,
+    pub restoring_partitions: IntGauge,
+    /// Input records below a restored checkpoint: already in the state, not applied again.
+    pub skipped_records: IntCounter,
+}
+
+fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+    let m = IntCounter::new(name, help).expect("valid metric definition");
+    r.register(Box::new(m.clone()))
+        .expect("metric registered once");
+    m
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -99,16 +121,21 @@ impl Metrics {
         .expect("valid metric definition");
         r.register(Box::new(watermark_lag.clone()))
             .expect("metric registered once");
-        let late_records = IntCounter::new(
+        let late_records = counter(
+            &r,
             names::LATE_RECORDS,
             "Records older than their partition's watermark.",
+        );
+        let rebalances = counter(&r, names::REBALANCES, "Consumer group rebalances seen.");
+        let restore_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                names::RESTORE_SECONDS,
+                "Time to restore one partition from the changelog.",
+            )
+            .buckets(prometheus::exponential_buckets(0.01, 2.0, 14).expect("valid buckets")),
         )
         .expect("valid metric definition");
-        r.register(Box::new(late_records.clone()))
-            .expect("metric registered once");
-        let rebalances = IntCounter::new(names::REBALANCES, "Consumer group rebalances seen.")
-            .expect("valid metric definition");
-        r.register(Box::new(rebalances.clone()))
+        r.register(Box::new(restore_seconds.clone()))
             .expect("metric registered once");
         Self {
             input_records: counter_vec(
@@ -160,6 +187,33 @@ impl Metrics {
                 &["result"],
             ),
             ready: gauge(&r, names::READY, "1 when the worker is ready."),
+            changelog_records: counter(
+                &r,
+                names::CHANGELOG_RECORDS,
+                "Changelog records produced (profiles and checkpoints).",
+            ),
+            changelog_bytes: counter(&r, names::CHANGELOG_BYTES, "Changelog bytes produced."),
+            restored_profiles: counter(
+                &r,
+                names::RESTORED_PROFILES,
+                "Profiles restored from the changelog.",
+            ),
+            restored_bytes: counter(
+                &r,
+                names::RESTORED_BYTES,
+                "Changelog bytes read while restoring.",
+            ),
+            restore_seconds,
+            restoring_partitions: gauge(
+                &r,
+                names::RESTORING_PARTITIONS,
+                "Partitions being restored; the worker is not ready meanwhile.",
+            ),
+            skipped_records: counter(
+                &r,
+                names::SKIPPED_RECORDS,
+                "Input records already reflected in restored state, not applied again.",
+            ),
             registry: r,
         }
     }
@@ -218,6 +272,13 @@ mod tests {
             names::REBALANCES,
             names::COMMITS,
             names::READY,
+            names::CHANGELOG_RECORDS,
+            names::CHANGELOG_BYTES,
+            names::RESTORED_PROFILES,
+            names::RESTORED_BYTES,
+            names::RESTORE_SECONDS,
+            names::RESTORING_PARTITIONS,
+            names::SKIPPED_RECORDS,
         ] {
             assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing");
         }

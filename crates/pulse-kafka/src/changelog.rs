@@ -1,0 +1,165 @@
+//! The changelog: after every batch, each changed profile and then a checkpoint go to the
+//! compacted profiles topic, on the partition of the task that owns them. Restoring a
+//! partition reads it back, keeping the newest record per customer.
+//!
+//! Records carry a `(generation, batch)` tag and a checkpoint closes each batch. Restore applies
+//! a batch's profile records only when its checkpoint follows, so a crash between the profiles
+//! and their checkpoint never leaks half a batch into the restored state, even after later
+//! generations have appended to the same log. Each generation starts after a restore.
+
+use crate::KafkaError;
+use pulse_engine::{EngineSpec, Millis, Partition, Profile};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Key of the checkpoint record; customer ids are never empty.
+pub(crate) const CHECKPOINT_KEY: &[u8] = b"";
+pub(crate) const FORMAT_VERSION: u8 = 1;
+
+/// One changelog record: a profile, or (with no profile) the checkpoint closing a batch.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Record {
+    pub v: u8,
+    pub generation: u64,
+    pub batch: u64,
+    /// Input partition this state belongs to.
+    pub partition: i32,
+    /// Next offset to read on each input (clickstream, purchases, surveys) once this batch is
+    /// applied; -1 where nothing was read yet.
+    pub offsets: [i64; 3],
+    #[serde(default)]
+    pub profile: Option<Profile>,
+    #[serde(default)]
+    pub frontiers: Option<[Option<Millis>; 3]>,
+}
+
+impl Record {
+    pub fn encode(&self) -> Vec<u8> {
+        rmp_serde::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// A partition's state as read back from the changelog.
+#[derive(Debug)]
+pub(crate) struct Restored {
+    pub partition: Partition,
+    pub offsets: [i64; 3],
+    /// The generation this worker writes with: one past the last checkpoint's.
+    pub generation: u64,
+    pub profiles: usize,
+    pub bytes: u64,
+    pub seconds: f64,
+}
+
+/// Reads partition `partition` of `topic` from the beginning to its end. Blocking: run it on
+/// a blocking thread. Fails (retryably) if the broker cannot be reached.
+pub(crate) fn restore(
+    client: &ClientConfig,
+    topic: &str,
+    partition: i32,
+    spec: Arc<EngineSpec>,
+) -> Result<Restored, KafkaError> {
+    let started = Instant::now();
+    let mut cfg = client.clone();
+    cfg.set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .set("auto.offset.reset", "earliest");
+    let consumer: BaseConsumer = cfg.create().map_err(|source| KafkaError::Client {
+        role: "changelog reader",
+        source,
+    })?;
+    let timeout = Duration::from_secs(10);
+    let (low, high) = consumer
+        .fetch_watermarks(topic, partition, timeout)
+        .map_err(|source| KafkaError::Restore { partition, source })?;
+    let mut state: HashMap<String, Profile> = HashMap::new();
+    let mut pending: Vec<(String, Record)> = Vec::new();
+    let mut checkpoint: Option<Record> = None;
+    let mut bytes = 0u64;
+    if high > low {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, partition, Offset::Beginning)
+            .map_err(|source| KafkaError::Restore { partition, source })?;
+        consumer
+            .assign(&tpl)
+            .map_err(|source| KafkaError::Restore { partition, source })?;
+        let mut last = low - 1;
+        let mut idle = Instant::now();
+        // Compaction leaves gaps and transaction markers take offsets, so the end is reached
+        // when the position passes the high watermark read above.
+        while last < high - 1 {
+            match consumer.poll(Duration::from_millis(200)) {
+                Some(Ok(m)) => {
+                    idle = Instant::now();
+                    last = m.offset();
+                    let payload = m.payload().unwrap_or_default();
+                    bytes += payload.len() as u64;
+                    let rec = match rmp_serde::from_slice::<Record>(payload) {
+                        Ok(r) if r.v == FORMAT_VERSION => r,
+                        _ => {
+                            tracing::warn!(
+                                partition,
+                                offset = m.offset(),
+                                "Unreadable changelog record skipped."
+                            );
+                            continue;
+                        }
+                    };
+                    if m.key().unwrap_or_default() == CHECKPOINT_KEY {
+                        for (k, r) in pending.drain(..) {
+                            if (r.generation, r.batch) == (rec.generation, rec.batch) {
+                                if let Some(p) = r.profile {
+                                    state.insert(k, p);
+                                }
+                            }
+                        }
+                        checkpoint = Some(rec);
+                    } else {
+                        let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
+                        pending.push((key, rec));
+                    }
+                }
+                Some(Err(e)) => {
+                    return Err(KafkaError::Restore {
+                        partition,
+                        source: e,
+                    })
+                }
+                None => {
+                    let position = consumer.position().ok().and_then(|p| {
+                        p.find_partition(topic, partition)
+                            .and_then(|e| e.offset().to_raw())
+                    });
+                    if position.is_some_and(|p| p >= high) {
+                        break;
+                    }
+                    if idle.elapsed() > Duration::from_secs(30) {
+                        return Err(KafkaError::Restore {
+                            partition,
+                            source: rdkafka::error::KafkaError::PartitionEOF(partition),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    // Records after the last checkpoint belong to a batch that never completed: dropped.
+    let (offsets, frontiers, generation) = match &checkpoint {
+        Some(c) => (c.offsets, c.frontiers.unwrap_or_default(), c.generation + 1),
+        None => ([-1; 3], [None; 3], 1),
+    };
+    let profiles = state.len();
+    Ok(Restored {
+        partition: Partition::restore(spec, state, frontiers),
+        offsets,
+        generation,
+        profiles,
+        bytes,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
