@@ -44,6 +44,19 @@ impl Record {
     }
 }
 
+/// What one changelog partition holds: the newest complete state of every customer, and the
+/// last checkpoint's input offsets and frontiers.
+#[derive(Debug, Default)]
+pub struct ChangelogContents {
+    pub profiles: HashMap<String, Profile>,
+    /// Next offset per input (clickstream, purchases, surveys); -1 where none was read.
+    pub offsets: [i64; 3],
+    pub frontiers: [Option<Millis>; 3],
+    /// Generation of the last checkpoint; 0 if there is none.
+    pub generation: u64,
+    pub bytes: u64,
+}
+
 /// A partition's state as read back from the changelog.
 #[derive(Debug)]
 pub(crate) struct Restored {
@@ -56,8 +69,8 @@ pub(crate) struct Restored {
     pub seconds: f64,
 }
 
-/// Reads partition `partition` of `topic` from the beginning to its end. Blocking: run it on
-/// a blocking thread. Fails (retryably) if the broker cannot be reached.
+/// Restores a partition's engine state. Blocking: run it on a blocking thread. Fails
+/// (retryably) if the broker cannot be reached.
 pub(crate) fn restore(
     client: &ClientConfig,
     topic: &str,
@@ -65,7 +78,30 @@ pub(crate) fn restore(
     spec: Arc<EngineSpec>,
 ) -> Result<Restored, KafkaError> {
     let started = Instant::now();
+    let c = read_changelog(client, topic, partition)?;
+    let profiles = c.profiles.len();
+    Ok(Restored {
+        partition: Partition::restore(spec, c.profiles, c.frontiers),
+        offsets: c.offsets,
+        generation: c.generation + 1,
+        profiles,
+        bytes: c.bytes,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Reads partition `partition` of the changelog `topic` from the beginning to its end,
+/// keeping the newest record per customer of every completed batch. Blocking.
+pub fn read_changelog(
+    client: &ClientConfig,
+    topic: &str,
+    partition: i32,
+) -> Result<ChangelogContents, KafkaError> {
     let mut cfg = client.clone();
+    // librdkafka refuses to assign partitions without a group id; this reader never commits.
+    if cfg.get("group.id").is_none() {
+        cfg.set("group.id", "pulse-changelog-reader");
+    }
     cfg.set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
         .set("auto.offset.reset", "earliest");
@@ -149,17 +185,18 @@ pub(crate) fn restore(
         }
     }
     // Records after the last checkpoint belong to a batch that never completed: dropped.
-    let (offsets, frontiers, generation) = match &checkpoint {
-        Some(c) => (c.offsets, c.frontiers.unwrap_or_default(), c.generation + 1),
-        None => ([-1; 3], [None; 3], 1),
-    };
-    let profiles = state.len();
-    Ok(Restored {
-        partition: Partition::restore(spec, state, frontiers),
-        offsets,
-        generation,
-        profiles,
-        bytes,
-        seconds: started.elapsed().as_secs_f64(),
+    Ok(match checkpoint {
+        Some(c) => ChangelogContents {
+            profiles: state,
+            offsets: c.offsets,
+            frontiers: c.frontiers.unwrap_or_default(),
+            generation: c.generation,
+            bytes,
+        },
+        None => ChangelogContents {
+            offsets: [-1; 3],
+            bytes,
+            ..ChangelogContents::default()
+        },
     })
 }

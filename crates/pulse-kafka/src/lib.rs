@@ -14,6 +14,7 @@ mod state;
 mod task;
 mod worker;
 
+pub use changelog::{read_changelog, ChangelogContents};
 pub use config::{ByteSize, KafkaConfig, OffsetReset, TopicNames, WorkerConfig};
 pub use dead_letter::header;
 pub use embedded::EmbeddedCluster;

@@ -1,102 +1,20 @@
 //! The `pulse` binary as a user runs it: the embedded demo shows events and outputs, serves its
 //! probes, `tail` reads its outputs, Ctrl-C exits 0; bad configuration exits 2 naming the key.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+mod common;
 
-fn pulse() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_pulse"))
-}
-
-fn http_get(addr: &str, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).unwrap();
-    let status = body
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, body)
-}
-
-/// Lines from a child's pipe, delivered over a channel so reads can time out.
-fn lines(r: impl Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for l in BufReader::new(r).lines().map_while(Result::ok) {
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-fn wait_for(
-    rx: &mpsc::Receiver<String>,
-    timeout: Duration,
-    mut pred: impl FnMut(&str) -> bool,
-) -> Option<String> {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
-            if pred(&l) {
-                return Some(l);
-            }
-        }
-    }
-    None
-}
-
-fn json_field(line: &str, key: &str) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_str(line).ok()?;
-    v.get(key)?.as_str().map(str::to_owned)
-}
-
-fn interrupt(child: &Child) {
-    let ok = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-}
+use common::*;
+use std::time::Duration;
 
 #[test]
 fn demo_runs_serves_probes_tails_and_exits_cleanly_on_ctrl_c() {
-    let mut child = pulse()
-        .arg("run")
-        .env("PULSE__HTTP__LISTEN", "127.0.0.1:0")
-        .env("PULSE__LOG__FORMAT", "json")
-        .env("PULSE__DEMO__RATE", "3000")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("pulse starts");
-    let out = lines(child.stdout.take().unwrap());
-    let err = lines(child.stderr.take().unwrap());
-
-    let mut brokers = None;
-    let mut addr = None;
-    let found = wait_for(&err, Duration::from_secs(30), |l| {
-        if let Some(b) = json_field(l, "brokers") {
-            brokers.get_or_insert(b);
-        }
-        if let Some(a) = json_field(l, "addr") {
-            addr = Some(a);
-        }
-        addr.is_some() && brokers.is_some()
-    });
-    assert!(found.is_some(), "no startup logs");
-    let (brokers, addr) = (brokers.unwrap(), addr.unwrap());
+    let Proc {
+        mut child,
+        out,
+        err,
+        addr,
+        brokers,
+    } = start(&[("PULSE__DEMO__RATE", "3000")]);
 
     // Events flow and every funnel output type shows up in the summary line.
     let line = wait_for(&out, Duration::from_secs(60), |l| {
@@ -143,18 +61,8 @@ fn demo_runs_serves_probes_tails_and_exits_cleanly_on_ctrl_c() {
         "{printed}"
     );
 
-    interrupt(&child);
-    let deadline = Instant::now() + Duration::from_secs(35);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "did not stop within the shutdown deadline"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    signal(&child, "-INT");
+    let status = wait_exit(&mut child, Duration::from_secs(35));
     assert_eq!(status.code(), Some(0));
     let rest: Vec<String> = err.try_iter().collect();
     assert!(

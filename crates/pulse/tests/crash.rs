@@ -1,0 +1,242 @@
+//! Fault tolerance on the embedded cluster with the real binary: SIGKILL a worker mid-stream
+//! and start another; the final state equals an uninterrupted run's, customer by customer and
+//! field by field, and every output of the uninterrupted run is present.
+//!
+//! The traffic is clickstream only. Records of different input topics reach a partition task
+//! in fetch order, which differs between runs; with one input the order per partition is fixed,
+//! so two runs must agree exactly.
+
+mod common;
+
+use common::*;
+use pulse_engine::Profile;
+use pulse_events::{OutputEvent, TopicRole};
+use pulse_kafka::{read_changelog, EmbeddedCluster};
+use pulse_loadgen::{Generator, GeneratorConfig, Record};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+const PARTITIONS: i32 = 3;
+const TOPICS: [&str; 8] = [
+    "clickstream",
+    "purchases",
+    "surveys",
+    "pulse.segments",
+    "pulse.churn-risk",
+    "pulse.milestones",
+    "pulse.profiles",
+    "pulse.dead-letter",
+];
+
+fn partition_of(customer: &str) -> i32 {
+    let h = customer.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    });
+    (h % PARTITIONS as u64) as i32
+}
+
+fn traffic() -> Vec<Record> {
+    let day = 86_400_000;
+    let start = 1_767_225_600_000; // 2026-01-01
+    Generator::new(GeneratorConfig::new(600, 3, start, 20 * day))
+        .filter(|r| r.topic == TopicRole::Clickstream)
+        .collect()
+}
+
+fn cluster_with(records: &[Record]) -> (EmbeddedCluster, Vec<i64>) {
+    let topics: Vec<(&str, i32)> = TOPICS.iter().map(|t| (*t, PARTITIONS)).collect();
+    let cluster = EmbeddedCluster::start(1, &topics).expect("cluster");
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap_servers())
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer");
+    let mut end = vec![0i64; PARTITIONS as usize];
+    for r in records {
+        let p = partition_of(&r.key);
+        end[p as usize] += 1;
+        let mut rec = BaseRecord::to("clickstream")
+            .key(&r.key)
+            .payload(&r.value)
+            .partition(p);
+        loop {
+            match producer.send(rec) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    rec = back;
+                    producer.poll(Duration::from_millis(10));
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(30)).expect("flushed");
+    (cluster, end)
+}
+
+fn env<'a>(brokers: &'a str) -> Vec<(&'static str, &'a str)> {
+    vec![
+        ("PULSE__KAFKA__BROKERS", brokers),
+        ("PULSE__KAFKA__GROUP_ID", "crash-test"),
+        ("PULSE__WORKER__MAX_BATCH", "64"),
+        // Time must not move by the wall clock in this test: runs differ in duration.
+        ("PULSE__WORKER__IDLE_TIMEOUT", "1h"),
+    ]
+}
+
+fn committed(brokers: &str) -> Vec<i64> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "crash-test")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition("clickstream", p);
+    }
+    match c.committed_offsets(tpl, Duration::from_secs(5)) {
+        Ok(got) => (0..PARTITIONS)
+            .map(
+                |p| match got.find_partition("clickstream", p).map(|e| e.offset()) {
+                    Some(Offset::Offset(o)) => o,
+                    _ => -1,
+                },
+            )
+            .collect(),
+        Err(_) => vec![-1; PARTITIONS as usize],
+    }
+}
+
+/// Waits until the group has committed every input record.
+fn wait_caught_up(brokers: &str, end: &[i64]) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while committed(brokers) != end {
+        assert!(
+            Instant::now() < deadline,
+            "not caught up: {:?} of {end:?}",
+            committed(brokers)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+fn final_state(brokers: &str) -> BTreeMap<String, Profile> {
+    let mut client = ClientConfig::new();
+    client.set("bootstrap.servers", brokers);
+    let mut all = BTreeMap::new();
+    for p in 0..PARTITIONS {
+        let c = read_changelog(&client, "pulse.profiles", p).expect("changelog reads");
+        all.extend(c.profiles);
+    }
+    all
+}
+
+fn output_ids(brokers: &str) -> HashSet<String> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "ids-reader")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    let mut remaining = 0;
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset("pulse.milestones", p, Offset::Beginning)
+            .unwrap();
+        let (lo, hi) = c
+            .fetch_watermarks("pulse.milestones", p, Duration::from_secs(5))
+            .unwrap();
+        remaining += hi - lo;
+    }
+    c.assign(&tpl).unwrap();
+    let mut ids = HashSet::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while remaining > 0 && Instant::now() < deadline {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+            remaining -= 1;
+            let o =
+                OutputEvent::decode(m.payload().unwrap(), pulse_events::Encoding::Json).unwrap();
+            ids.insert(o.event_id);
+        }
+    }
+    assert_eq!(remaining, 0, "outputs not all read");
+    ids
+}
+
+#[test]
+fn sigkill_mid_stream_then_restart_matches_an_uninterrupted_run() {
+    let records = traffic();
+    let total = records.len() as f64;
+    assert!(total > 20_000.0, "{total}");
+
+    // The uninterrupted run.
+    let (reference, end) = cluster_with(&records);
+    let r = reference.bootstrap_servers().to_owned();
+    let mut run = start(&env(&r));
+    wait_caught_up(&r, &end);
+    signal(&run.child, "-INT");
+    assert_eq!(
+        wait_exit(&mut run.child, Duration::from_secs(35)).code(),
+        Some(0)
+    );
+
+    // The interrupted run: killed mid-stream, then a fresh worker takes over.
+    let (crashed, end2) = cluster_with(&records);
+    assert_eq!(end, end2);
+    let c = crashed.bootstrap_servers().to_owned();
+    let mut first = start(&env(&c));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let consumed = loop {
+        let (_, scrape) = http_get(&first.addr, "/metrics");
+        let n = metric_sum(&scrape, "pulse_input_records_total");
+        if n >= total / 3.0 {
+            break n;
+        }
+        assert!(Instant::now() < deadline, "no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    signal(&first.child, "-KILL");
+    let _ = wait_exit(&mut first.child, Duration::from_secs(10));
+    assert!(
+        consumed < total,
+        "killed only after everything was consumed; make the stream longer"
+    );
+
+    let mut second = start(&env(&c));
+    let mut seen = Vec::new();
+    let restored = wait_for(&second.err, Duration::from_secs(30), |l| {
+        seen.push(l.to_owned());
+        l.contains("Partition restored.")
+    });
+    assert!(restored.is_some(), "no restore logged: {seen:#?}");
+    wait_caught_up(&c, &end);
+    let (_, scrape) = http_get(&second.addr, "/metrics");
+    assert!(
+        metric_sum(&scrape, "pulse_restore_profiles_total") > 0.0,
+        "nothing was restored"
+    );
+    signal(&second.child, "-INT");
+    assert_eq!(
+        wait_exit(&mut second.child, Duration::from_secs(35)).code(),
+        Some(0)
+    );
+
+    let expected = final_state(&r);
+    let got = final_state(&c);
+    assert!(expected.len() > 100, "{} customers", expected.len());
+    assert_eq!(got.len(), expected.len(), "customers");
+    for (id, p) in &expected {
+        assert_eq!(got.get(id), Some(p), "profile of {id}");
+    }
+    let want = output_ids(&r);
+    let have = output_ids(&c);
+    assert!(!want.is_empty());
+    let missing: Vec<&String> = want.difference(&have).take(5).collect();
+    assert!(
+        missing.is_empty(),
+        "{} outputs of the uninterrupted run missing, e.g. {missing:?}",
+        want.difference(&have).count()
+    );
+}
