@@ -77,7 +77,7 @@ fn cluster_with(records: &[Record]) -> (EmbeddedCluster, Vec<i64>) {
     (cluster, end)
 }
 
-fn env<'a>(brokers: &'a str) -> Vec<(&'static str, &'a str)> {
+fn env(brokers: &str) -> Vec<(&'static str, &str)> {
     vec![
         ("PULSE__KAFKA__BROKERS", brokers),
         ("PULSE__KAFKA__GROUP_ID", "crash-test"),
