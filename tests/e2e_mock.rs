@@ -134,8 +134,11 @@ async fn every_record_is_applied_or_dead_lettered_exactly_once() {
         "worker consumed {} of {total}",
         counter_total(&metrics.input_records)
     );
+    // Every consumed record's effects are acknowledged before it is counted, so the state is
+    // complete now; it is read before stopping because a stopping worker gives up (and drops)
+    // its partitions.
+    let profiles = running.state.profiles();
     // Offsets are committed on a one-second timer; stopping commits the rest.
-    let state = running.state.clone();
     running.stop().await.expect("clean stop");
 
     // Every good record is reflected once: per-customer event and order counts match.
@@ -148,7 +151,6 @@ async fn every_record_is_applied_or_dead_lettered_exactly_once() {
             *expected_orders.entry(c).or_default() += 1;
         }
     }
-    let profiles = state.profiles();
     assert_eq!(profiles.len(), expected_events.len(), "customers");
     for (id, p) in &profiles {
         assert_eq!(

@@ -1,25 +1,54 @@
 //! The consumer's callbacks: rebalances flip readiness and update the assignment gauge;
 //! commit results are counted.
 
+use crate::state::StateRegistry;
+use crate::tasks::Tasks;
 use pulse_telemetry::{Health, Metrics};
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::KafkaResult;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, TopicPartitionList};
+use std::sync::Arc;
+use std::time::Duration;
 
 pub(crate) struct PulseContext {
     pub metrics: Metrics,
     pub health: Health,
     /// Partition numbers newly assigned, so the worker restores them before their records flow.
     pub assigned: tokio::sync::mpsc::UnboundedSender<Vec<i32>>,
+    pub tasks: Arc<Tasks>,
+    pub state: StateRegistry,
+    /// How long a revoked partition may take to drain.
+    pub drain_deadline: Duration,
+}
+
+fn partition_numbers(tpl: &TopicPartitionList) -> Vec<i32> {
+    let mut numbers: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    numbers
 }
 
 impl ClientContext for PulseContext {}
 
 impl ConsumerContext for PulseContext {
-    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    /// On revoke: drain the partitions' tasks, commit what they stored, drop their state. Only
+    /// then may another worker restore them from the changelog.
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         self.metrics.rebalances.inc();
         if let Rebalance::Revoke(tpl) = rebalance {
-            tracing::info!(partitions = tpl.count(), "Partitions revoked.");
+            let numbers = partition_numbers(tpl);
+            tracing::info!(partitions = tpl.count(), "Partitions revoked; draining.");
+            self.tasks.drain(&numbers, self.drain_deadline);
+            match consumer.commit_consumer_state(CommitMode::Sync) {
+                Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "Commit on revoke failed; the new owner re-reads from the previous commit.")
+                }
+            }
+            for p in numbers {
+                self.state.remove(p);
+            }
         }
     }
 
@@ -27,10 +56,7 @@ impl ConsumerContext for PulseContext {
         match rebalance {
             Rebalance::Assign(tpl) => {
                 tracing::info!(partitions = tpl.count(), "Partitions assigned.");
-                let mut numbers: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
-                numbers.sort_unstable();
-                numbers.dedup();
-                let _ = self.assigned.send(numbers);
+                let _ = self.assigned.send(partition_numbers(tpl));
                 self.health.set_ready(true);
             }
             Rebalance::Error(e) => {

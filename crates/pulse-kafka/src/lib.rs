@@ -12,6 +12,7 @@ mod error;
 mod outbox;
 mod state;
 mod task;
+mod tasks;
 mod worker;
 
 pub use changelog::{read_changelog, ChangelogContents};

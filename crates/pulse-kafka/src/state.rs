@@ -36,6 +36,11 @@ impl StateRegistry {
             .insert(partition, Arc::new(Mutex::new(state)));
     }
 
+    /// Drops a partition's state (it was revoked).
+    pub(crate) fn remove(&self, partition: i32) {
+        self.partitions.remove(&partition);
+    }
+
     fn snapshot(&self) -> Vec<Arc<Mutex<Partition>>> {
         // Collected first so no dashmap guard is held while partition locks are taken.
         self.partitions.iter().map(|e| e.value().clone()).collect()

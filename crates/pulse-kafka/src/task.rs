@@ -59,7 +59,13 @@ fn role_index(role: TopicRole) -> usize {
 
 /// Runs until the sender side closes (shutdown or the worker stopping) and the queue is
 /// drained. The caller has counted this partition as restoring.
-pub(crate) async fn run(partition: i32, mut rx: mpsc::Receiver<OwnedMessage>, ctx: Arc<TaskCtx>) {
+pub(crate) async fn run(
+    partition: i32,
+    mut rx: mpsc::Receiver<OwnedMessage>,
+    ctx: Arc<TaskCtx>,
+    // Dropped when this task returns, which tells a waiting revoke that it has drained.
+    _done: std::sync::mpsc::Sender<()>,
+) {
     let restored = restore(partition, &ctx).await;
     ctx.health.restore_finished();
     ctx.metrics.restoring_partitions.dec();

@@ -5,21 +5,19 @@ use crate::config::{KafkaConfig, WorkerConfig};
 use crate::context::PulseContext;
 use crate::outbox::Outbox;
 use crate::state::StateRegistry;
-use crate::task::{self, TaskCtx};
+use crate::task::TaskCtx;
+use crate::tasks::Tasks;
 use crate::KafkaError;
 use pulse_engine::EngineSpec;
 use pulse_events::{Limits, TopicRole};
 use pulse_telemetry::{Health, Metrics};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::OwnedMessage;
 use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::Message;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinSet;
 
 /// Shared handles the worker reports into.
 #[derive(Debug, Clone, Default)]
@@ -78,21 +76,6 @@ pub(crate) fn producer_config(kafka: &KafkaConfig) -> ClientConfig {
     c
 }
 
-/// Starts the task of a partition number; it counts as restoring until its restore is done.
-fn spawn_task(
-    partition: i32,
-    tasks: &mut JoinSet<()>,
-    ctx: &Arc<TaskCtx>,
-    deps: &WorkerDeps,
-    worker: &WorkerConfig,
-) -> mpsc::Sender<OwnedMessage> {
-    deps.health.restore_started();
-    deps.metrics.restoring_partitions.inc();
-    let (tx, rx) = mpsc::channel(worker.queue_capacity.max(1));
-    tasks.spawn(task::run(partition, rx, ctx.clone()));
-    tx
-}
-
 /// Runs the worker until `stop` turns true, then drains, commits and leaves the group within
 /// the configured deadline.
 pub async fn run_worker(
@@ -103,10 +86,14 @@ pub async fn run_worker(
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), KafkaError> {
     let (assigned_tx, mut assigned) = mpsc::unbounded_channel();
+    let tasks = Arc::new(Tasks::default());
     let context = PulseContext {
         metrics: deps.metrics.clone(),
         health: deps.health.clone(),
         assigned: assigned_tx,
+        tasks: tasks.clone(),
+        state: deps.state.clone(),
+        drain_deadline: worker.shutdown_deadline,
     };
     let consumer: StreamConsumer<PulseContext> = consumer_config(kafka)
         .create_with_context(context)
@@ -161,15 +148,15 @@ pub async fn run_worker(
         stop: stop.clone(),
     });
 
-    let mut queues: HashMap<i32, mpsc::Sender<OwnedMessage>> = HashMap::new();
-    let mut tasks = JoinSet::new();
+    tasks.set_ctx(ctx);
     let mut gauges = tokio::time::interval(Duration::from_secs(1));
     while !*stop.borrow() {
         tokio::select! {
             _ = stop.changed() => break,
             Some(numbers) = assigned.recv() => {
+                // Start restoring assigned partitions now, not when their first record arrives.
                 for p in numbers {
-                    queues.entry(p).or_insert_with(|| spawn_task(p, &mut tasks, &ctx, &deps, worker));
+                    let _ = tasks.sender(p);
                 }
             }
             _ = gauges.tick() => {
@@ -187,9 +174,7 @@ pub async fn run_worker(
                     }
                 };
                 let partition = msg.partition();
-                let queue = queues
-                    .entry(partition)
-                    .or_insert_with(|| spawn_task(partition, &mut tasks, &ctx, &deps, worker));
+                let Some(queue) = tasks.sender(partition) else { break };
                 // A full queue parks the loop here: fetching stops until the task catches up.
                 tokio::select! {
                     sent = queue.send(msg) => if sent.is_err() {
@@ -204,11 +189,12 @@ pub async fn run_worker(
 
     deps.health.set_stopping();
     tracing::info!("Draining partition tasks.");
-    drop(queues);
+    let handles = tasks.close_all();
     let deadline = worker.shutdown_deadline;
+    let abort: Vec<_> = handles.iter().map(|h| h.abort_handle()).collect();
     let drained = tokio::time::timeout(deadline, async {
-        while let Some(r) = tasks.join_next().await {
-            if let Err(e) = r {
+        for h in handles {
+            if let Err(e) = h.await {
                 tracing::error!(error = %e, "A partition task failed; its uncommitted input will be re-read.");
             }
         }
@@ -216,7 +202,7 @@ pub async fn run_worker(
     .await;
     if drained.is_err() {
         tracing::error!(deadline = ?deadline, "Shutdown deadline passed with work in flight; unacknowledged input will be re-read on restart.");
-        tasks.abort_all();
+        abort.iter().for_each(tokio::task::AbortHandle::abort);
     }
     let consumer_for_commit = consumer.clone();
     let committed = tokio::task::spawn_blocking(move || {
