@@ -18,6 +18,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use std::collections::{BTreeMap, HashSet};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 const PARTITIONS: i32 = 3;
@@ -165,38 +166,87 @@ fn output_ids(brokers: &str) -> HashSet<String> {
     ids
 }
 
-#[test]
-fn sigkill_mid_stream_then_restart_matches_an_uninterrupted_run() {
-    let records = traffic();
-    let total = records.len() as f64;
-    assert!(total > 20_000.0, "{total}");
+/// The final state and outputs of an uninterrupted run over [`traffic`], computed once per
+/// test binary and shared by the tests that compare against it.
+fn reference() -> &'static (
+    Vec<Record>,
+    Vec<i64>,
+    BTreeMap<String, Profile>,
+    HashSet<String>,
+) {
+    static REFERENCE: OnceLock<(
+        Vec<Record>,
+        Vec<i64>,
+        BTreeMap<String, Profile>,
+        HashSet<String>,
+    )> = OnceLock::new();
+    REFERENCE.get_or_init(|| {
+        let records = traffic();
+        let (cluster, end) = cluster_with(&records);
+        let b = cluster.bootstrap_servers().to_owned();
+        let mut run = start(&env(&b));
+        wait_caught_up(&b, &end);
+        signal(&run.child, "-INT");
+        assert_eq!(
+            wait_exit(&mut run.child, Duration::from_secs(35)).code(),
+            Some(0)
+        );
+        let state = final_state(&b);
+        let ids = output_ids(&b);
+        (records, end, state, ids)
+    })
+}
 
-    // The uninterrupted run.
-    let (reference, end) = cluster_with(&records);
-    let r = reference.bootstrap_servers().to_owned();
-    let mut run = start(&env(&r));
-    wait_caught_up(&r, &end);
-    signal(&run.child, "-INT");
-    assert_eq!(
-        wait_exit(&mut run.child, Duration::from_secs(35)).code(),
-        Some(0)
-    );
-
-    // The interrupted run: killed mid-stream, then a fresh worker takes over.
-    let (crashed, end2) = cluster_with(&records);
-    assert_eq!(end, end2);
-    let c = crashed.bootstrap_servers().to_owned();
-    let mut first = start(&env(&c));
+/// Polls the workers' metrics until together they consumed at least `fraction` of the input.
+fn wait_consumed(workers: &[&Proc], total: f64, fraction: f64) -> f64 {
     let deadline = Instant::now() + Duration::from_secs(60);
-    let consumed = loop {
-        let (_, scrape) = http_get(&first.addr, "/metrics");
-        let n = metric_sum(&scrape, "pulse_input_records_total");
-        if n >= total / 3.0 {
-            break n;
+    loop {
+        let n: f64 = workers
+            .iter()
+            .map(|w| {
+                metric_sum(
+                    &http_get(&w.addr, "/metrics").1,
+                    "pulse_input_records_total",
+                )
+            })
+            .sum();
+        if n >= total * fraction {
+            return n;
         }
         assert!(Instant::now() < deadline, "no progress");
         std::thread::sleep(Duration::from_millis(20));
-    };
+    }
+}
+
+fn assert_matches_reference(brokers: &str) {
+    let (_, _, expected, want) = reference();
+    let got = final_state(brokers);
+    assert!(expected.len() > 100, "{} customers", expected.len());
+    assert_eq!(got.len(), expected.len(), "customers");
+    for (id, p) in expected {
+        assert_eq!(got.get(id), Some(p), "profile of {id}");
+    }
+    let have = output_ids(brokers);
+    assert!(!want.is_empty());
+    let missing: Vec<&String> = want.difference(&have).take(5).collect();
+    assert!(
+        missing.is_empty(),
+        "{} outputs of the uninterrupted run missing, e.g. {missing:?}",
+        want.difference(&have).count()
+    );
+}
+
+#[test]
+fn sigkill_mid_stream_then_restart_matches_an_uninterrupted_run() {
+    let (records, end, _, _) = reference();
+    let total = records.len() as f64;
+    assert!(total > 20_000.0, "{total}");
+
+    let (crashed, end2) = cluster_with(records);
+    assert_eq!(end, &end2);
+    let c = crashed.bootstrap_servers().to_owned();
+    let mut first = start(&env(&c));
+    let consumed = wait_consumed(&[&first], total, 1.0 / 3.0);
     signal(&first.child, "-KILL");
     let _ = wait_exit(&mut first.child, Duration::from_secs(10));
     assert!(
@@ -205,13 +255,11 @@ fn sigkill_mid_stream_then_restart_matches_an_uninterrupted_run() {
     );
 
     let mut second = start(&env(&c));
-    let mut seen = Vec::new();
     let restored = wait_for(&second.err, Duration::from_secs(30), |l| {
-        seen.push(l.to_owned());
         l.contains("Partition restored.")
     });
-    assert!(restored.is_some(), "no restore logged: {seen:#?}");
-    wait_caught_up(&c, &end);
+    assert!(restored.is_some(), "no restore logged");
+    wait_caught_up(&c, end);
     let (_, scrape) = http_get(&second.addr, "/metrics");
     assert!(
         metric_sum(&scrape, "pulse_restore_profiles_total") > 0.0,
@@ -222,21 +270,44 @@ fn sigkill_mid_stream_then_restart_matches_an_uninterrupted_run() {
         wait_exit(&mut second.child, Duration::from_secs(35)).code(),
         Some(0)
     );
+    assert_matches_reference(&c);
+}
 
-    let expected = final_state(&r);
-    let got = final_state(&c);
-    assert!(expected.len() > 100, "{} customers", expected.len());
-    assert_eq!(got.len(), expected.len(), "customers");
-    for (id, p) in &expected {
-        assert_eq!(got.get(id), Some(p), "profile of {id}");
-    }
-    let want = output_ids(&r);
-    let have = output_ids(&c);
-    assert!(!want.is_empty());
-    let missing: Vec<&String> = want.difference(&have).take(5).collect();
+#[test]
+fn three_workers_one_killed_mid_stream_the_others_take_over() {
+    let (records, end, _, _) = reference();
+    let total = records.len() as f64;
+    let (cluster, _) = cluster_with(records);
+    let c = cluster.bootstrap_servers().to_owned();
+    // Joining one after another also exercises revoking (draining) busy partitions.
+    let mut workers: Vec<Proc> = (0..3).map(|_| start(&env(&c))).collect();
+    let consumed = wait_consumed(&workers.iter().collect::<Vec<_>>(), total, 0.4);
     assert!(
-        missing.is_empty(),
-        "{} outputs of the uninterrupted run missing, e.g. {missing:?}",
-        want.difference(&have).count()
+        consumed < total,
+        "killed only after everything was consumed; make the stream longer"
     );
+    let mut victim = workers.remove(1);
+    signal(&victim.child, "-KILL");
+    let _ = wait_exit(&mut victim.child, Duration::from_secs(10));
+    wait_caught_up(&c, end);
+    let restored: f64 = workers
+        .iter()
+        .map(|w| {
+            metric_sum(
+                &http_get(&w.addr, "/metrics").1,
+                "pulse_restore_profiles_total",
+            )
+        })
+        .sum();
+    assert!(restored > 0.0, "the survivors restored nothing");
+    for w in &mut workers {
+        signal(&w.child, "-INT");
+    }
+    for w in &mut workers {
+        assert_eq!(
+            wait_exit(&mut w.child, Duration::from_secs(35)).code(),
+            Some(0)
+        );
+    }
+    assert_matches_reference(&c);
 }
