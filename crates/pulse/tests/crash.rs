@@ -166,20 +166,18 @@ fn output_ids(brokers: &str) -> HashSet<String> {
     ids
 }
 
-/// The final state and outputs of an uninterrupted run over [`traffic`], computed once per
-/// test binary and shared by the tests that compare against it.
-fn reference() -> &'static (
-    Vec<Record>,
-    Vec<i64>,
-    BTreeMap<String, Profile>,
-    HashSet<String>,
-) {
-    static REFERENCE: OnceLock<(
-        Vec<Record>,
-        Vec<i64>,
-        BTreeMap<String, Profile>,
-        HashSet<String>,
-    )> = OnceLock::new();
+/// An uninterrupted run over [`traffic`]: its records, the end offset per partition, the final
+/// profiles and the output event ids.
+struct Reference {
+    records: Vec<Record>,
+    end: Vec<i64>,
+    state: BTreeMap<String, Profile>,
+    ids: HashSet<String>,
+}
+
+/// The reference run, computed once per test binary and shared by the tests comparing with it.
+fn reference() -> &'static Reference {
+    static REFERENCE: OnceLock<Reference> = OnceLock::new();
     REFERENCE.get_or_init(|| {
         let records = traffic();
         let (cluster, end) = cluster_with(&records);
@@ -193,7 +191,12 @@ fn reference() -> &'static (
         );
         let state = final_state(&b);
         let ids = output_ids(&b);
-        (records, end, state, ids)
+        Reference {
+            records,
+            end,
+            state,
+            ids,
+        }
     })
 }
 
@@ -219,7 +222,11 @@ fn wait_consumed(workers: &[&Proc], total: f64, fraction: f64) -> f64 {
 }
 
 fn assert_matches_reference(brokers: &str) {
-    let (_, _, expected, want) = reference();
+    let Reference {
+        state: expected,
+        ids: want,
+        ..
+    } = reference();
     let got = final_state(brokers);
     assert!(expected.len() > 100, "{} customers", expected.len());
     assert_eq!(got.len(), expected.len(), "customers");
@@ -238,7 +245,7 @@ fn assert_matches_reference(brokers: &str) {
 
 #[test]
 fn sigkill_mid_stream_then_restart_matches_an_uninterrupted_run() {
-    let (records, end, _, _) = reference();
+    let Reference { records, end, .. } = reference();
     let total = records.len() as f64;
     assert!(total > 20_000.0, "{total}");
 
@@ -275,7 +282,7 @@ fn sigkill_mid_stream_then_restart_matches_an_uninterrupted_run() {
 
 #[test]
 fn three_workers_one_killed_mid_stream_the_others_take_over() {
-    let (records, end, _, _) = reference();
+    let Reference { records, end, .. } = reference();
     let total = records.len() as f64;
     let (cluster, _) = cluster_with(records);
     let c = cluster.bootstrap_servers().to_owned();
