@@ -7,12 +7,19 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 /// A running mock cluster. The mock handle is not `Send`, so it lives on a thread of its own
-/// that holds it until this value is dropped.
+/// that holds it, and takes commands, until this value is dropped.
 #[derive(Debug)]
 pub struct EmbeddedCluster {
     bootstrap: String,
-    stop: Option<mpsc::Sender<()>>,
+    commands: Option<mpsc::Sender<Command>>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// Fault injection, for tests of how Pulse rides out broker trouble.
+#[derive(Debug)]
+enum Command {
+    BrokerDown(i32, mpsc::Sender<Result<(), String>>),
+    BrokerUp(i32, mpsc::Sender<Result<(), String>>),
 }
 
 impl EmbeddedCluster {
@@ -21,7 +28,7 @@ impl EmbeddedCluster {
         let topics: Vec<(String, i32)> =
             topics.iter().map(|(t, p)| ((*t).to_owned(), *p)).collect();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<String, String>>();
-        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let (cmd_tx, cmd_rx) = mpsc::channel::<Command>();
         let thread = std::thread::Builder::new()
             .name("pulse-embedded-kafka".into())
             .spawn(move || {
@@ -39,8 +46,17 @@ impl EmbeddedCluster {
                     }
                 }
                 let _ = ready_tx.send(Ok(cluster.bootstrap_servers()));
-                // Held until the owner drops its sender.
-                let _ = stop_rx.recv();
+                // Held, serving commands, until the owner drops its sender.
+                while let Ok(cmd) = cmd_rx.recv() {
+                    match cmd {
+                        Command::BrokerDown(id, reply) => {
+                            let _ = reply.send(cluster.broker_down(id).map_err(|e| e.to_string()));
+                        }
+                        Command::BrokerUp(id, reply) => {
+                            let _ = reply.send(cluster.broker_up(id).map_err(|e| e.to_string()));
+                        }
+                    }
+                }
                 drop(cluster);
             })
             .map_err(|e| KafkaError::Embedded(e.to_string()))?;
@@ -50,7 +66,7 @@ impl EmbeddedCluster {
             .map_err(KafkaError::Embedded)?;
         Ok(Self {
             bootstrap,
-            stop: Some(stop_tx),
+            commands: Some(cmd_tx),
             thread: Some(thread),
         })
     }
@@ -59,11 +75,35 @@ impl EmbeddedCluster {
     pub fn bootstrap_servers(&self) -> &str {
         &self.bootstrap
     }
+
+    fn command(
+        &self,
+        make: impl FnOnce(mpsc::Sender<Result<(), String>>) -> Command,
+    ) -> Result<(), KafkaError> {
+        let (tx, rx) = mpsc::channel();
+        let gone = || KafkaError::Embedded("the cluster thread exited".into());
+        self.commands
+            .as_ref()
+            .ok_or_else(gone)?
+            .send(make(tx))
+            .map_err(|_| gone())?;
+        rx.recv().map_err(|_| gone())?.map_err(KafkaError::Embedded)
+    }
+
+    /// Disconnects broker `id` (1-based) and refuses new connections to it.
+    pub fn broker_down(&self, id: i32) -> Result<(), KafkaError> {
+        self.command(|r| Command::BrokerDown(id, r))
+    }
+
+    /// Lets clients connect to broker `id` again.
+    pub fn broker_up(&self, id: i32) -> Result<(), KafkaError> {
+        self.command(|r| Command::BrokerUp(id, r))
+    }
 }
 
 impl Drop for EmbeddedCluster {
     fn drop(&mut self) {
-        drop(self.stop.take());
+        drop(self.commands.take());
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

@@ -7,7 +7,7 @@ use pulse_events::{Encoding, OutputEvent};
 use pulse_telemetry::Metrics;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::Message;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -57,8 +57,11 @@ impl Outbox {
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
                 Err((e, r)) => {
-                    tracing::warn!(error = %e, topic, "Producing failed; retrying.");
+                    // The client refused the record itself, from what it last learnt about the
+                    // topic (an authorization error, say).
+                    tracing::warn!(error = %e, topic, "Producing failed; refreshing metadata and retrying.");
                     record = r;
+                    self.refresh_metadata(topic).await;
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             }
@@ -113,6 +116,20 @@ impl Outbox {
         }
     }
 
+    /// Asks the broker for fresh metadata of `topic`. After an error such as "not authorised",
+    /// the client keeps failing records for the topic from what it last learnt until its next
+    /// periodic refresh, minutes away; asking now lets recovery follow the broker's.
+    async fn refresh_metadata(&self, topic: &str) {
+        let producer = self.producer.clone();
+        let topic = topic.to_owned();
+        let _ = tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(Some(&topic), Duration::from_secs(5))
+        })
+        .await;
+    }
+
     /// A changelog record, on the partition of the task that owns the state.
     pub async fn send_changelog(&self, partition: i32, key: &[u8], value: &[u8]) -> InFlight {
         let headers = OwnedHeaders::new().insert(Header {
@@ -155,6 +172,7 @@ impl Outbox {
                     return false;
                 }
                 tokio::time::sleep(backoff).await;
+                self.refresh_metadata(failed.topic()).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
                 let headers = failed.headers().cloned().unwrap_or_else(OwnedHeaders::new);
                 let delivery = self

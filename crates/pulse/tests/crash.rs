@@ -318,3 +318,27 @@ fn three_workers_one_killed_mid_stream_the_others_take_over() {
     }
     assert_matches_reference(&c);
 }
+
+#[test]
+fn broker_down_for_ten_seconds_mid_stream_the_worker_recovers_by_itself() {
+    let Reference { records, end, .. } = reference();
+    let total = records.len() as f64;
+    let (cluster, _) = cluster_with(records);
+    let c = cluster.bootstrap_servers().to_owned();
+    let mut worker = start(&env(&c));
+    let consumed = wait_consumed(&[&worker], total, 1.0 / 3.0);
+    assert!(
+        consumed < total,
+        "the outage came after everything was consumed; make the stream longer"
+    );
+    cluster.broker_down(1).expect("broker down");
+    std::thread::sleep(Duration::from_secs(10));
+    cluster.broker_up(1).expect("broker up");
+    wait_caught_up(&c, end);
+    signal(&worker.child, "-INT");
+    assert_eq!(
+        wait_exit(&mut worker.child, Duration::from_secs(35)).code(),
+        Some(0)
+    );
+    assert_matches_reference(&c);
+}
