@@ -2,9 +2,12 @@
 
 CARGO ?= cargo
 APT_PACKAGES := build-essential pkg-config zlib1g-dev
+# The real broker the tests run against (DESIGN §6); building it takes 12-18 minutes, once.
+TANSU_VERSION := 0.6.0
+TANSU := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin/tansu
 
 .DEFAULT_GOAL := help
-.PHONY: help deps build run test bench lint fmt clean
+.PHONY: help deps tansu build run test bench lint fmt clean
 
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-8s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -18,13 +21,19 @@ deps: ## Install what a fresh Debian machine lacks to build librdkafka (bundled)
 	fi
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs"; exit 1; }
 
+tansu: ## Install the tansu broker used by the real-broker tests, if missing.
+	@if [ -x "$(TANSU)" ] && "$(TANSU)" --version 2>/dev/null | grep -q "$(TANSU_VERSION)"; then :; else \
+		echo "Installing tansu $(TANSU_VERSION) (takes a while, once)"; \
+		$(CARGO) install tansu --version $(TANSU_VERSION) --locked --features dynostore; \
+	fi
+
 build: deps ## Build the pulse binary.
 	$(CARGO) build -p pulse
 
 run: build ## Start Pulse on the embedded Kafka cluster with demo traffic (Ctrl-C stops it).
 	$(CARGO) run -q -p pulse -- run
 
-test: deps ## Build and run every test: unit, property, CLI and end-to-end against the embedded cluster.
+test: deps tansu ## Build and run every test: unit, property, CLI, end-to-end and fault tests (embedded cluster and tansu).
 	$(CARGO) test --workspace --doc
 	$(CARGO) test --workspace --all-targets
 

@@ -126,9 +126,7 @@ pub fn read_changelog(
             .map_err(|source| KafkaError::Restore { partition, source })?;
         let mut last = low - 1;
         let mut idle = Instant::now();
-        // Compaction leaves gaps and transaction markers take offsets, so the end is reached
-        // when the position passes the high watermark read above.
-        while last < high - 1 {
+        loop {
             match consumer.poll(Duration::from_millis(200)) {
                 Some(Ok(m)) => {
                     idle = Instant::now();
@@ -166,12 +164,15 @@ pub fn read_changelog(
                         source: e,
                     })
                 }
+                // The end is where the partition goes quiet at or past the high watermark read
+                // above. Some brokers report a high watermark that trails the last record
+                // batch, so reaching it alone is not trusted; on Kafka this costs one short poll.
                 None => {
                     let position = consumer.position().ok().and_then(|p| {
                         p.find_partition(topic, partition)
                             .and_then(|e| e.offset().to_raw())
                     });
-                    if position.is_some_and(|p| p >= high) {
+                    if last >= high - 1 || position.is_some_and(|p| p >= high) {
                         break;
                     }
                     if idle.elapsed() > Duration::from_secs(30) {
