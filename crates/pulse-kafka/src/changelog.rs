@@ -21,8 +21,9 @@ use std::time::{Duration, Instant};
 pub(crate) const CHECKPOINT_KEY: &[u8] = b"";
 pub(crate) const FORMAT_VERSION: u8 = 1;
 
-/// One changelog record: a profile, or (with no profile) the checkpoint closing a batch.
-#[derive(Debug, Serialize, Deserialize)]
+/// One changelog record as read back: a profile, or (with no profile) the checkpoint closing
+/// a batch.
+#[derive(Debug, Deserialize)]
 pub(crate) struct Record {
     pub v: u8,
     pub generation: u64,
@@ -38,10 +39,58 @@ pub(crate) struct Record {
     pub frontiers: Option<[Option<Millis>; 3]>,
 }
 
-impl Record {
-    pub fn encode(&self) -> Vec<u8> {
-        rmp_serde::to_vec(self).unwrap_or_default()
-    }
+/// Identifies a changelog batch: the state's partition, the writer's generation, the batch
+/// number, and the input position the batch brings the state to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchTag {
+    pub partition: i32,
+    pub generation: u64,
+    pub batch: u64,
+    /// Next offset per input (clickstream, purchases, surveys); -1 where none was read.
+    pub offsets: [i64; 3],
+}
+
+/// The serialising view of a [`Record`]: same fields in the same order, the profile borrowed,
+/// so writing the changelog copies nothing.
+#[derive(Serialize)]
+struct RecordRef<'a> {
+    v: u8,
+    generation: u64,
+    batch: u64,
+    partition: i32,
+    offsets: [i64; 3],
+    profile: Option<&'a Profile>,
+    frontiers: Option<[Option<Millis>; 3]>,
+}
+
+fn encode(
+    tag: &BatchTag,
+    profile: Option<&Profile>,
+    frontiers: Option<[Option<Millis>; 3]>,
+) -> Vec<u8> {
+    let r = RecordRef {
+        v: FORMAT_VERSION,
+        generation: tag.generation,
+        batch: tag.batch,
+        partition: tag.partition,
+        offsets: tag.offsets,
+        profile,
+        frontiers,
+    };
+    rmp_serde::to_vec(&r).unwrap_or_default()
+}
+
+/// One changed profile as a changelog `(key, value)` record.
+pub fn encode_profile(tag: &BatchTag, customer: &str, profile: &Profile) -> (Vec<u8>, Vec<u8>) {
+    (
+        customer.as_bytes().to_vec(),
+        encode(tag, Some(profile), None),
+    )
+}
+
+/// The checkpoint closing a batch: without it, restore ignores the batch's profile records.
+pub fn encode_checkpoint(tag: &BatchTag, frontiers: [Option<Millis>; 3]) -> (Vec<u8>, Vec<u8>) {
+    (CHECKPOINT_KEY.to_vec(), encode(tag, None, Some(frontiers)))
 }
 
 /// What one changelog partition holds: the newest complete state of every customer, and the
@@ -134,7 +183,9 @@ pub fn read_changelog(
                     let payload = m.payload().unwrap_or_default();
                     bytes += payload.len() as u64;
                     let rec = match rmp_serde::from_slice::<Record>(payload) {
-                        Ok(r) if r.v == FORMAT_VERSION => r,
+                        // A record of another partition means the input partitioning changed
+                        // under the changelog; it does not belong to this state.
+                        Ok(r) if r.v == FORMAT_VERSION && r.partition == partition => r,
                         _ => {
                             tracing::warn!(
                                 partition,

@@ -15,7 +15,9 @@ mod task;
 mod tasks;
 mod worker;
 
-pub use changelog::{read_changelog, ChangelogContents};
+pub use changelog::{
+    encode_checkpoint, encode_profile, read_changelog, BatchTag, ChangelogContents,
+};
 pub use config::{ByteSize, KafkaConfig, OffsetReset, TopicNames, WorkerConfig};
 pub use dead_letter::header;
 pub use embedded::EmbeddedCluster;

@@ -4,7 +4,7 @@
 //! changed profiles and a checkpoint, wait for every acknowledgement, then store the input
 //! offsets.
 
-use crate::changelog::{self, Record, CHECKPOINT_KEY};
+use crate::changelog::{self, BatchTag};
 use crate::config::{TopicNames, WorkerConfig};
 use crate::context::PulseContext;
 use crate::outbox::{InFlight, Outbox};
@@ -198,31 +198,16 @@ async fn idle(
 /// The changed profiles and the checkpoint closing this batch, as changelog `(key, value)`s.
 fn changelog_records(p: &mut Partition, pos: &mut Position) -> Vec<(Vec<u8>, Vec<u8>)> {
     pos.batch += 1;
-    let mut records = Vec::with_capacity(p.changed() + 1);
-    let (generation, batch, partition, offsets) =
-        (pos.generation, pos.batch, pos.partition, pos.next);
-    p.drain_changes(|customer, profile| {
-        let rec = Record {
-            v: changelog::FORMAT_VERSION,
-            generation,
-            batch,
-            partition,
-            offsets,
-            profile: Some(profile.clone()),
-            frontiers: None,
-        };
-        records.push((customer.as_bytes().to_vec(), rec.encode()));
-    });
-    let checkpoint = Record {
-        v: changelog::FORMAT_VERSION,
-        generation,
-        batch,
-        partition,
-        offsets,
-        profile: None,
-        frontiers: Some(p.frontiers()),
+    let tag = BatchTag {
+        partition: pos.partition,
+        generation: pos.generation,
+        batch: pos.batch,
+        offsets: pos.next,
     };
-    records.push((CHECKPOINT_KEY.to_vec(), checkpoint.encode()));
+    let frontiers = p.frontiers();
+    let mut records = Vec::with_capacity(p.changed() + 1);
+    p.drain_changes(|c, profile| records.push(changelog::encode_profile(&tag, c, profile)));
+    records.push(changelog::encode_checkpoint(&tag, frontiers));
     records
 }
 

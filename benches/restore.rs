@@ -1,0 +1,151 @@
+//! Restore rate: how fast a worker reads a partition's state back from the changelog. Fills one
+//! changelog partition with realistic profiles (taken from a partition that applied generated
+//! traffic), then times `read_changelog` through the embedded cluster and, when installed,
+//! through a tansu broker process. Prints its figures; run with `make bench`.
+//!
+//! `PULSE_RESTORE_PROFILES` sets how many profiles (default 1,000,000).
+
+use pulse_events::Encoding;
+use pulse_kafka::{encode_checkpoint, encode_profile, read_changelog, BatchTag, EmbeddedCluster};
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TOPIC: &str = "pulse.profiles";
+const BATCH: usize = 512;
+
+fn fill(bootstrap: &str, profiles: &[(String, pulse_engine::Profile)], n: usize) -> u64 {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "20")
+        .set("batch.size", "1000000")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .expect("producer");
+    let mut bytes = 0u64;
+    let mut send = |key: &[u8], value: &[u8]| {
+        bytes += value.len() as u64;
+        let mut rec = BaseRecord::to(TOPIC).key(key).payload(value).partition(0);
+        loop {
+            match producer.send(rec) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    rec = back;
+                    producer.poll(Duration::from_millis(5));
+                }
+            }
+        }
+    };
+    for (b, chunk) in (0..n).collect::<Vec<_>>().chunks(BATCH).enumerate() {
+        let tag = BatchTag {
+            partition: 0,
+            generation: 1,
+            batch: b as u64 + 1,
+            offsets: [b as i64; 3],
+        };
+        for i in chunk {
+            let (_, p) = &profiles[i % profiles.len()];
+            let (k, v) = encode_profile(&tag, &format!("c-{i:08}"), p);
+            send(&k, &v);
+        }
+        let (k, v) = encode_checkpoint(&tag, [Some(1_767_225_600_000); 3]);
+        send(&k, &v);
+    }
+    producer.flush(Duration::from_secs(120)).expect("flushed");
+    bytes
+}
+
+fn measure(name: &str, bootstrap: &str, profiles: &[(String, pulse_engine::Profile)], n: usize) {
+    let started = Instant::now();
+    let bytes = fill(bootstrap, profiles, n);
+    let filled = started.elapsed();
+    let mut client = ClientConfig::new();
+    client.set("bootstrap.servers", bootstrap);
+    let started = Instant::now();
+    let c = read_changelog(&client, TOPIC, 0).expect("changelog reads");
+    let secs = started.elapsed().as_secs_f64();
+    assert_eq!(c.profiles.len(), n, "every profile restored");
+    println!(
+        "restore/{name}: {n} profiles, {:.1} MB in {secs:.2} s = {:.0} profiles/s ({:.1} MB/s); filling took {:.1} s",
+        bytes as f64 / 1e6,
+        n as f64 / secs,
+        bytes as f64 / 1e6 / secs,
+        filled.as_secs_f64()
+    );
+}
+
+fn tansu() -> Option<(Child, String)> {
+    let home = std::env::var("CARGO_HOME")
+        .unwrap_or_else(|_| format!("{}/.cargo", std::env::var("HOME").unwrap_or_default()));
+    let bin = std::env::var("TANSU").unwrap_or_else(|_| format!("{home}/bin/tansu"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
+    let url = format!("tcp://127.0.0.1:{port}");
+    let child = Command::new(bin)
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+            "--storage-engine",
+            "memory://tansu/",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let bootstrap = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(&bootstrap).is_err() {
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let created =
+        Command::new(std::env::var("TANSU").unwrap_or_else(|_| format!("{home}/bin/tansu")))
+            .args([
+                "topic",
+                "create",
+                TOPIC,
+                "--partitions",
+                "1",
+                "--broker",
+                &url,
+            ])
+            .output()
+            .ok()?;
+    created.status.success().then_some((child, bootstrap))
+}
+
+fn main() {
+    // `cargo test --benches` runs bench targets with `--bench` absent: keep that run tiny.
+    let benching = std::env::args().any(|a| a == "--bench");
+    let n: usize = std::env::var("PULSE_RESTORE_PROFILES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if benching { 1_000_000 } else { 2_000 });
+    let w = pulse_benches::Workload::generate(20_000, 30, 200_000, 0, Encoding::Msgpack);
+    let profiles: Vec<(String, pulse_engine::Profile)> = w
+        .warm
+        .profiles()
+        .map(|(k, p)| (k.to_owned(), p.clone()))
+        .collect();
+
+    let mock = EmbeddedCluster::start(1, &[(TOPIC, 1)]).expect("embedded cluster");
+    measure("embedded", mock.bootstrap_servers(), &profiles, n);
+    drop(mock);
+    match tansu() {
+        Some((mut child, bootstrap)) => {
+            measure("tansu", &bootstrap, &profiles, n);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        None => println!("restore/tansu: skipped, tansu is not installed (make tansu)"),
+    }
+}
