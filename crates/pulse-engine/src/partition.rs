@@ -61,14 +61,6 @@ pub struct Partition {
     dirty: Vec<Box<str>>,
 }
 
-fn input_index(role: TopicRole) -> usize {
-    match role {
-        TopicRole::Clickstream => 0,
-        TopicRole::Purchases => 1,
-        TopicRole::Surveys => 2,
-    }
-}
-
 impl Partition {
     pub fn new(spec: Arc<EngineSpec>) -> Self {
         Self {
@@ -148,7 +140,7 @@ impl Partition {
 
     /// The watermark of one input: its records older than this are late.
     pub fn input_watermark(&self, role: TopicRole) -> Option<Millis> {
-        self.inputs[input_index(role)]
+        self.inputs[role.index()]
             .frontier
             .map(|f| f - self.spec.allowed_lateness)
     }
@@ -264,7 +256,7 @@ impl Partition {
             }
         }
 
-        let input = &mut self.inputs[input_index(src.role)];
+        let input = &mut self.inputs[src.role.index()];
         input.frontier = Some(input.frontier.map_or(ts, |f| f.max(ts)));
         input.idle = false;
         self.fire_timers(out);
@@ -274,7 +266,7 @@ impl Partition {
     /// Marks an input idle (no records for the caller's idle timeout), so it stops holding
     /// back the watermark; its next record makes it active again.
     pub fn set_idle(&mut self, role: TopicRole, out: &mut Vec<OutputEvent>) {
-        let input = &mut self.inputs[input_index(role)];
+        let input = &mut self.inputs[role.index()];
         if !input.idle {
             input.idle = true;
             self.fire_timers(out);

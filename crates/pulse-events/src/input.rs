@@ -16,6 +16,15 @@ pub enum TopicRole {
 impl TopicRole {
     pub const ALL: [TopicRole; 3] = [Self::Clickstream, Self::Purchases, Self::Surveys];
 
+    /// Position in [`TopicRole::ALL`], for per-input arrays.
+    pub fn index(self) -> usize {
+        match self {
+            Self::Clickstream => 0,
+            Self::Purchases => 1,
+            Self::Surveys => 2,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Clickstream => "clickstream",

@@ -1,5 +1,5 @@
-//! The consumer's callbacks: rebalances flip readiness and update the assignment gauge;
-//! commit results are counted.
+//! The consumer's callbacks: assigned partitions start restoring at once, revoked ones are
+//! drained, committed and dropped before they move; commit results are counted.
 
 use crate::state::StateRegistry;
 use crate::tasks::Tasks;
@@ -14,8 +14,6 @@ use std::time::Duration;
 pub(crate) struct PulseContext {
     pub metrics: Metrics,
     pub health: Health,
-    /// Partition numbers newly assigned, so the worker restores them before their records flow.
-    pub assigned: tokio::sync::mpsc::UnboundedSender<Vec<i32>>,
     pub tasks: Arc<Tasks>,
     pub state: StateRegistry,
     /// How long a revoked partition may take to drain.
@@ -56,7 +54,11 @@ impl ConsumerContext for PulseContext {
         match rebalance {
             Rebalance::Assign(tpl) => {
                 tracing::info!(partitions = tpl.count(), "Partitions assigned.");
-                let _ = self.assigned.send(partition_numbers(tpl));
+                // Start restoring now, not when a partition's first record arrives; each task
+                // counts as restoring, so readiness stays false until all are done.
+                for p in partition_numbers(tpl) {
+                    let _ = self.tasks.sender(p);
+                }
                 self.health.set_ready(true);
             }
             Rebalance::Error(e) => {

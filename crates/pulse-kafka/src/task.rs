@@ -49,14 +49,6 @@ struct Position {
     batch: u64,
 }
 
-fn role_index(role: TopicRole) -> usize {
-    match role {
-        TopicRole::Clickstream => 0,
-        TopicRole::Purchases => 1,
-        TopicRole::Surveys => 2,
-    }
-}
-
 /// Runs until the sender side closes (shutdown or the worker stopping) and the queue is
 /// drained. The caller has counted this partition as restoring.
 pub(crate) async fn run(
@@ -94,7 +86,7 @@ pub(crate) async fn run(
                 last_any = now;
                 for m in &batch {
                     if let Some(role) = ctx.topics.role_of(m.topic()) {
-                        last_input[role_index(role)] = now;
+                        last_input[role.index()] = now;
                     }
                 }
                 if !process(&batch, &state, &ctx, &mut pos).await {
@@ -106,7 +98,7 @@ pub(crate) async fn run(
             _ = tick.tick() => {
                 let idle_roles: Vec<TopicRole> = TopicRole::ALL
                     .into_iter()
-                    .filter(|r| last_input[role_index(*r)].elapsed() >= ctx.worker.idle_timeout)
+                    .filter(|r| last_input[r.index()].elapsed() >= ctx.worker.idle_timeout)
                     .collect();
                 let all_idle = last_any.elapsed() >= ctx.worker.idle_timeout;
                 if !idle_roles.is_empty() && !idle(&state, &ctx, &mut pos, &idle_roles, all_idle).await {
@@ -277,7 +269,7 @@ async fn process(
                 continue;
             };
             *by_topic.entry(role.as_str()).or_default() += 1;
-            let next = &mut pos.next[role_index(role)];
+            let next = &mut pos.next[role.index()];
             if m.offset() < *next {
                 // Already reflected in the restored state: applying it again would count it twice.
                 skipped += 1;

@@ -17,7 +17,7 @@ use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::Message;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 /// Shared handles the worker reports into.
 #[derive(Debug, Clone, Default)]
@@ -85,12 +85,10 @@ pub async fn run_worker(
     deps: WorkerDeps,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), KafkaError> {
-    let (assigned_tx, mut assigned) = mpsc::unbounded_channel();
     let tasks = Arc::new(Tasks::default());
     let context = PulseContext {
         metrics: deps.metrics.clone(),
         health: deps.health.clone(),
-        assigned: assigned_tx,
         tasks: tasks.clone(),
         state: deps.state.clone(),
         drain_deadline: worker.shutdown_deadline,
@@ -153,12 +151,6 @@ pub async fn run_worker(
     while !*stop.borrow() {
         tokio::select! {
             _ = stop.changed() => break,
-            Some(numbers) = assigned.recv() => {
-                // Start restoring assigned partitions now, not when their first record arrives.
-                for p in numbers {
-                    let _ = tasks.sender(p);
-                }
-            }
             _ = gauges.tick() => {
                 deps.metrics.customers.set(deps.state.customers() as i64);
                 deps.metrics.timers_pending.set(deps.state.pending_timers() as i64);
