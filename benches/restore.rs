@@ -4,7 +4,7 @@
 //! through a tansu broker process. Prints its figures; run with `make bench`.
 //!
 //! `PULSE_RESTORE_PROFILES` sets how many profiles (default 1,000,000; the embedded cluster,
-//! which trims its log, is measured with at most 20,000).
+//! which trims its log, is measured with at most 10,000).
 
 use pulse_events::Encoding;
 use pulse_kafka::{encode_checkpoint, encode_profile, read_changelog, BatchTag, EmbeddedCluster};
@@ -141,7 +141,12 @@ fn main() {
     // The mock cluster keeps a bounded log per partition and trims older records, so it is
     // measured at a size it holds; the full figure comes from the real broker.
     let mock = EmbeddedCluster::start(1, &[(TOPIC, 1)]).expect("embedded cluster");
-    measure("embedded", mock.bootstrap_servers(), &profiles, n.min(20_000));
+    measure(
+        "embedded",
+        mock.bootstrap_servers(),
+        &profiles,
+        n.min(10_000),
+    );
     drop(mock);
     match tansu() {
         Some((mut child, bootstrap)) => {

@@ -454,3 +454,31 @@ fn changes_drain_once_and_restore_rebuilds_timers_and_watermarks() {
     q.drain_changes(|c, _| changed.push(c.to_owned()));
     assert_eq!(changed, vec!["a"]);
 }
+
+#[test]
+fn profiles_round_trip_through_json_and_msgpack() {
+    let mut p = partition(vec![funnel(
+        "onb",
+        Duration::from_secs(3600),
+        vec![step("signup"), step("purchase")],
+    )]);
+    run(
+        &mut p,
+        &[
+            ("a", "signup", T0),
+            ("a", "page_view", T0 + 7 * MIN),
+            ("a", "purchase", T0 + 2 * HOUR),
+        ],
+    );
+    let prof = p.profile("a").unwrap().clone();
+    let json = serde_json::to_vec(&prof).unwrap();
+    assert_eq!(
+        serde_json::from_slice::<crate::Profile>(&json).unwrap(),
+        prof
+    );
+    let packed = rmp_serde::to_vec(&prof).unwrap();
+    assert_eq!(
+        rmp_serde::from_slice::<crate::Profile>(&packed).unwrap(),
+        prof
+    );
+}

@@ -93,11 +93,14 @@ pub fn encode_checkpoint(tag: &BatchTag, frontiers: [Option<Millis>; 3]) -> (Vec
     (CHECKPOINT_KEY.to_vec(), encode(tag, None, Some(frontiers)))
 }
 
+/// Restored profiles by customer id. Keys come from our own changelog, so a fast hasher is safe.
+pub type ProfileMap = HashMap<String, Profile, foldhash::fast::RandomState>;
+
 /// What one changelog partition holds: the newest complete state of every customer, and the
 /// last checkpoint's input offsets and frontiers.
 #[derive(Debug, Default)]
 pub struct ChangelogContents {
-    pub profiles: HashMap<String, Profile>,
+    pub profiles: ProfileMap,
     /// Next offset per input (clickstream, purchases, surveys); -1 where none was read.
     pub offsets: [i64; 3],
     pub frontiers: [Option<Millis>; 3],
@@ -162,7 +165,7 @@ pub fn read_changelog(
     let (low, high) = consumer
         .fetch_watermarks(topic, partition, timeout)
         .map_err(|source| KafkaError::Restore { partition, source })?;
-    let mut state: HashMap<String, Profile> = HashMap::new();
+    let mut state = ProfileMap::default();
     let mut pending: Vec<(String, Record)> = Vec::new();
     let mut checkpoint: Option<Record> = None;
     let mut bytes = 0u64;

@@ -16,7 +16,7 @@ mod tasks;
 mod worker;
 
 pub use changelog::{
-    encode_checkpoint, encode_profile, read_changelog, BatchTag, ChangelogContents,
+    encode_checkpoint, encode_profile, read_changelog, BatchTag, ChangelogContents, ProfileMap,
 };
 pub use config::{ByteSize, KafkaConfig, OffsetReset, TopicNames, WorkerConfig};
 pub use dead_letter::header;
