@@ -57,6 +57,34 @@ fn fill(bootstrap: &str, profiles: &[(String, pulse_engine::Profile)], n: usize)
     bytes
 }
 
+/// Reads partition 0 of the changelog to its end without decoding: the broker and client alone.
+fn bare_read(bootstrap: &str, n: usize) -> f64 {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{Offset, TopicPartitionList};
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "bare-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(TOPIC, 0, Offset::Beginning)
+        .expect("partition");
+    c.assign(&tpl).expect("assign");
+    let started = Instant::now();
+    let mut seen = 0usize;
+    let mut quiet = Instant::now();
+    // Profiles plus one checkpoint per batch.
+    let total = n + n.div_ceil(BATCH);
+    while seen < total && quiet.elapsed() < Duration::from_secs(5) {
+        if let Some(Ok(_)) = c.poll(Duration::from_millis(100)) {
+            seen += 1;
+            quiet = Instant::now();
+        }
+    }
+    started.elapsed().as_secs_f64()
+}
+
 fn measure(name: &str, bootstrap: &str, profiles: &[(String, pulse_engine::Profile)], n: usize) {
     let started = Instant::now();
     let bytes = fill(bootstrap, profiles, n);
@@ -67,6 +95,8 @@ fn measure(name: &str, bootstrap: &str, profiles: &[(String, pulse_engine::Profi
     let c = read_changelog(&client, TOPIC, 0).expect("changelog reads");
     let secs = started.elapsed().as_secs_f64();
     assert_eq!(c.profiles.len(), n, "every profile restored");
+    let bare = bare_read(bootstrap, n);
+    println!("restore/{name}/bare-consumer: the same records read without decoding in {bare:.2} s = {:.0} records/s", n as f64 / bare);
     println!(
         "restore/{name}: {n} profiles, {:.1} MB in {secs:.2} s = {:.0} profiles/s ({:.1} MB/s); filling took {:.1} s",
         bytes as f64 / 1e6,
