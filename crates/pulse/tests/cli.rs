@@ -8,16 +8,11 @@ use std::time::Duration;
 
 #[test]
 fn demo_runs_serves_probes_tails_and_exits_cleanly_on_ctrl_c() {
-    let Proc {
-        mut child,
-        out,
-        err,
-        addr,
-        brokers,
-    } = start(&[("PULSE__DEMO__RATE", "3000")]);
+    let mut demo = start(&[("PULSE__DEMO__RATE", "3000")]);
+    let (addr, brokers) = (demo.addr.clone(), demo.brokers.clone());
 
     // Events flow and every funnel output type shows up in the summary line.
-    let line = wait_for(&out, Duration::from_secs(60), |l| {
+    let line = wait_for(&demo.out, Duration::from_secs(60), |l| {
         l.contains("milestone.reached")
             && l.contains("funnel.converted")
             && l.contains("funnel.abandoned")
@@ -61,10 +56,10 @@ fn demo_runs_serves_probes_tails_and_exits_cleanly_on_ctrl_c() {
         "{printed}"
     );
 
-    signal(&child, "-INT");
-    let status = wait_exit(&mut child, Duration::from_secs(35));
+    signal(&demo.child, "-INT");
+    let status = wait_exit(&mut demo.child, Duration::from_secs(35));
     assert_eq!(status.code(), Some(0));
-    let rest: Vec<String> = err.try_iter().collect();
+    let rest: Vec<String> = demo.err.try_iter().collect();
     assert!(
         rest.iter().any(|l| l.contains("Final offsets committed")),
         "{rest:?}"

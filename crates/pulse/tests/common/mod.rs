@@ -21,6 +21,16 @@ pub struct Proc {
     pub brokers: String,
 }
 
+/// A test that fails part-way must not leave its workers running.
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// Starts `pulse run` with JSON logs and an ephemeral HTTP port, waiting for its address.
 pub fn start(env: &[(&str, &str)]) -> Proc {
     let mut cmd = pulse();
