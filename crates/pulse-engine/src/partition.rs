@@ -33,14 +33,17 @@ struct Input {
     idle: bool,
 }
 
-/// A profile and whether it changed since the last [`Partition::drain_changes`].
-#[derive(Debug, Clone, Default)]
+/// A profile and whether it changed since the last [`Partition::drain_changes`]. The slot keeps
+/// its own handle on the key so marking a profile changed costs a reference count, not an
+/// allocation, on the hot path.
+#[derive(Debug, Clone)]
 struct Slot {
+    key: Arc<str>,
     profile: Profile,
     dirty: bool,
 }
 
-type Map = HashMap<Box<str>, Slot, foldhash::fast::RandomState>;
+type Map = HashMap<Arc<str>, Slot, foldhash::fast::RandomState>;
 
 /// The engine state of one partition (of every input topic with that partition number: the
 /// input topics are co-partitioned by customer id).
@@ -58,7 +61,7 @@ pub struct Partition {
     inputs: [Input; 3],
     scratch: Vec<FunnelOutcome>,
     /// Customers whose profile changed since the last drain, each listed once.
-    dirty: Vec<Box<str>>,
+    dirty: Vec<Arc<str>>,
 }
 
 impl Partition {
@@ -89,9 +92,11 @@ impl Partition {
                 };
                 p.timers.schedule(a.deadline, &customer, kind);
             }
+            let key: Arc<str> = customer.into();
             p.profiles.insert(
-                customer.into(),
+                key.clone(),
                 Slot {
+                    key,
                     profile,
                     dirty: false,
                 },
@@ -203,11 +208,19 @@ impl Partition {
         let customer: &str = &ev.customer_id;
         let slot = match self.profiles.get_mut(customer) {
             Some(s) => s,
-            None => self.profiles.entry(customer.into()).or_default(),
+            None => {
+                let key: Arc<str> = customer.into();
+                let slot = Slot {
+                    key: key.clone(),
+                    profile: Profile::default(),
+                    dirty: false,
+                };
+                self.profiles.entry(key).or_insert(slot)
+            }
         };
         if !slot.dirty {
             slot.dirty = true;
-            self.dirty.push(customer.into());
+            self.dirty.push(slot.key.clone());
         }
         let profile = &mut slot.profile;
         profile.record(spec, ev);
@@ -292,7 +305,7 @@ impl Partition {
     fn fire_timers(&mut self, out: &mut Vec<OutputEvent>) {
         let Some(wm) = self.watermark() else { return };
         while let Some((due, customer, kind)) = self.timers.pop_passed(wm) {
-            let Some(entry) = self.profiles.get_mut(&customer) else {
+            let Some(entry) = self.profiles.get_mut(&*customer) else {
                 continue;
             };
             match kind {
@@ -313,7 +326,7 @@ impl Partition {
             }
             if !entry.dirty {
                 entry.dirty = true;
-                self.dirty.push(customer);
+                self.dirty.push(entry.key.clone());
             }
         }
     }
