@@ -190,8 +190,8 @@ impl Partition {
                 });
             }
         }
-        // "Too far ahead" is judged against the partition watermark or the wall clock, whichever
-        // is later: the same in live use, and a replay of history with a quiet topic (a day
+        // "Too far ahead" is judged against the highest input watermark or the wall clock,
+        // whichever is later: the same in live use, and a replay of history with a quiet topic (a day
         // between purchases on one partition) is not mistaken for clock skew.
         let reference = self
             .frontier()
