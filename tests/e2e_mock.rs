@@ -270,3 +270,30 @@ async fn every_record_is_applied_or_dead_lettered_exactly_once() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changelog_with_too_few_partitions_is_an_error_naming_the_topic() {
+    let cfg = pulse::Config::embedded_default();
+    let t = &cfg.kafka.topics;
+    let mut topics: Vec<(&str, i32)> = t.all().iter().map(|name| (*name, PARTITIONS)).collect();
+    for (name, p) in &mut topics {
+        if *name == t.profiles {
+            *p = 1;
+        }
+    }
+    let cluster = pulse_kafka::EmbeddedCluster::start(1, &topics).expect("cluster");
+    let cfg = config(cluster.bootstrap_servers(), "e2e-topology");
+    let result = tokio::time::timeout(
+        Duration::from_secs(30),
+        pulse::run(cfg, std::future::pending()),
+    )
+    .await;
+    let err = result
+        .expect("pulse stops by itself")
+        .expect_err("a topology error");
+    let text = err.to_string();
+    assert!(
+        text.contains("pulse.profiles") && text.contains("1 partitions"),
+        "{text}"
+    );
+}

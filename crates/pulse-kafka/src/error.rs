@@ -18,6 +18,10 @@ pub enum KafkaError {
     /// The embedded cluster failed to start; retrying will not help.
     #[error("cannot start the embedded Kafka cluster: {0}")]
     Embedded(String),
+    /// The topics do not have the shape Pulse needs; an operator must fix them, retrying will
+    /// not help.
+    #[error("topic layout: {0}")]
+    Topology(String),
     /// Reading the changelog failed; retried until it succeeds or the worker stops.
     #[error("cannot restore partition {partition} from the changelog: {source} (retrying)")]
     Restore {

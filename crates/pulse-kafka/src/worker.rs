@@ -76,6 +76,75 @@ pub(crate) fn producer_config(kafka: &KafkaConfig) -> ClientConfig {
     c
 }
 
+/// Checks that the input topics exist with one partition count and that the changelog has as
+/// many partitions: each partition task writes its state to the changelog partition of the same
+/// number, and a missing one would stall it for good.
+async fn check_topology(
+    consumer: Arc<StreamConsumer<PulseContext>>,
+    kafka: &KafkaConfig,
+) -> Result<(), KafkaError> {
+    let topics = kafka.topics.clone();
+    let counts = tokio::task::spawn_blocking(move || {
+        let md = consumer.fetch_metadata(None, Duration::from_secs(10))?;
+        let count = |name: &str| {
+            md.topics()
+                .iter()
+                .find(|t| t.name() == name && t.error().is_none())
+                .map(|t| t.partitions().len())
+        };
+        let inputs: Vec<(String, Option<usize>)> = TopicRole::ALL
+            .iter()
+            .map(|r| (topics.input(*r).to_owned(), count(topics.input(*r))))
+            .collect();
+        Ok::<_, rdkafka::error::KafkaError>((
+            inputs,
+            count(&topics.profiles),
+            topics.profiles.clone(),
+        ))
+    })
+    .await
+    .map_err(|e| KafkaError::Topology(e.to_string()))?;
+    let (inputs, changelog, changelog_name) = match counts {
+        Ok(c) => c,
+        // Metadata unavailable (brokers starting): the consumer will retry; do not block startup.
+        Err(e) => {
+            tracing::warn!(error = %e, "Could not check the topic layout; continuing.");
+            return Ok(());
+        }
+    };
+    let missing: Vec<&str> = inputs
+        .iter()
+        .filter(|(_, c)| c.is_none())
+        .map(|(t, _)| t.as_str())
+        .collect();
+    if !missing.is_empty() {
+        return Err(KafkaError::Topology(format!(
+            "input topics missing: {} (kafka.topics)",
+            missing.join(", ")
+        )));
+    }
+    let mut counts: Vec<usize> = inputs.iter().filter_map(|(_, c)| *c).collect();
+    counts.dedup();
+    if counts.len() > 1 {
+        let shape: Vec<String> = inputs
+            .iter()
+            .map(|(t, c)| format!("{t}={}", c.unwrap_or(0)))
+            .collect();
+        return Err(KafkaError::Topology(format!(
+            "input topics must have the same partition count to be co-partitioned by customer id, found {}",
+            shape.join(", ")
+        )));
+    }
+    match changelog {
+        Some(n) if n >= counts[0] => Ok(()),
+        Some(n) => Err(KafkaError::Topology(format!(
+            "changelog topic {changelog_name} has {n} partitions, fewer than the inputs' {} (kafka.topics.profiles)",
+            counts[0]
+        ))),
+        None => Err(KafkaError::Topology(format!("changelog topic {changelog_name} is missing (kafka.topics.profiles)"))),
+    }
+}
+
 /// Runs the worker until `stop` turns true, then drains, commits and leaves the group within
 /// the configured deadline.
 pub async fn run_worker(
@@ -107,6 +176,7 @@ pub async fn run_worker(
                 role: "producer",
                 source,
             })?;
+    check_topology(consumer.clone(), kafka).await?;
     let inputs: Vec<&str> = TopicRole::ALL
         .iter()
         .map(|r| kafka.topics.input(*r))
