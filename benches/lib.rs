@@ -49,10 +49,6 @@ impl Workload {
         }
     }
 
-    pub fn bytes(&self) -> usize {
-        self.records.iter().map(|(_, v)| v.len()).sum()
-    }
-
     /// Decodes, validates and applies every record, as a partition task does. Returns the
     /// partition (so dropping it is not timed) and the number of outputs.
     pub fn run(&self, mut p: Partition) -> (Partition, usize) {

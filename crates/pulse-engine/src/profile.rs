@@ -162,9 +162,4 @@ impl Profile {
             frequency: self.purchases.frequency(),
         }
     }
-
-    /// Approximate heap bytes owned by this profile (not counting the map entry).
-    pub fn heap_bytes(&self) -> usize {
-        self.windows.heap_bytes() + self.funnels.capacity() * std::mem::size_of::<FunnelAttempt>()
-    }
 }

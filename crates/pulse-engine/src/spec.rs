@@ -174,11 +174,6 @@ impl EngineSpec {
     pub fn metric_index(&self, name: &str) -> Option<usize> {
         self.metrics.iter().position(|m| m.name() == name)
     }
-
-    /// The configured funnels' names, in configuration order.
-    pub fn funnel_names(&self) -> impl Iterator<Item = &str> {
-        self.funnels.iter().map(|f| f.name.as_str())
-    }
 }
 
 fn compile_funnel(

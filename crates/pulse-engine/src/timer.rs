@@ -45,10 +45,6 @@ impl TimerIndex {
     pub fn is_empty(&self) -> bool {
         self.due.is_empty()
     }
-
-    pub fn next_due(&self) -> Option<Millis> {
-        self.due.keys().next().map(|k| k.0)
-    }
 }
 
 #[cfg(test)]

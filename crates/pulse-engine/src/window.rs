@@ -62,11 +62,6 @@ impl Windows {
         self.data.len() / Self::stride(spec)
     }
 
-    /// Heap bytes held, for memory accounting.
-    pub fn heap_bytes(&self) -> usize {
-        self.data.capacity() * std::mem::size_of::<u32>()
-    }
-
     /// Adds `incs` (metric index, amount) at event time `ts`. `newest` is the customer's newest
     /// event time including this one; it decides the tier an old event lands in and when to
     /// fold, so the result depends on this customer's events only.

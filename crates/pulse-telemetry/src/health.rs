@@ -33,11 +33,6 @@ impl Health {
         self.restoring.fetch_sub(1, Ordering::AcqRel);
     }
 
-    /// Partitions currently restoring.
-    pub fn restoring(&self) -> usize {
-        self.restoring.load(Ordering::Acquire)
-    }
-
     /// Marks the process as shutting down: readiness turns false at once so load balancers
     /// stop routing to it while it drains.
     pub fn set_stopping(&self) {

@@ -69,74 +69,77 @@ pub struct Metrics {
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
-    let m = IntCounter::new(name, help).expect("valid metric definition");
+    reg(r, IntCounter::new(name, help))
+}
+
+/// Registers a metric and hands it back. Definitions are static, so failure is a programming
+/// error caught by the tests, not a runtime condition.
+fn reg<C: prometheus::core::Collector + Clone + 'static>(
+    r: &Registry,
+    m: Result<C, prometheus::Error>,
+) -> C {
+    let m = m.expect("valid metric definition");
     r.register(Box::new(m.clone()))
         .expect("metric registered once");
     m
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let m = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
-    r.register(Box::new(m.clone()))
-        .expect("metric registered once");
-    m
+    reg(r, IntCounterVec::new(Opts::new(name, help), labels))
 }
 
 fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
-    let m = IntGauge::new(name, help).expect("valid metric definition");
-    r.register(Box::new(m.clone()))
-        .expect("metric registered once");
-    m
+    reg(r, IntGauge::new(name, help))
 }
 
 impl Metrics {
     /// A fresh registry with every Pulse metric registered.
     pub fn new() -> Self {
         let r = Registry::new();
-        let batch_size = Histogram::with_opts(
-            HistogramOpts::new(names::BATCH_SIZE, "Records per processed batch.")
-                .buckets(vec![1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0]),
-        )
-        .expect("valid metric definition");
-        r.register(Box::new(batch_size.clone()))
-            .expect("metric registered once");
-        let processing_seconds = HistogramVec::new(
+        let batch_size = reg(
+            &r,
+            Histogram::with_opts(
+                HistogramOpts::new(names::BATCH_SIZE, "Records per processed batch.")
+                    .buckets(vec![1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0]),
+            ),
+        );
+        let processing_seconds = reg(
+            &r,
+            HistogramVec::new(
             HistogramOpts::new(
                 names::PROCESSING_SECONDS,
                 "Time from a batch's arrival to its outputs being acknowledged and offsets stored.",
             )
             .buckets(prometheus::exponential_buckets(0.0005, 2.0, 14).expect("valid buckets")),
             &["stage"],
-        )
-        .expect("valid metric definition");
-        r.register(Box::new(processing_seconds.clone()))
-            .expect("metric registered once");
-        let watermark_lag = IntGaugeVec::new(
-            Opts::new(
-                names::WATERMARK_LAG,
-                "How far the partition's watermark trails the wall clock.",
+        ),
+        );
+        let watermark_lag = reg(
+            &r,
+            IntGaugeVec::new(
+                Opts::new(
+                    names::WATERMARK_LAG,
+                    "How far the partition's watermark trails the wall clock.",
+                ),
+                &["partition"],
             ),
-            &["partition"],
-        )
-        .expect("valid metric definition");
-        r.register(Box::new(watermark_lag.clone()))
-            .expect("metric registered once");
+        );
         let late_records = counter(
             &r,
             names::LATE_RECORDS,
             "Records older than their partition's watermark.",
         );
         let rebalances = counter(&r, names::REBALANCES, "Consumer group rebalances seen.");
-        let restore_seconds = Histogram::with_opts(
-            HistogramOpts::new(
-                names::RESTORE_SECONDS,
-                "Time to restore one partition from the changelog.",
-            )
-            .buckets(prometheus::exponential_buckets(0.01, 2.0, 14).expect("valid buckets")),
-        )
-        .expect("valid metric definition");
-        r.register(Box::new(restore_seconds.clone()))
-            .expect("metric registered once");
+        let restore_seconds = reg(
+            &r,
+            Histogram::with_opts(
+                HistogramOpts::new(
+                    names::RESTORE_SECONDS,
+                    "Time to restore one partition from the changelog.",
+                )
+                .buckets(prometheus::exponential_buckets(0.01, 2.0, 14).expect("valid buckets")),
+            ),
+        );
         Self {
             input_records: counter_vec(
                 &r,
