@@ -155,7 +155,7 @@ pub fn read_changelog(
         cfg.set("group.id", "pulse-changelog-reader");
     }
     cfg.set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false")
+        .set("enable.partition.eof", "true")
         .set("auto.offset.reset", "earliest");
     let consumer: BaseConsumer = cfg.create().map_err(|source| KafkaError::Client {
         role: "changelog reader",
@@ -176,13 +176,11 @@ pub fn read_changelog(
         consumer
             .assign(&tpl)
             .map_err(|source| KafkaError::Restore { partition, source })?;
-        let mut last = low - 1;
         let mut idle = Instant::now();
         loop {
             match consumer.poll(Duration::from_millis(200)) {
                 Some(Ok(m)) => {
                     idle = Instant::now();
-                    last = m.offset();
                     let payload = m.payload().unwrap_or_default();
                     bytes += payload.len() as u64;
                     let rec = match rmp_serde::from_slice::<Record>(payload) {
@@ -212,30 +210,26 @@ pub fn read_changelog(
                         pending.push((key, rec));
                     }
                 }
+                // librdkafka reports the end when its fetch position reaches the high
+                // watermark of the latest fetch response. That one is trusted, unlike the
+                // ListOffsets answer above: some brokers (tansu 0.6) answer ListOffsets with the
+                // base offset of the newest batch, short of its last record.
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
                 Some(Err(e)) => {
                     return Err(KafkaError::Restore {
                         partition,
                         source: e,
                     })
                 }
-                // The end is where the partition goes quiet at or past the high watermark read
-                // above. Some brokers report a high watermark that trails the last record
-                // batch, so reaching it alone is not trusted; on Kafka this costs one short poll.
-                None => {
-                    let position = consumer.position().ok().and_then(|p| {
-                        p.find_partition(topic, partition)
-                            .and_then(|e| e.offset().to_raw())
+                None if idle.elapsed() > Duration::from_secs(30) => {
+                    return Err(KafkaError::Restore {
+                        partition,
+                        source: rdkafka::error::KafkaError::MessageConsumption(
+                            rdkafka::types::RDKafkaErrorCode::OperationTimedOut,
+                        ),
                     });
-                    if last >= high - 1 || position.is_some_and(|p| p >= high) {
-                        break;
-                    }
-                    if idle.elapsed() > Duration::from_secs(30) {
-                        return Err(KafkaError::Restore {
-                            partition,
-                            source: rdkafka::error::KafkaError::PartitionEOF(partition),
-                        });
-                    }
                 }
+                None => {}
             }
         }
     }

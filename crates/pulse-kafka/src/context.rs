@@ -54,6 +54,13 @@ impl ConsumerContext for PulseContext {
         match rebalance {
             Rebalance::Assign(tpl) => {
                 tracing::info!(partitions = tpl.count(), "Partitions assigned.");
+                // Nothing is fetched until the partition's state is restored: its task then
+                // seeks to the position the restored state reflects and resumes. The committed
+                // offset alone is not enough: after a lost assignment librdkafka may resume
+                // from where it had fetched, not from the commit.
+                if let Err(e) = consumer.pause(tpl) {
+                    tracing::warn!(error = %e, "Could not pause newly assigned partitions.");
+                }
                 // Start restoring now, not when a partition's first record arrives; each task
                 // counts as restoring, so readiness stays false until all are done.
                 for p in partition_numbers(tpl) {

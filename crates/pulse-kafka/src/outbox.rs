@@ -14,6 +14,9 @@ use tokio::sync::watch;
 
 use crate::config::TopicNames;
 
+/// Metric label of changelog records.
+const CHANGELOG: &str = "changelog";
+
 pub(crate) struct Outbox {
     pub producer: FutureProducer,
     pub topics: TopicNames,
@@ -142,13 +145,13 @@ impl Outbox {
             .await;
         InFlight {
             delivery,
-            label: "changelog",
+            label: CHANGELOG,
         }
     }
 
-    /// Waits for every record to be acknowledged, re-sending refused ones with backoff. Returns
-    /// false only if shutdown was requested while a record was still unacknowledged.
-    pub async fn settle(&self, in_flight: Vec<InFlight>, stop: &watch::Receiver<bool>) -> bool {
+    /// Waits for every record to be acknowledged, re-sending refused ones with backoff.
+    pub async fn settle(&self, in_flight: Vec<InFlight>, stop: &watch::Receiver<bool>) -> Settled {
+        let mut resent_changelog = false;
         for f in in_flight {
             let mut result = f.delivery.await;
             let mut backoff = Duration::from_millis(100);
@@ -165,12 +168,13 @@ impl Outbox {
                     }
                     Err(_) => {
                         tracing::warn!("Producer dropped a record before delivery; it will be replayed from the input.");
-                        return false;
+                        return Settled::Stopped;
                     }
                 };
                 if *stop.borrow() {
-                    return false;
+                    return Settled::Stopped;
                 }
+                resent_changelog |= f.label == CHANGELOG;
                 tokio::time::sleep(backoff).await;
                 self.refresh_metadata(failed.topic()).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -189,6 +193,17 @@ impl Outbox {
                 result = delivery.await;
             }
         }
-        true
+        Settled::Acknowledged { resent_changelog }
     }
+}
+
+/// How [`Outbox::settle`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Settled {
+    /// Every record is acknowledged. A re-sent changelog record now sits after the checkpoint
+    /// that closed its batch, where restore would not count it: the checkpoint must follow
+    /// again.
+    Acknowledged { resent_changelog: bool },
+    /// Shutdown came first; some records may be unacknowledged.
+    Stopped,
 }

@@ -7,7 +7,7 @@
 use crate::changelog::{self, BatchTag};
 use crate::config::{TopicNames, WorkerConfig};
 use crate::context::PulseContext;
-use crate::outbox::{InFlight, Outbox};
+use crate::outbox::{InFlight, Outbox, Settled};
 use crate::state::{lock, StateRegistry};
 use crate::wall_clock_ms;
 use pulse_engine::{EngineSpec, Partition, Source};
@@ -16,7 +16,7 @@ use pulse_telemetry::{Health, Metrics};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::OwnedMessage;
-use rdkafka::Message;
+use rdkafka::{Message, Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -134,6 +134,7 @@ async fn restore(partition: i32, ctx: &Arc<TaskCtx>) -> Option<Position> {
                     bytes = r.bytes,
                     seconds = r.seconds,
                     generation = r.generation,
+                    next = ?r.offsets,
                     "Partition restored."
                 );
                 let m = &ctx.metrics;
@@ -141,18 +142,53 @@ async fn restore(partition: i32, ctx: &Arc<TaskCtx>) -> Option<Position> {
                 m.restored_bytes.inc_by(r.bytes);
                 m.restore_seconds.observe(r.seconds);
                 ctx.state.replace(partition, r.partition);
-                return Some(Position {
+                let pos = Position {
                     partition,
                     next: r.offsets,
                     generation: r.generation,
                     batch: 0,
-                });
+                };
+                resume_at(&pos, ctx).await;
+                return Some(pos);
             }
             Ok(Err(e)) => tracing::warn!(error = %e, partition, "Restore failed; retrying."),
             Err(e) => tracing::warn!(error = %e, partition, "Restore task failed; retrying."),
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// Starts fetching the partition's inputs (paused since assignment) where the restored state
+/// ends; an input the state has never seen starts at its committed offset.
+async fn resume_at(pos: &Position, ctx: &Arc<TaskCtx>) {
+    let mut seek = TopicPartitionList::new();
+    let mut all = TopicPartitionList::new();
+    for role in TopicRole::ALL {
+        let topic = ctx.topics.input(role);
+        all.add_partition(topic, pos.partition);
+        let next = pos.next[role.index()];
+        if next >= 0 {
+            let _ = seek.add_partition_offset(topic, pos.partition, Offset::Offset(next));
+        }
+    }
+    let (consumer, partition) = (ctx.consumer.clone(), pos.partition);
+    let resumed = tokio::task::spawn_blocking(move || {
+        if seek.count() > 0 {
+            for e in consumer.seek_partitions(seek, Duration::from_secs(10))?.elements() {
+                if let Err(err) = e.error() {
+                    tracing::warn!(error = %err, topic = e.topic(), partition, "Seek to the restored position failed; fetching from the committed offset.");
+                }
+            }
+        }
+        consumer.resume(&all)
+    })
+    .await;
+    match resumed {
+        Ok(Ok(_)) => {}
+        // Revoked while restoring: the partition is no longer ours to fetch.
+        Ok(Err(e)) => tracing::debug!(error = %e, partition, "Partition not resumed."),
+        Err(e) => tracing::warn!(error = %e, partition, "Resuming the partition failed."),
     }
 }
 
@@ -233,8 +269,20 @@ async fn produce(
     for (key, value) in &changes {
         in_flight.push(ctx.outbox.send_changelog(partition, key, value).await);
     }
-    if !ctx.outbox.settle(in_flight, &ctx.stop).await {
-        return false;
+    match ctx.outbox.settle(in_flight, &ctx.stop).await {
+        Settled::Stopped => return false,
+        Settled::Acknowledged {
+            resent_changelog: true,
+        } => {
+            // The checkpoint is the last changelog record of the batch.
+            if let Some((key, value)) = changes.last() {
+                let again = vec![ctx.outbox.send_changelog(partition, key, value).await];
+                if ctx.outbox.settle(again, &ctx.stop).await == Settled::Stopped {
+                    return false;
+                }
+            }
+        }
+        Settled::Acknowledged { .. } => {}
     }
     ctx.metrics.changelog_records.inc_by(records);
     ctx.metrics.changelog_bytes.inc_by(bytes);
@@ -302,6 +350,16 @@ async fn process(
     if !produce(ctx, pos.partition, &outputs, dead, changes).await {
         return false;
     }
+    tracing::debug!(
+        partition = pos.partition,
+        generation = pos.generation,
+        batch = pos.batch,
+        records = batch.len(),
+        first = batch.first().map(|m| m.offset()),
+        last = batch.last().map(|m| m.offset()),
+        next = ?pos.next,
+        "Batch acknowledged."
+    );
     // Everything this batch caused is acknowledged: now, and only now, its offsets may be
     // committed. Offsets are stored per input topic at the batch's highest offset.
     let mut highest: BTreeMap<&str, i64> = BTreeMap::new();

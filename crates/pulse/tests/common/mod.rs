@@ -22,11 +22,20 @@ pub struct Proc {
 }
 
 /// A test that fails part-way must not leave its workers running.
+/// A failing test also shows the end of the worker's log.
 impl Drop for Proc {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
             let _ = self.child.wait();
+        }
+        if std::thread::panicking() {
+            let log: Vec<String> = self.err.try_iter().collect();
+            let from = log.len().saturating_sub(200);
+            eprintln!("--- last lines of pulse at {} ---", self.addr);
+            for l in &log[from..] {
+                eprintln!("{l}");
+            }
         }
     }
 }
@@ -196,7 +205,14 @@ impl Tansu {
                 &url,
             ])
             .args(["--storage-engine", "memory://tansu/"])
-            .stdout(Stdio::null())
+            .env(
+                "RUST_LOG",
+                std::env::var("TANSU_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(match std::env::var("TANSU_LOG_FILE") {
+                Ok(f) => Stdio::from(std::fs::File::create(format!("{f}.{port}")).unwrap()),
+                Err(_) => Stdio::null(),
+            })
             .stderr(Stdio::null())
             .spawn()
             .expect("tansu is installed (make deps installs it)");
