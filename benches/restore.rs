@@ -8,9 +8,9 @@
 
 use pulse_events::Encoding;
 use pulse_kafka::{encode_checkpoint, encode_profile, read_changelog, BatchTag, EmbeddedCluster};
+use pulse_testkit::Tansu;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const TOPIC: &str = "pulse.profiles";
@@ -106,54 +106,6 @@ fn measure(name: &str, bootstrap: &str, profiles: &[(String, pulse_engine::Profi
     );
 }
 
-fn tansu() -> Option<(Child, String)> {
-    let home = std::env::var("CARGO_HOME")
-        .unwrap_or_else(|_| format!("{}/.cargo", std::env::var("HOME").unwrap_or_default()));
-    let bin = std::env::var("TANSU").unwrap_or_else(|_| format!("{home}/bin/tansu"));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .ok()?
-        .local_addr()
-        .ok()?
-        .port();
-    let url = format!("tcp://127.0.0.1:{port}");
-    let child = Command::new(bin)
-        .args([
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-            "--storage-engine",
-            "memory://tansu/",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let bootstrap = format!("127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(&bootstrap).is_err() {
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let created =
-        Command::new(std::env::var("TANSU").unwrap_or_else(|_| format!("{home}/bin/tansu")))
-            .args([
-                "topic",
-                "create",
-                TOPIC,
-                "--partitions",
-                "1",
-                "--broker",
-                &url,
-            ])
-            .output()
-            .ok()?;
-    created.status.success().then_some((child, bootstrap))
-}
-
 fn main() {
     // `cargo test --benches` runs bench targets with `--bench` absent: keep that run tiny.
     let benching = std::env::args().any(|a| a == "--bench");
@@ -178,12 +130,10 @@ fn main() {
         n.min(10_000),
     );
     drop(mock);
-    match tansu() {
-        Some((mut child, bootstrap)) => {
-            measure("tansu", &bootstrap, &profiles, n);
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        None => println!("restore/tansu: skipped, tansu is not installed (make tansu)"),
+    if Tansu::installed() {
+        let broker = Tansu::start(&[TOPIC], 1);
+        measure("tansu", &broker.bootstrap, &profiles, n);
+    } else {
+        println!("restore/tansu: skipped, tansu is not installed (make tansu)");
     }
 }

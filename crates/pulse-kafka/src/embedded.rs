@@ -3,6 +3,7 @@
 
 use crate::KafkaError;
 use rdkafka::mocking::MockCluster;
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
@@ -20,6 +21,7 @@ pub struct EmbeddedCluster {
 enum Command {
     BrokerDown(i32, mpsc::Sender<Result<(), String>>),
     BrokerUp(i32, mpsc::Sender<Result<(), String>>),
+    RefuseProduce(bool, mpsc::Sender<Result<(), String>>),
 }
 
 impl EmbeddedCluster {
@@ -54,6 +56,19 @@ impl EmbeddedCluster {
                         }
                         Command::BrokerUp(id, reply) => {
                             let _ = reply.send(cluster.broker_up(id).map_err(|e| e.to_string()));
+                        }
+                        Command::RefuseProduce(on, reply) => {
+                            if on {
+                                // One error per request; more than a test sends.
+                                let errors = vec![
+                                    RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED;
+                                    100_000
+                                ];
+                                cluster.request_errors(RDKafkaApiKey::Produce, &errors);
+                            } else {
+                                cluster.clear_request_errors(RDKafkaApiKey::Produce);
+                            }
+                            let _ = reply.send(Ok(()));
                         }
                     }
                 }
@@ -98,6 +113,12 @@ impl EmbeddedCluster {
     /// Lets clients connect to broker `id` again.
     pub fn broker_up(&self, id: i32) -> Result<(), KafkaError> {
         self.command(|r| Command::BrokerUp(id, r))
+    }
+
+    /// While `on`, the brokers refuse every produce request as unauthorised, as a cluster does
+    /// when the producer's ACL is taken away.
+    pub fn refuse_produce(&self, on: bool) -> Result<(), KafkaError> {
+        self.command(|r| Command::RefuseProduce(on, r))
     }
 }
 

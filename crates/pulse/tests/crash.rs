@@ -11,9 +11,10 @@ mod common;
 
 use common::*;
 use pulse_engine::Profile;
-use pulse_events::{OutputEvent, TopicRole};
+use pulse_events::{Cause, OutputEvent, TopicRole};
 use pulse_kafka::{read_changelog, EmbeddedCluster};
 use pulse_loadgen::{Generator, GeneratorConfig, Record};
+use pulse_testkit::Tansu;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -205,6 +206,10 @@ fn final_state(brokers: &str) -> BTreeMap<String, Profile> {
 }
 
 fn output_ids(brokers: &str) -> HashSet<String> {
+    outputs(brokers).into_iter().map(|o| o.event_id).collect()
+}
+
+fn outputs(brokers: &str) -> Vec<OutputEvent> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "ids-reader")
@@ -218,17 +223,17 @@ fn output_ids(brokers: &str) -> HashSet<String> {
     c.assign(&tpl).unwrap();
     // Read until the topic has been quiet for a while: not every broker's high watermark can
     // be trusted to say where the end is.
-    let mut ids = HashSet::new();
+    let mut all = Vec::new();
     let mut quiet_since = Instant::now();
     while quiet_since.elapsed() < Duration::from_secs(3) {
         if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
             quiet_since = Instant::now();
             let o =
                 OutputEvent::decode(m.payload().unwrap(), pulse_events::Encoding::Json).unwrap();
-            ids.insert(o.event_id);
+            all.push(o);
         }
     }
-    ids
+    all
 }
 
 /// An uninterrupted run over [`traffic`]: its records, the end offset per partition, the final
@@ -238,6 +243,8 @@ struct Reference {
     end: Vec<i64>,
     state: BTreeMap<String, Profile>,
     ids: HashSet<String>,
+    /// Each output caused by an input record: its id, and the record's partition and offset.
+    caused_by: Vec<(String, i32, i64)>,
 }
 
 /// The reference run on each kind of broker, computed once per test binary and shared by the
@@ -261,12 +268,23 @@ fn reference(kind: Kind) -> &'static Reference {
             Some(0)
         );
         let state = final_state(&b);
-        let ids = output_ids(&b);
+        let outputs = outputs(&b);
+        let ids = outputs.iter().map(|o| o.event_id.clone()).collect();
+        let caused_by = outputs
+            .into_iter()
+            .filter_map(|o| match o.cause {
+                Cause::Event {
+                    partition, offset, ..
+                } => Some((o.event_id, partition, offset)),
+                Cause::Timer { .. } => None,
+            })
+            .collect();
         Reference {
             records,
             end,
             state,
             ids,
+            caused_by,
         }
     })
 }
@@ -293,11 +311,24 @@ fn wait_consumed(workers: &[&Proc], total: f64, fraction: f64) -> f64 {
 }
 
 fn assert_matches_reference(kind: Kind, brokers: &str) {
-    let Reference {
-        state: expected,
-        ids: want,
-        ..
-    } = reference(kind);
+    assert_state_matches_reference(kind, brokers);
+    assert_outputs_present(kind, &output_ids(brokers));
+}
+
+/// Every output id of the uninterrupted run is among `have`.
+fn assert_outputs_present(kind: Kind, have: &HashSet<String>) {
+    let want = &reference(kind).ids;
+    assert!(!want.is_empty());
+    let missing: Vec<&String> = want.difference(have).take(5).collect();
+    assert!(
+        missing.is_empty(),
+        "{} outputs of the uninterrupted run missing, e.g. {missing:?}",
+        want.difference(have).count()
+    );
+}
+
+fn assert_state_matches_reference(kind: Kind, brokers: &str) {
+    let expected = &reference(kind).state;
     let got = final_state(brokers);
     assert!(expected.len() > 100, "{} customers", expected.len());
     let absent: Vec<&String> = expected
@@ -313,14 +344,6 @@ fn assert_matches_reference(kind: Kind, brokers: &str) {
     for (id, p) in expected {
         assert_eq!(got.get(id), Some(p), "profile of {id}");
     }
-    let have = output_ids(brokers);
-    assert!(!want.is_empty());
-    let missing: Vec<&String> = want.difference(&have).take(5).collect();
-    assert!(
-        missing.is_empty(),
-        "{} outputs of the uninterrupted run missing, e.g. {missing:?}",
-        want.difference(&have).count()
-    );
 }
 
 fn sigkill_mid_stream_then_restart(kind: Kind) {
@@ -436,6 +459,76 @@ fn broker_outage(kind: Kind) {
     );
     cluster.outage(Duration::from_secs(10));
     wait_caught_up(&c, end);
+    signal(&worker.child, "-INT");
+    assert_eq!(
+        wait_exit(&mut worker.child, Duration::from_secs(35)).code(),
+        Some(0)
+    );
+    assert_matches_reference(kind, &c);
+}
+
+/// The output side refuses every produce request as unauthorised for a while, mid-stream. The
+/// worker must not commit input whose outputs it could not produce, and must carry on by itself
+/// once producing works again.
+///
+/// Embedded cluster only: tansu has no authorisation, and in our tests it went on acknowledging
+/// produce requests for a deleted topic, so neither makes an outage there.
+#[test]
+fn mock_output_refused_as_unauthorised_for_a_while_nothing_is_committed_past_it() {
+    let kind = Kind::Mock;
+    let Reference {
+        records,
+        end,
+        caused_by,
+        ..
+    } = reference(kind);
+    let total = records.len() as f64;
+    let cluster = EmbeddedCluster::start(
+        1,
+        &TOPICS.iter().map(|t| (*t, PARTITIONS)).collect::<Vec<_>>(),
+    )
+    .expect("cluster");
+    let c = cluster.bootstrap_servers().to_owned();
+    produce(kind, &c, records);
+    // A long session: the worker is frozen below while the outputs so far are read.
+    let mut worker = start(&with_session(&c, "30s"));
+    wait_consumed(&[&worker], total, 0.05);
+    // Outputs acknowledged before the refusals start.
+    signal(&worker.child, "-STOP");
+    let have = output_ids(&c);
+    cluster.refuse_produce(true).expect("refusing");
+    signal(&worker.child, "-CONT");
+    // The first input record, per partition, whose output is not produced yet.
+    let mut blocked = vec![i64::MAX; PARTITIONS as usize];
+    for (id, p, offset) in caused_by {
+        if !have.contains(id) {
+            blocked[*p as usize] = blocked[*p as usize].min(*offset);
+        }
+    }
+    assert!(
+        blocked.iter().any(|b| *b < i64::MAX),
+        "every output was produced before the refusals started; start them earlier"
+    );
+    let until = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < until {
+        let during = committed(&c);
+        for p in 0..PARTITIONS as usize {
+            assert!(
+                during[p] <= blocked[p],
+                "partition {p} committed up to {} past record {} whose output is not produced",
+                during[p],
+                blocked[p]
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    cluster.refuse_produce(false).expect("accepting");
+    wait_caught_up(&c, end);
+    let (_, scrape) = http_get(&worker.addr, "/metrics");
+    assert!(
+        metric_sum(&scrape, "pulse_produce_errors_total") > 0.0,
+        "no produce request was refused"
+    );
     signal(&worker.child, "-INT");
     assert_eq!(
         wait_exit(&mut worker.child, Duration::from_secs(35)).code(),

@@ -1,7 +1,7 @@
-//! End to end against the embedded cluster: N records including bad ones of every kind go in;
-//! every good record is reflected in the profiles exactly once, every bad one sits in the
-//! dead-letter topic with the right reason and its original bytes, and the committed offsets
-//! cover the whole input.
+//! End to end, against the embedded cluster and against a real broker process (tansu): N records
+//! including bad ones of every kind go in; every good record is reflected in the profiles
+//! exactly once, every bad one sits in the dead-letter topic with the right reason and its
+//! original bytes, none stalls its partition, and the committed offsets cover the whole input.
 
 use pulse::Running;
 use pulse_events::{dead_letter, decode, Encoding, ErrorKind, Limits, OutputEvent, TopicRole};
@@ -26,9 +26,24 @@ struct Sent {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_record_is_applied_or_dead_lettered_exactly_once() {
+async fn mock_every_record_is_applied_or_dead_lettered_exactly_once() {
     let cluster = cluster();
-    let brokers = cluster.bootstrap_servers().to_owned();
+    every_record_is_applied_or_dead_lettered_exactly_once(cluster.bootstrap_servers()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tansu_every_record_is_applied_or_dead_lettered_exactly_once() {
+    let broker = tokio::task::spawn_blocking(|| {
+        let cfg = pulse::Config::embedded_default();
+        pulse_testkit::Tansu::start(&cfg.kafka.topics.all(), PARTITIONS)
+    })
+    .await
+    .expect("tansu starts");
+    every_record_is_applied_or_dead_lettered_exactly_once(&broker.bootstrap).await;
+}
+
+async fn every_record_is_applied_or_dead_lettered_exactly_once(brokers: &str) {
+    let brokers = brokers.to_owned();
     let group = "e2e-exactly-once";
     let cfg = config(&brokers, group);
     let topics = cfg.kafka.topics.clone();

@@ -1,0 +1,139 @@
+//! Test and benchmark support: a real Kafka-compatible broker process on a loopback port.
+//!
+//! The broker is tansu 0.6.0 with in-memory storage (`make deps` installs it), started on a free
+//! port and stopped when dropped, so tests can each run their own.
+
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Sends `sig` (`-STOP`, `-KILL`, ...) to process `pid`.
+pub fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(ok.success(), "kill {sig} {pid} failed");
+}
+
+/// A real Kafka-compatible broker process (tansu, in-memory storage) on a free loopback port,
+/// stopped when dropped. `make deps` installs tansu; `TANSU` names another binary. To see what
+/// the broker did, set `TANSU_LOG` (a `RUST_LOG` filter) and `TANSU_LOG_FILE` (a path prefix;
+/// the port is appended).
+#[derive(Debug)]
+pub struct Tansu {
+    child: Child,
+    pub bootstrap: String,
+}
+
+fn tansu_binary() -> std::path::PathBuf {
+    if let Ok(p) = std::env::var("TANSU") {
+        return p.into();
+    }
+    let home = std::env::var("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo")
+        });
+    let installed = home.join("bin").join("tansu");
+    if installed.exists() {
+        installed
+    } else {
+        "tansu".into()
+    }
+}
+
+impl Tansu {
+    /// Whether the broker binary is there to start.
+    pub fn installed() -> bool {
+        let bin = tansu_binary();
+        bin.exists()
+            || Command::new(&bin)
+                .arg("--version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok()
+    }
+
+    /// Starts the broker and creates `topics` with `partitions` partitions each.
+    pub fn start(topics: &[&str], partitions: i32) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(tansu_binary())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .env(
+                "RUST_LOG",
+                std::env::var("TANSU_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(match std::env::var("TANSU_LOG_FILE") {
+                Ok(f) => Stdio::from(std::fs::File::create(format!("{f}.{port}")).unwrap()),
+                Err(_) => Stdio::null(),
+            })
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tansu is installed (make deps installs it)");
+        let bootstrap = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(&bootstrap).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let broker = Self { child, bootstrap };
+        broker.create_topics(topics, partitions);
+        broker
+    }
+
+    fn create_topics(&self, topics: &[&str], partitions: i32) {
+        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+        use rdkafka::client::DefaultClientContext;
+        let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .create()
+            .expect("admin client");
+        let new: Vec<NewTopic<'_>> = topics
+            .iter()
+            .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
+            .collect();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let results = rt
+            .block_on(admin.create_topics(
+                &new,
+                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+            ))
+            .expect("create topics");
+        for r in results {
+            r.expect("topic created");
+        }
+    }
+
+    /// Freezes the broker process: connections hang, as with a stopped machine or a partition.
+    pub fn pause(&self) {
+        signal(self.child.id(), "-STOP");
+    }
+
+    pub fn resume(&self) {
+        signal(self.child.id(), "-CONT");
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
