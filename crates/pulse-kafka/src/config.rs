@@ -27,6 +27,8 @@ pub struct KafkaConfig {
     /// Encoding assumed for input records without a `content-type` header.
     pub input_encoding: Encoding,
     pub output_encoding: Encoding,
+    /// At-least-once outputs with exactly-once state, or everything in Kafka transactions.
+    pub delivery: Delivery,
     /// Partitions per topic when the embedded cluster creates them.
     pub embedded_partitions: i32,
     pub topics: TopicNames,
@@ -49,6 +51,19 @@ impl OffsetReset {
             Self::Latest => "latest",
         }
     }
+}
+
+/// `kafka.delivery`: how outputs, changelog and input offsets reach Kafka.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Delivery {
+    /// Offsets are committed after everything a record caused is acknowledged; outputs may
+    /// repeat after a crash (with the same ids), state applies every input once.
+    AtLeastOnce,
+    /// Each batch's outputs, dead letters, changelog records and input offsets are one Kafka
+    /// transaction, with one transactional producer per partition (`<group_id>-<partition>`),
+    /// which fences a zombie owner of the same partition.
+    ExactlyOnce,
 }
 
 /// `[kafka.topics]`.

@@ -21,7 +21,11 @@ pub struct EmbeddedCluster {
 enum Command {
     BrokerDown(i32, mpsc::Sender<Result<(), String>>),
     BrokerUp(i32, mpsc::Sender<Result<(), String>>),
-    RefuseProduce(bool, mpsc::Sender<Result<(), String>>),
+    RequestErrors(
+        RDKafkaApiKey,
+        Vec<RDKafkaRespErr>,
+        mpsc::Sender<Result<(), String>>,
+    ),
 }
 
 impl EmbeddedCluster {
@@ -57,16 +61,11 @@ impl EmbeddedCluster {
                         Command::BrokerUp(id, reply) => {
                             let _ = reply.send(cluster.broker_up(id).map_err(|e| e.to_string()));
                         }
-                        Command::RefuseProduce(on, reply) => {
-                            if on {
-                                // One error per request; more than a test sends.
-                                let errors = vec![
-                                    RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED;
-                                    100_000
-                                ];
-                                cluster.request_errors(RDKafkaApiKey::Produce, &errors);
+                        Command::RequestErrors(api, errors, reply) => {
+                            if errors.is_empty() {
+                                cluster.clear_request_errors(api);
                             } else {
-                                cluster.clear_request_errors(RDKafkaApiKey::Produce);
+                                cluster.request_errors(api, &errors);
                             }
                             let _ = reply.send(Ok(()));
                         }
@@ -118,7 +117,23 @@ impl EmbeddedCluster {
     /// While `on`, the brokers refuse every produce request as unauthorised, as a cluster does
     /// when the producer's ACL is taken away.
     pub fn refuse_produce(&self, on: bool) -> Result<(), KafkaError> {
-        self.command(|r| Command::RefuseProduce(on, r))
+        let errors = if on {
+            // One error per request; more than a test sends.
+            vec![RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 100_000]
+        } else {
+            Vec::new()
+        };
+        self.request_errors(RDKafkaApiKey::Produce, errors)
+    }
+
+    /// The next requests of kind `api` fail with `errors`, one each, in order; an empty list
+    /// clears what is left.
+    pub fn request_errors(
+        &self,
+        api: RDKafkaApiKey,
+        errors: Vec<RDKafkaRespErr>,
+    ) -> Result<(), KafkaError> {
+        self.command(|r| Command::RequestErrors(api, errors, r))
     }
 }
 

@@ -28,4 +28,11 @@ pub enum KafkaError {
         partition: i32,
         source: rdkafka::error::KafkaError,
     },
+    /// The transactional producer of a partition could not be set up.
+    #[error("cannot start transactions for partition {partition}: {reason}")]
+    Transaction { partition: i32, reason: String },
+    /// Another worker now owns this partition's transactional id: this one is a zombie and
+    /// stops; retrying would fence the new owner in turn.
+    #[error("partition {partition} was taken over by another worker (producer fenced): stopping")]
+    Fenced { partition: i32 },
 }

@@ -7,18 +7,20 @@ mod changelog;
 mod config;
 mod context;
 mod dead_letter;
+mod deliver;
 mod embedded;
 mod error;
 mod outbox;
 mod state;
 mod task;
 mod tasks;
+mod txn;
 mod worker;
 
 pub use changelog::{
     encode_checkpoint, encode_profile, read_changelog, BatchTag, ChangelogContents, ProfileMap,
 };
-pub use config::{ByteSize, KafkaConfig, OffsetReset, TopicNames, WorkerConfig};
+pub use config::{ByteSize, Delivery, KafkaConfig, OffsetReset, TopicNames, WorkerConfig};
 pub use dead_letter::header;
 pub use embedded::EmbeddedCluster;
 pub use error::KafkaError;

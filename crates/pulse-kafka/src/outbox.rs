@@ -32,6 +32,16 @@ pub(crate) struct InFlight {
 }
 
 impl Outbox {
+    /// The same outbox writing through another producer (a partition's transactional one).
+    pub fn with_producer(&self, producer: FutureProducer) -> Self {
+        Self {
+            producer,
+            topics: self.topics.clone(),
+            encoding: self.encoding,
+            metrics: self.metrics.clone(),
+        }
+    }
+
     /// Enqueues one record, waiting while librdkafka's local queue is full (backpressure). A
     /// missing key or value stays missing: a tombstone's dead letter is a tombstone.
     pub async fn send(
@@ -149,9 +159,9 @@ impl Outbox {
         }
     }
 
-    /// Waits for every record to be acknowledged, re-sending refused ones with backoff.
-    pub async fn settle(&self, in_flight: Vec<InFlight>, stop: &watch::Receiver<bool>) -> Settled {
-        let mut resent_changelog = false;
+    /// Waits for every record to be acknowledged, re-sending refused ones with backoff. False
+    /// only if shutdown was requested while a record was still unacknowledged.
+    pub async fn settle(&self, in_flight: Vec<InFlight>, stop: &watch::Receiver<bool>) -> bool {
         for f in in_flight {
             let mut result = f.delivery.await;
             let mut backoff = Duration::from_millis(100);
@@ -168,13 +178,12 @@ impl Outbox {
                     }
                     Err(_) => {
                         tracing::warn!("Producer dropped a record before delivery; it will be replayed from the input.");
-                        return Settled::Stopped;
+                        return false;
                     }
                 };
                 if *stop.borrow() {
-                    return Settled::Stopped;
+                    return false;
                 }
-                resent_changelog |= f.label == CHANGELOG;
                 tokio::time::sleep(backoff).await;
                 self.refresh_metadata(failed.topic()).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -193,17 +202,6 @@ impl Outbox {
                 result = delivery.await;
             }
         }
-        Settled::Acknowledged { resent_changelog }
+        true
     }
-}
-
-/// How [`Outbox::settle`] ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Settled {
-    /// Every record is acknowledged. A re-sent changelog record now sits after the checkpoint
-    /// that closed its batch, where restore would not count it: the checkpoint must follow
-    /// again.
-    Acknowledged { resent_changelog: bool },
-    /// Shutdown came first; some records may be unacknowledged.
-    Stopped,
 }

@@ -5,13 +5,17 @@
 //! offsets.
 
 use crate::changelog::{self, BatchTag};
+use crate::config::Delivery;
 use crate::config::{TopicNames, WorkerConfig};
 use crate::context::PulseContext;
-use crate::outbox::{InFlight, Outbox, Settled};
+use crate::deliver::{deliver, Products};
+use crate::outbox::Outbox;
 use crate::state::{lock, StateRegistry};
+use crate::txn::Txn;
 use crate::wall_clock_ms;
+use crate::KafkaError;
 use pulse_engine::{EngineSpec, Partition, Source};
-use pulse_events::{decode, Encoding, EventError, Limits, OutputEvent, TopicRole};
+use pulse_events::{decode, Encoding, EventError, Limits, TopicRole};
 use pulse_telemetry::{Health, Metrics};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -36,7 +40,21 @@ pub(crate) struct TaskCtx {
     pub state: StateRegistry,
     /// Client settings for reading the changelog back.
     pub changelog_client: ClientConfig,
+    pub delivery: Delivery,
+    /// Producer settings a partition's transactional producer starts from.
+    pub producer_client: ClientConfig,
+    pub group_id: String,
     pub stop: watch::Receiver<bool>,
+    /// Set when a partition task met an error that must stop the worker.
+    pub fatal: Mutex<Option<KafkaError>>,
+}
+
+impl TaskCtx {
+    /// Records why the worker must stop; the first reason wins.
+    pub fn fail(&self, e: KafkaError) {
+        let mut slot = self.fatal.lock().unwrap_or_else(|p| p.into_inner());
+        slot.get_or_insert(e);
+    }
 }
 
 /// The task's position in its changelog: which inputs are reflected in the state, and the tag
@@ -58,6 +76,23 @@ pub(crate) async fn run(
     // Dropped when this task returns, which tells a waiting revoke that it has drained.
     _done: std::sync::mpsc::Sender<()>,
 ) {
+    // In a transaction-per-batch setup the partition's transactional id is claimed first:
+    // that fences a previous owner and aborts its open transaction before the changelog is read.
+    let txn = match ctx.delivery {
+        Delivery::AtLeastOnce => None,
+        Delivery::ExactlyOnce => {
+            match Txn::claim(&ctx.producer_client, &ctx.outbox, &ctx.group_id, partition).await {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    tracing::error!(error = %e, partition, "Cannot start transactions; stopping.");
+                    ctx.fail(e);
+                    ctx.health.restore_finished();
+                    ctx.metrics.restoring_partitions.dec();
+                    return;
+                }
+            }
+        }
+    };
     let restored = restore(partition, &ctx).await;
     ctx.health.restore_finished();
     ctx.metrics.restoring_partitions.dec();
@@ -89,7 +124,7 @@ pub(crate) async fn run(
                         last_input[role.index()] = now;
                     }
                 }
-                if !process(&batch, &state, &ctx, &mut pos).await {
+                if !process(&batch, &state, &ctx, txn.as_ref(), &mut pos).await {
                     tracing::warn!(partition, "Stopping with outputs unacknowledged; their inputs will be processed again.");
                     return;
                 }
@@ -101,7 +136,7 @@ pub(crate) async fn run(
                     .filter(|r| last_input[r.index()].elapsed() >= ctx.worker.idle_timeout)
                     .collect();
                 let all_idle = last_any.elapsed() >= ctx.worker.idle_timeout;
-                if !idle_roles.is_empty() && !idle(&state, &ctx, &mut pos, &idle_roles, all_idle).await {
+                if !idle_roles.is_empty() && !idle(&state, &ctx, txn.as_ref(), &mut pos, &idle_roles, all_idle).await {
                     return;
                 }
             }
@@ -197,6 +232,7 @@ async fn resume_at(pos: &Position, ctx: &Arc<TaskCtx>) {
 async fn idle(
     state: &Mutex<Partition>,
     ctx: &TaskCtx,
+    txn: Option<&Txn>,
     pos: &mut Position,
     roles: &[TopicRole],
     all: bool,
@@ -219,7 +255,16 @@ async fn idle(
     report_watermark(pos.partition, state, ctx);
     match changes {
         None => true,
-        Some(changes) => produce(ctx, pos.partition, &outputs, Vec::new(), changes).await,
+        Some(changes) => {
+            let products = Products {
+                partition: pos.partition,
+                inputs: &[],
+                rejected: &[],
+                outputs: &outputs,
+                changes,
+            };
+            deliver(ctx, txn, &products).await
+        }
     }
 }
 
@@ -250,57 +295,12 @@ fn report_watermark(partition: i32, state: &Mutex<Partition>, ctx: &TaskCtx) {
     }
 }
 
-/// Produces outputs, the changelog records and the given dead letters, and waits for all of
-/// them to be acknowledged.
-async fn produce(
-    ctx: &TaskCtx,
-    partition: i32,
-    outputs: &[OutputEvent],
-    dead: Vec<InFlight>,
-    changes: Vec<(Vec<u8>, Vec<u8>)>,
-) -> bool {
-    let mut in_flight = dead;
-    in_flight.reserve(outputs.len() + changes.len());
-    for o in outputs {
-        in_flight.push(ctx.outbox.send_output(o).await);
-    }
-    let bytes: u64 = changes.iter().map(|(_, v)| v.len() as u64).sum();
-    let records = changes.len() as u64;
-    for (key, value) in &changes {
-        in_flight.push(ctx.outbox.send_changelog(partition, key, value).await);
-    }
-    match ctx.outbox.settle(in_flight, &ctx.stop).await {
-        Settled::Stopped => return false,
-        Settled::Acknowledged {
-            resent_changelog: true,
-        } => {
-            // The checkpoint is the last changelog record of the batch.
-            if let Some((key, value)) = changes.last() {
-                let again = vec![ctx.outbox.send_changelog(partition, key, value).await];
-                if ctx.outbox.settle(again, &ctx.stop).await == Settled::Stopped {
-                    return false;
-                }
-            }
-        }
-        Settled::Acknowledged { .. } => {}
-    }
-    ctx.metrics.changelog_records.inc_by(records);
-    ctx.metrics.changelog_bytes.inc_by(bytes);
-    let mut by_kind: BTreeMap<&'static str, u64> = BTreeMap::new();
-    for o in outputs {
-        *by_kind.entry(o.kind.as_str()).or_default() += 1;
-    }
-    for (k, n) in by_kind {
-        ctx.metrics.output_events.with_label_values(&[k]).inc_by(n);
-    }
-    true
-}
-
 /// Processes one batch. Returns false if the worker must stop without storing its offsets.
 async fn process(
     batch: &[OwnedMessage],
     state: &Mutex<Partition>,
     ctx: &TaskCtx,
+    txn: Option<&Txn>,
     pos: &mut Position,
 ) -> bool {
     let started = Instant::now();
@@ -343,11 +343,14 @@ async fn process(
         }
         changelog_records(&mut p, pos)
     };
-    let mut dead = Vec::with_capacity(rejected.len());
-    for (i, e) in &rejected {
-        dead.push(ctx.outbox.send_dead_letter(&batch[*i], e).await);
-    }
-    if !produce(ctx, pos.partition, &outputs, dead, changes).await {
+    let products = Products {
+        partition: pos.partition,
+        inputs: batch,
+        rejected: &rejected,
+        outputs: &outputs,
+        changes,
+    };
+    if !deliver(ctx, txn, &products).await {
         return false;
     }
     tracing::debug!(
@@ -361,9 +364,10 @@ async fn process(
         "Batch acknowledged."
     );
     // Everything this batch caused is acknowledged: now, and only now, its offsets may be
-    // committed. Offsets are stored per input topic at the batch's highest offset.
+    // committed. Offsets are stored per input topic at the batch's highest offset. (In a
+    // transaction they were committed with it.)
     let mut highest: BTreeMap<&str, i64> = BTreeMap::new();
-    for m in batch {
+    for m in batch.iter().filter(|_| txn.is_none()) {
         let e = highest.entry(m.topic()).or_insert(m.offset());
         *e = (*e).max(m.offset());
     }

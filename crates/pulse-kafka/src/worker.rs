@@ -1,7 +1,7 @@
 //! The consumer group loop: fetch, hand each record to its partition task over a bounded queue
 //! (a full queue stops fetching), and on shutdown drain the tasks, commit and leave the group.
 
-use crate::config::{KafkaConfig, WorkerConfig};
+use crate::config::{Delivery, KafkaConfig, WorkerConfig};
 use crate::context::PulseContext;
 use crate::outbox::Outbox;
 use crate::state::StateRegistry;
@@ -15,7 +15,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::Message;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -42,14 +42,18 @@ fn apply_overrides(c: &mut ClientConfig, kafka: &KafkaConfig) {
 
 pub(crate) fn consumer_config(kafka: &KafkaConfig) -> ClientConfig {
     let mut c = client_config(kafka);
+    // With transactions the offsets are committed inside each batch's transaction.
+    let auto_commit = kafka.delivery == Delivery::AtLeastOnce;
     c.set("group.id", &kafka.group_id)
-        .set("enable.auto.commit", "true")
+        .set("enable.auto.commit", auto_commit.to_string())
         .set(
             "auto.commit.interval.ms",
             kafka.commit_interval.as_millis().to_string(),
         )
         // Offsets are stored by the partition tasks once a record's effects are acknowledged.
         .set("enable.auto.offset.store", "false")
+        // Inputs written in transactions are read once committed, never when aborted.
+        .set("isolation.level", "read_committed")
         .set("auto.offset.reset", kafka.auto_offset_reset.as_str())
         .set(
             "session.timeout.ms",
@@ -210,18 +214,33 @@ pub async fn run_worker(
         state: deps.state.clone(),
         changelog_client: {
             let mut c = client_config(kafka);
+            // Changelog records of aborted transactions are skipped by brokers that mark them.
+            c.set("isolation.level", "read_committed");
             apply_overrides(&mut c, kafka);
             c
         },
+        delivery: kafka.delivery,
+        producer_client: producer_config(kafka),
+        group_id: kafka.group_id.clone(),
         stop: stop.clone(),
+        fatal: Mutex::new(None),
     });
 
-    tasks.set_ctx(ctx);
+    tasks.set_ctx(ctx.clone());
+    let failed = |ctx: &TaskCtx| {
+        ctx.fatal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    };
     let mut gauges = tokio::time::interval(Duration::from_secs(1));
     while !*stop.borrow() {
         tokio::select! {
             _ = stop.changed() => break,
             _ = gauges.tick() => {
+                if failed(&ctx) {
+                    break;
+                }
                 deps.metrics.customers.set(deps.state.customers() as i64);
                 deps.metrics.timers_pending.set(deps.state.pending_timers() as i64);
                 deps.metrics.ready.set(i64::from(deps.health.is_ready()));
@@ -289,5 +308,6 @@ pub async fn run_worker(
     .await;
     deps.health.set_ready(false);
     tracing::info!("Worker stopped.");
-    Ok(())
+    let fatal = ctx.fatal.lock().unwrap_or_else(|p| p.into_inner()).take();
+    fatal.map_or(Ok(()), Err)
 }

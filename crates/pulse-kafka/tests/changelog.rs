@@ -1,6 +1,6 @@
 //! Reading the changelog back through the embedded cluster: a batch counts only once its
-//! checkpoint follows, a profile re-sent after its checkpoint counts once the checkpoint is
-//! repeated, and the reader reaches the end of the partition however the records were batched.
+//! checkpoint follows, and the reader reaches the end of the partition however the records were
+//! batched.
 
 use pulse_engine::Profile;
 use pulse_kafka::{encode_checkpoint, encode_profile, read_changelog, BatchTag, EmbeddedCluster};
@@ -66,27 +66,6 @@ fn a_batch_counts_only_when_its_checkpoint_follows() {
     assert_eq!(contents.profiles.len(), 2);
     assert_eq!(contents.profiles["a"], profile(1));
     assert_eq!(contents.profiles["b"], profile(2));
-}
-
-#[test]
-fn a_profile_resent_after_its_checkpoint_counts_once_the_checkpoint_is_repeated() {
-    let t1 = tag(1, 1, 10);
-    let resent = write_and_read(&[
-        encode_profile(&t1, "a", &profile(1)),
-        encode_checkpoint(&t1, [None; 3]),
-        // "b" was refused, re-sent, and landed after the checkpoint; the checkpoint follows again.
-        encode_profile(&t1, "b", &profile(2)),
-        encode_checkpoint(&t1, [None; 3]),
-    ]);
-    assert_eq!(resent.profiles.len(), 2);
-    assert_eq!(resent.profiles["b"], profile(2));
-
-    let not_repeated = write_and_read(&[
-        encode_profile(&t1, "a", &profile(1)),
-        encode_checkpoint(&t1, [None; 3]),
-        encode_profile(&t1, "b", &profile(2)),
-    ]);
-    assert!(!not_repeated.profiles.contains_key("b"));
 }
 
 #[test]

@@ -15,6 +15,7 @@ pub mod names {
     pub const LATE_RECORDS: &str = "pulse_late_records_total";
     pub const OUTPUT_EVENTS: &str = "pulse_output_events_total";
     pub const PRODUCE_ERRORS: &str = "pulse_produce_errors_total";
+    pub const TRANSACTIONS: &str = "pulse_transactions_total";
     pub const BATCH_SIZE: &str = "pulse_batch_size";
     pub const PROCESSING_SECONDS: &str = "pulse_batch_processing_seconds";
     pub const WATERMARK_LAG: &str = "pulse_watermark_lag_seconds";
@@ -48,6 +49,8 @@ pub struct Metrics {
     pub output_events: IntCounterVec,
     /// By `topic` role of the record that could not be produced.
     pub produce_errors: IntCounterVec,
+    /// With `delivery = "exactly-once"`: batch transactions by result.
+    pub transactions: IntCounterVec,
     pub batch_size: Histogram,
     pub processing_seconds: HistogramVec,
     /// By `partition`.
@@ -172,6 +175,12 @@ impl Metrics {
                 "Records the broker refused; they are retried.",
                 &["topic"],
             ),
+            transactions: counter_vec(
+                &r,
+                names::TRANSACTIONS,
+                "Batch transactions (exactly-once delivery), committed or aborted and retried.",
+                &["result"],
+            ),
             batch_size,
             processing_seconds,
             watermark_lag,
@@ -252,6 +261,7 @@ mod tests {
             .with_label_values(&["milestone.reached"])
             .inc();
         m.produce_errors.with_label_values(&["milestones"]).inc();
+        m.transactions.with_label_values(&["committed"]).inc();
         m.watermark_lag.with_label_values(&["0"]).set(3);
         m.commits.with_label_values(&["ok"]).inc();
         m.processing_seconds
@@ -266,6 +276,7 @@ mod tests {
             names::LATE_RECORDS,
             names::OUTPUT_EVENTS,
             names::PRODUCE_ERRORS,
+            names::TRANSACTIONS,
             names::BATCH_SIZE,
             names::PROCESSING_SECONDS,
             names::WATERMARK_LAG,

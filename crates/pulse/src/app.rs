@@ -116,6 +116,12 @@ impl Running {
         })
     }
 
+    /// Whether the worker has ended by itself (an error such as being fenced); `stop` returns
+    /// why.
+    pub fn worker_finished(&self) -> bool {
+        self.worker.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
     /// Stops fetching, finishes in-flight work, commits, leaves the group and shuts down.
     pub async fn stop(mut self) -> Result<(), RunError> {
         let _ = self.stop.send(true);
