@@ -55,9 +55,9 @@ impl ConsumerContext for PulseContext {
             Rebalance::Assign(tpl) => {
                 tracing::info!(partitions = tpl.count(), "Partitions assigned.");
                 // Nothing is fetched until the partition's state is restored: its task then
-                // seeks to the position the restored state reflects and resumes. The committed
-                // offset alone is not enough: after a lost assignment librdkafka may resume
-                // from where it had fetched, not from the commit.
+                // seeks to the position the restored state reflects and resumes. That position,
+                // not the group's commit (which can only be behind it), says where the state
+                // ends; records in between are not fetched only to be skipped.
                 if let Err(e) = consumer.pause(tpl) {
                     tracing::warn!(error = %e, "Could not pause newly assigned partitions.");
                 }

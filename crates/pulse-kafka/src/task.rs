@@ -199,15 +199,21 @@ async fn restore(partition: i32, ctx: &Arc<TaskCtx>) -> Option<Position> {
 async fn resume_at(pos: &Position, ctx: &Arc<TaskCtx>) {
     let mut seek = TopicPartitionList::new();
     let mut all = TopicPartitionList::new();
+    let mut restored: Vec<(String, i64)> = Vec::new();
     for role in TopicRole::ALL {
         let topic = ctx.topics.input(role);
         all.add_partition(topic, pos.partition);
         let next = pos.next[role.index()];
         if next >= 0 {
             let _ = seek.add_partition_offset(topic, pos.partition, Offset::Offset(next));
+            restored.push((topic.to_owned(), next));
         }
     }
     let (consumer, partition) = (ctx.consumer.clone(), pos.partition);
+    // The restored position is also what the group should commit: the commit may trail it (a
+    // worker that died before its last commit), and with no new input nothing else would move
+    // it. With transactions, the next batch's transaction commits it.
+    let store = ctx.delivery == Delivery::AtLeastOnce;
     let resumed = tokio::task::spawn_blocking(move || {
         if seek.count() > 0 {
             for e in consumer.seek_partitions(seek, Duration::from_secs(10))?.elements() {
@@ -215,6 +221,10 @@ async fn resume_at(pos: &Position, ctx: &Arc<TaskCtx>) {
                     tracing::warn!(error = %err, topic = e.topic(), partition, "Seek to the restored position failed; fetching from the committed offset.");
                 }
             }
+        }
+        for (topic, next) in restored.iter().filter(|_| store) {
+            // Stores `next - 1 + 1`: the offset of the next record to read.
+            let _ = consumer.store_offset(topic, partition, next - 1);
         }
         consumer.resume(&all)
     })
