@@ -70,6 +70,7 @@ fn apply_all(
     for (i, (role, bytes)) in records.iter().enumerate() {
         let src = Source {
             role: *role,
+            forwarded: false,
             topic: role.as_str(),
             partition: 0,
             offset: base + i as i64,

@@ -43,14 +43,14 @@ fn fill(bootstrap: &str, profiles: &[(String, pulse_engine::Profile)], n: usize)
             partition: 0,
             generation: 1,
             batch: b as u64 + 1,
-            offsets: [b as i64; 3],
+            offsets: [b as i64; 4],
         };
         for i in chunk {
             let (_, p) = &profiles[i % profiles.len()];
             let (k, v) = encode_profile(&tag, &format!("c-{i:08}"), p);
             send(&k, &v);
         }
-        let (k, v) = encode_checkpoint(&tag, [Some(1_767_225_600_000); 3]);
+        let (k, v) = encode_checkpoint(&tag, [Some(1_767_225_600_000); 4]);
         send(&k, &v);
     }
     producer.flush(Duration::from_secs(120)).expect("flushed");

@@ -241,6 +241,7 @@ fn expiry_fires_on_idle_advance() {
     {
         let src = crate::Source {
             role: pulse_events::TopicRole::Clickstream,
+            forwarded: false,
             topic: "clickstream",
             partition: 0,
             offset: i as i64,

@@ -19,7 +19,7 @@ mod test_support;
 
 pub use config::{EngineConfig, FunnelConfig, HumanDuration, StepConfig, WindowConfig};
 pub use funnel::FunnelAttempt;
-pub use partition::{Partition, Source};
+pub use partition::{Partition, Source, FORWARDED, INPUTS};
 pub use profile::{Profile, PurchaseStats};
 pub use session::Session;
 pub use spec::{EngineSpec, Metric, SpecError};

@@ -13,14 +13,34 @@ use pulse_events::{
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Where an input record came from; part of every output's cause and id. The role selects
-/// which of the partition's input watermarks the record is judged against.
+/// Where an input record came from; part of every output's cause and id. The role (or, for a
+/// record forwarded through the repartition topic, that topic) selects which of the partition's
+/// input watermarks the record is judged against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Source<'a> {
     pub role: TopicRole,
+    /// Read from the repartition topic rather than from the role's input topic.
+    pub forwarded: bool,
     pub topic: &'a str,
     pub partition: i32,
     pub offset: i64,
+}
+
+/// Inputs with their own watermark: the three input topics (by [`TopicRole::index`]), then the
+/// repartition topic at [`FORWARDED`]. A forwarded record takes a detour whose length in event
+/// time depends on how far behind the worker is, so it is judged against its own input.
+pub const INPUTS: usize = 4;
+pub const FORWARDED: usize = 3;
+
+impl Source<'_> {
+    /// Which input watermark applies.
+    pub fn input(&self) -> usize {
+        if self.forwarded {
+            FORWARDED
+        } else {
+            self.role.index()
+        }
+    }
 }
 
 /// Event-time progress of one input topic-partition.
@@ -58,7 +78,7 @@ pub struct Partition {
     spec: Arc<EngineSpec>,
     profiles: Map,
     timers: TimerIndex,
-    inputs: [Input; 3],
+    inputs: [Input; INPUTS],
     scratch: Vec<FunnelOutcome>,
     /// Customers whose profile changed since the last drain, each listed once.
     dirty: Vec<Arc<str>>,
@@ -70,7 +90,7 @@ impl Partition {
             spec,
             profiles: Map::default(),
             timers: TimerIndex::default(),
-            inputs: [Input::default(); 3],
+            inputs: [Input::default(); INPUTS],
             scratch: Vec::new(),
             dirty: Vec::new(),
         }
@@ -81,7 +101,7 @@ impl Partition {
     pub fn restore(
         spec: Arc<EngineSpec>,
         profiles: impl IntoIterator<Item = (String, Profile)>,
-        frontiers: [Option<Millis>; 3],
+        frontiers: [Option<Millis>; INPUTS],
     ) -> Self {
         let mut p = Self::new(spec);
         for (customer, profile) in profiles {
@@ -109,7 +129,7 @@ impl Partition {
     }
 
     /// Each input's event-time frontier, for checkpoints.
-    pub fn frontiers(&self) -> [Option<Millis>; 3] {
+    pub fn frontiers(&self) -> [Option<Millis>; INPUTS] {
         self.inputs.map(|i| i.frontier)
     }
 
@@ -143,9 +163,9 @@ impl Partition {
             .map(|f| f - self.spec.allowed_lateness)
     }
 
-    /// The watermark of one input: its records older than this are late.
-    pub fn input_watermark(&self, role: TopicRole) -> Option<Millis> {
-        self.inputs[role.index()]
+    /// The watermark of one input ([`Source::input`]): its records older than this are late.
+    pub fn input_watermark(&self, input: usize) -> Option<Millis> {
+        self.inputs[input]
             .frontier
             .map(|f| f - self.spec.allowed_lateness)
     }
@@ -182,7 +202,7 @@ impl Partition {
         out: &mut Vec<OutputEvent>,
     ) -> Result<(), EventError> {
         let ts = ev.timestamp;
-        if let Some(wm) = self.input_watermark(src.role) {
+        if let Some(wm) = self.input_watermark(src.input()) {
             if ts < wm {
                 return Err(EventError::Late {
                     timestamp: format_rfc3339(ts),
@@ -269,7 +289,7 @@ impl Partition {
             }
         }
 
-        let input = &mut self.inputs[src.role.index()];
+        let input = &mut self.inputs[src.input()];
         input.frontier = Some(input.frontier.map_or(ts, |f| f.max(ts)));
         input.idle = false;
         self.fire_timers(out);
@@ -278,8 +298,8 @@ impl Partition {
 
     /// Marks an input idle (no records for the caller's idle timeout), so it stops holding
     /// back the watermark; its next record makes it active again.
-    pub fn set_idle(&mut self, role: TopicRole, out: &mut Vec<OutputEvent>) {
-        let input = &mut self.inputs[role.index()];
+    pub fn set_idle(&mut self, input: usize, out: &mut Vec<OutputEvent>) {
+        let input = &mut self.inputs[input];
         if !input.idle {
             input.idle = true;
             self.fire_timers(out);

@@ -10,6 +10,7 @@ use std::time::Duration;
 fn src(offset: i64) -> Source<'static> {
     Source {
         role: pulse_events::TopicRole::Clickstream,
+        forwarded: false,
         topic: "clickstream",
         partition: 0,
         offset,
@@ -321,6 +322,7 @@ fn lateness_is_judged_per_input_and_timers_wait_for_the_slowest_input() {
     let mut out = Vec::new();
     let at = |role, offset| Source {
         role,
+        forwarded: false,
         topic: role.as_str(),
         partition: 0,
         offset,
@@ -398,7 +400,7 @@ fn lateness_is_judged_per_input_and_timers_wait_for_the_slowest_input() {
         ]
     );
     // An idle input stops holding the watermark back.
-    q.set_idle(TopicRole::Purchases, &mut out);
+    q.set_idle(TopicRole::Purchases.index(), &mut out);
     assert_eq!(q.watermark(), Some(T0 + HOUR - 10 * MIN));
     let late = q.apply(
         &event("c", "page_view", T0),

@@ -95,6 +95,7 @@ pub fn run(p: &mut Partition, events: &[(&str, &str, Millis)]) -> Vec<String> {
     for (i, (c, k, t)) in events.iter().enumerate() {
         let src = Source {
             role: pulse_events::TopicRole::Clickstream,
+            forwarded: false,
             topic: "clickstream",
             partition: 0,
             offset: i as i64,

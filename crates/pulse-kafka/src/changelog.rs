@@ -8,7 +8,7 @@
 //! generations have appended to the same log. Each generation starts after a restore.
 
 use crate::KafkaError;
-use pulse_engine::{EngineSpec, Millis, Partition, Profile};
+use pulse_engine::{EngineSpec, Millis, Partition, Profile, FORWARDED, INPUTS};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -37,7 +37,22 @@ pub(crate) struct Record {
     pub profile: Option<Profile>,
     #[serde(default)]
     pub frontiers: Option<[Option<Millis>; 3]>,
+    /// Next offset to read on the repartition topic; absent in records written before it.
+    #[serde(default)]
+    pub repartition: Option<i64>,
+    /// The repartition topic's event-time frontier; absent in records written before it.
+    #[serde(default)]
+    pub repartition_frontier: Option<Millis>,
 }
+
+/// Next offset to read per input: clickstream, purchases, surveys (by [`TopicRole::index`]),
+/// then the repartition topic at [`REPARTITION`]; -1 where nothing was read yet.
+///
+/// [`TopicRole::index`]: pulse_events::TopicRole::index
+pub type Offsets = [i64; 4];
+
+/// Where the repartition topic's offset sits in [`Offsets`].
+pub const REPARTITION: usize = 3;
 
 /// Identifies a changelog batch: the state's partition, the writer's generation, the batch
 /// number, and the input position the batch brings the state to.
@@ -46,8 +61,7 @@ pub struct BatchTag {
     pub partition: i32,
     pub generation: u64,
     pub batch: u64,
-    /// Next offset per input (clickstream, purchases, surveys); -1 where none was read.
-    pub offsets: [i64; 3],
+    pub offsets: Offsets,
 }
 
 /// The serialising view of a [`Record`]: same fields in the same order, the profile borrowed,
@@ -61,21 +75,25 @@ struct RecordRef<'a> {
     offsets: [i64; 3],
     profile: Option<&'a Profile>,
     frontiers: Option<[Option<Millis>; 3]>,
+    repartition: Option<i64>,
+    repartition_frontier: Option<Millis>,
 }
 
 fn encode(
     tag: &BatchTag,
     profile: Option<&Profile>,
-    frontiers: Option<[Option<Millis>; 3]>,
+    frontiers: Option<[Option<Millis>; INPUTS]>,
 ) -> Vec<u8> {
     let r = RecordRef {
         v: FORMAT_VERSION,
         generation: tag.generation,
         batch: tag.batch,
         partition: tag.partition,
-        offsets: tag.offsets,
+        offsets: [tag.offsets[0], tag.offsets[1], tag.offsets[2]],
         profile,
-        frontiers,
+        frontiers: frontiers.map(|f| [f[0], f[1], f[2]]),
+        repartition: Some(tag.offsets[REPARTITION]),
+        repartition_frontier: frontiers.and_then(|f| f[FORWARDED]),
     };
     rmp_serde::to_vec(&r).unwrap_or_default()
 }
@@ -89,7 +107,10 @@ pub fn encode_profile(tag: &BatchTag, customer: &str, profile: &Profile) -> (Vec
 }
 
 /// The checkpoint closing a batch: without it, restore ignores the batch's profile records.
-pub fn encode_checkpoint(tag: &BatchTag, frontiers: [Option<Millis>; 3]) -> (Vec<u8>, Vec<u8>) {
+pub fn encode_checkpoint(
+    tag: &BatchTag,
+    frontiers: [Option<Millis>; INPUTS],
+) -> (Vec<u8>, Vec<u8>) {
     (CHECKPOINT_KEY.to_vec(), encode(tag, None, Some(frontiers)))
 }
 
@@ -101,9 +122,8 @@ pub type ProfileMap = HashMap<String, Profile, foldhash::fast::RandomState>;
 #[derive(Debug, Default)]
 pub struct ChangelogContents {
     pub profiles: ProfileMap,
-    /// Next offset per input (clickstream, purchases, surveys); -1 where none was read.
-    pub offsets: [i64; 3],
-    pub frontiers: [Option<Millis>; 3],
+    pub offsets: Offsets,
+    pub frontiers: [Option<Millis>; INPUTS],
     /// Generation of the last checkpoint; 0 if there is none.
     pub generation: u64,
     pub bytes: u64,
@@ -113,7 +133,7 @@ pub struct ChangelogContents {
 #[derive(Debug)]
 pub(crate) struct Restored {
     pub partition: Partition,
-    pub offsets: [i64; 3],
+    pub offsets: Offsets,
     /// The generation this worker writes with: one past the last checkpoint's.
     pub generation: u64,
     pub profiles: usize,
@@ -237,13 +257,21 @@ pub fn read_changelog(
     Ok(match checkpoint {
         Some(c) => ChangelogContents {
             profiles: state,
-            offsets: c.offsets,
-            frontiers: c.frontiers.unwrap_or_default(),
+            offsets: [
+                c.offsets[0],
+                c.offsets[1],
+                c.offsets[2],
+                c.repartition.unwrap_or(-1),
+            ],
+            frontiers: {
+                let [a, b, c3] = c.frontiers.unwrap_or_default();
+                [a, b, c3, c.repartition_frontier]
+            },
             generation: c.generation,
             bytes,
         },
         None => ChangelogContents {
-            offsets: [-1; 3],
+            offsets: [-1; 4],
             bytes,
             ..ChangelogContents::default()
         },

@@ -29,6 +29,9 @@ pub struct KafkaConfig {
     pub output_encoding: Encoding,
     /// At-least-once outputs with exactly-once state, or everything in Kafka transactions.
     pub delivery: Delivery,
+    /// librdkafka partitioner for records Pulse keys by customer id (forwarded inputs, outputs).
+    /// Must match how your producers partition records keyed by customer id.
+    pub partitioner: String,
     /// Partitions per topic when the embedded cluster creates them.
     pub embedded_partitions: i32,
     pub topics: TopicNames,
@@ -78,6 +81,9 @@ pub struct TopicNames {
     pub milestones: String,
     pub profiles: String,
     pub dead_letter: String,
+    /// Internal: input records whose key is not their customer id, forwarded keyed by customer
+    /// id. Co-partitioned with the inputs.
+    pub repartition: String,
 }
 
 impl TopicNames {
@@ -102,7 +108,7 @@ impl TopicNames {
     }
 
     /// Every topic Pulse reads or writes.
-    pub fn all(&self) -> [&str; 8] {
+    pub fn all(&self) -> [&str; 9] {
         [
             &self.clickstream,
             &self.purchases,
@@ -112,6 +118,7 @@ impl TopicNames {
             &self.milestones,
             &self.profiles,
             &self.dead_letter,
+            &self.repartition,
         ]
     }
 }

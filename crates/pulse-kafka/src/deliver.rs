@@ -6,12 +6,20 @@ use crate::outbox::{InFlight, Outbox};
 use crate::task::TaskCtx;
 use crate::txn::{Failure, Txn};
 use crate::KafkaError;
-use pulse_events::{EventError, OutputEvent};
+use pulse_events::{EventError, OutputEvent, TopicRole};
 use rdkafka::consumer::Consumer;
 use rdkafka::message::OwnedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+/// An input record to forward through the repartition topic.
+pub(crate) struct Forward {
+    /// Index into the batch's inputs.
+    pub input: usize,
+    pub role: TopicRole,
+    pub customer: String,
+}
 
 /// What one batch produces.
 pub(crate) struct Products<'a> {
@@ -19,6 +27,7 @@ pub(crate) struct Products<'a> {
     /// The input records; `rejected` indexes into them.
     pub inputs: &'a [OwnedMessage],
     pub rejected: &'a [(usize, EventError)],
+    pub forwards: &'a [Forward],
     pub outputs: &'a [OutputEvent],
     /// Changelog `(key, value)`s, the batch's checkpoint last.
     pub changes: Vec<(Vec<u8>, Vec<u8>)>,
@@ -45,9 +54,16 @@ async fn acknowledged(ctx: &TaskCtx, outbox: &Outbox, p: &Products<'_>) -> bool 
         return true;
     };
     let mut in_flight: Vec<InFlight> =
-        Vec::with_capacity(p.rejected.len() + p.outputs.len() + profiles.len());
+        Vec::with_capacity(p.rejected.len() + p.forwards.len() + p.outputs.len() + profiles.len());
     for (i, e) in p.rejected {
         in_flight.push(outbox.send_dead_letter(&p.inputs[*i], e).await);
+    }
+    for f in p.forwards {
+        in_flight.push(
+            outbox
+                .send_forward(&p.inputs[f.input], f.role, &f.customer)
+                .await,
+        );
     }
     for o in p.outputs {
         in_flight.push(outbox.send_output(o).await);
@@ -87,6 +103,13 @@ async fn transact(ctx: &TaskCtx, txn: &Txn, p: &Products<'_>) -> bool {
             // Delivery is awaited by the commit, which fails if any record failed.
             for (i, e) in p.rejected {
                 drop(txn.outbox.send_dead_letter(&p.inputs[*i], e).await);
+            }
+            for f in p.forwards {
+                drop(
+                    txn.outbox
+                        .send_forward(&p.inputs[f.input], f.role, &f.customer)
+                        .await,
+                );
             }
             for o in p.outputs {
                 drop(txn.outbox.send_output(o).await);

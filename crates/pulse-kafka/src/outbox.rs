@@ -17,6 +17,10 @@ use crate::config::TopicNames;
 /// Metric label of changelog records.
 const CHANGELOG: &str = "changelog";
 
+/// Header naming the input a forwarded record came from (`clickstream`, `purchases`,
+/// `surveys`).
+pub(crate) const ROLE_HEADER: &str = "pulse.input";
+
 pub(crate) struct Outbox {
     pub producer: FutureProducer,
     pub topics: TopicNames,
@@ -141,6 +145,38 @@ impl Outbox {
                 .fetch_metadata(Some(&topic), Duration::from_secs(5))
         })
         .await;
+    }
+
+    /// An input record forwarded to the repartition topic, keyed by its customer id so the
+    /// partitioner sends it to the partition that owns the customer. Value and headers are
+    /// kept; a header names the input it came from.
+    pub async fn send_forward(
+        &self,
+        msg: &OwnedMessage,
+        role: pulse_events::TopicRole,
+        customer: &str,
+    ) -> InFlight {
+        let headers = msg
+            .headers()
+            .cloned()
+            .unwrap_or_else(OwnedHeaders::new)
+            .insert(Header {
+                key: ROLE_HEADER,
+                value: Some(role.as_str()),
+            });
+        let delivery = self
+            .send(
+                &self.topics.repartition,
+                None,
+                Some(customer.as_bytes()),
+                msg.payload(),
+                headers,
+            )
+            .await;
+        InFlight {
+            delivery,
+            label: "repartition",
+        }
     }
 
     /// A changelog record, on the partition of the task that owns the state.

@@ -4,17 +4,17 @@
 //! changed profiles and a checkpoint, wait for every acknowledgement, then store the input
 //! offsets.
 
-use crate::changelog::{self, BatchTag};
+use crate::changelog::{self, BatchTag, Offsets, REPARTITION};
 use crate::config::Delivery;
 use crate::config::{TopicNames, WorkerConfig};
 use crate::context::PulseContext;
-use crate::deliver::{deliver, Products};
+use crate::deliver::{deliver, Forward, Products};
 use crate::outbox::Outbox;
 use crate::state::{lock, StateRegistry};
 use crate::txn::Txn;
 use crate::wall_clock_ms;
 use crate::KafkaError;
-use pulse_engine::{EngineSpec, Partition, Source};
+use pulse_engine::{EngineSpec, Partition, Source, INPUTS};
 use pulse_events::{decode, Encoding, EventError, Limits, TopicRole};
 use pulse_telemetry::{Health, Metrics};
 use rdkafka::config::ClientConfig;
@@ -62,7 +62,7 @@ impl TaskCtx {
 struct Position {
     partition: i32,
     /// Next offset to apply per input role; records below are already in the restored state.
-    next: [i64; 3],
+    next: Offsets,
     generation: u64,
     batch: u64,
 }
@@ -101,7 +101,7 @@ pub(crate) async fn run(
         .state
         .get_or_insert(partition, || Partition::new(ctx.spec.clone()));
     // Per input role: when its last record arrived (wall clock).
-    let mut last_input = [Instant::now(); 3];
+    let mut last_input = [Instant::now(); INPUTS];
     let mut last_any = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -120,8 +120,8 @@ pub(crate) async fn run(
                 let now = Instant::now();
                 last_any = now;
                 for m in &batch {
-                    if let Some(role) = ctx.topics.role_of(m.topic()) {
-                        last_input[role.index()] = now;
+                    if let Some((_, index)) = input_of(&ctx, m) {
+                        last_input[index] = now;
                     }
                 }
                 if !process(&batch, &state, &ctx, txn.as_ref(), &mut pos).await {
@@ -131,12 +131,11 @@ pub(crate) async fn run(
                 batch.clear();
             }
             _ = tick.tick() => {
-                let idle_roles: Vec<TopicRole> = TopicRole::ALL
-                    .into_iter()
-                    .filter(|r| last_input[r.index()].elapsed() >= ctx.worker.idle_timeout)
+                let idle_inputs: Vec<usize> = (0..INPUTS)
+                    .filter(|i| last_input[*i].elapsed() >= ctx.worker.idle_timeout)
                     .collect();
                 let all_idle = last_any.elapsed() >= ctx.worker.idle_timeout;
-                if !idle_roles.is_empty() && !idle(&state, &ctx, txn.as_ref(), &mut pos, &idle_roles, all_idle).await {
+                if !idle_inputs.is_empty() && !idle(&state, &ctx, txn.as_ref(), &mut pos, &idle_inputs, all_idle).await {
                     return;
                 }
             }
@@ -200,10 +199,13 @@ async fn resume_at(pos: &Position, ctx: &Arc<TaskCtx>) {
     let mut seek = TopicPartitionList::new();
     let mut all = TopicPartitionList::new();
     let mut restored: Vec<(String, i64)> = Vec::new();
-    for role in TopicRole::ALL {
-        let topic = ctx.topics.input(role);
+    let inputs = TopicRole::ALL
+        .iter()
+        .map(|r| (ctx.topics.input(*r), r.index()))
+        .chain([(ctx.topics.repartition.as_str(), REPARTITION)]);
+    for (topic, index) in inputs {
         all.add_partition(topic, pos.partition);
-        let next = pos.next[role.index()];
+        let next = pos.next[index];
         if next >= 0 {
             let _ = seek.add_partition_offset(topic, pos.partition, Offset::Offset(next));
             restored.push((topic.to_owned(), next));
@@ -244,14 +246,14 @@ async fn idle(
     ctx: &TaskCtx,
     txn: Option<&Txn>,
     pos: &mut Position,
-    roles: &[TopicRole],
+    inputs: &[usize],
     all: bool,
 ) -> bool {
     let mut outputs = Vec::new();
     let changes = {
         let mut p = lock(state);
-        for r in roles {
-            p.set_idle(*r, &mut outputs);
+        for i in inputs {
+            p.set_idle(*i, &mut outputs);
         }
         if all {
             p.advance_to(wall_clock_ms(), &mut outputs);
@@ -270,6 +272,7 @@ async fn idle(
                 partition: pos.partition,
                 inputs: &[],
                 rejected: &[],
+                forwards: &[],
                 outputs: &outputs,
                 changes,
             };
@@ -305,6 +308,21 @@ fn report_watermark(partition: i32, state: &Mutex<Partition>, ctx: &TaskCtx) {
     }
 }
 
+/// Which input a record came from, and its slot in [`Offsets`]. A forwarded record names its
+/// original input in a header; one without a usable header is treated as clickstream, whose
+/// validation then dead-letters what does not belong there.
+fn input_of(ctx: &TaskCtx, m: &OwnedMessage) -> Option<(TopicRole, usize)> {
+    if m.topic() == ctx.topics.repartition {
+        let named = crate::dead_letter::header(m, crate::outbox::ROLE_HEADER);
+        let role = TopicRole::ALL
+            .into_iter()
+            .find(|r| Some(r.as_str()) == named)
+            .unwrap_or(TopicRole::Clickstream);
+        return Some((role, REPARTITION));
+    }
+    ctx.topics.role_of(m.topic()).map(|r| (r, r.index()))
+}
+
 /// Processes one batch. Returns false if the worker must stop without storing its offsets.
 async fn process(
     batch: &[OwnedMessage],
@@ -317,17 +335,23 @@ async fn process(
     let now = wall_clock_ms();
     let mut outputs = Vec::new();
     let mut rejected: Vec<(usize, EventError)> = Vec::new();
+    let mut forwards: Vec<Forward> = Vec::new();
     let mut by_type: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut by_topic: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut skipped = 0u64;
     let changes = {
         let mut p = lock(state);
         for (i, m) in batch.iter().enumerate() {
-            let Some(role) = ctx.topics.role_of(m.topic()) else {
+            let Some((role, index)) = input_of(ctx, m) else {
                 continue;
             };
-            *by_topic.entry(role.as_str()).or_default() += 1;
-            let next = &mut pos.next[role.index()];
+            let label = if index == REPARTITION {
+                "repartition"
+            } else {
+                role.as_str()
+            };
+            *by_topic.entry(label).or_default() += 1;
+            let next = &mut pos.next[index];
             if m.offset() < *next {
                 // Already reflected in the restored state: applying it again would count it twice.
                 skipped += 1;
@@ -338,16 +362,29 @@ async fn process(
             let payload = m.payload().unwrap_or_default();
             let src = Source {
                 role,
+                forwarded: index == REPARTITION,
                 topic: m.topic(),
                 partition: m.partition(),
                 offset: m.offset(),
             };
             let applied = decode(payload, encoding, role, &ctx.limits).and_then(|ev| {
+                // Keyed by something other than the customer (a session, nothing): the record
+                // may sit in another customer's partition, so it goes round through the
+                // repartition topic, keyed by customer, to the partition that owns the state.
+                if index != REPARTITION && m.key() != Some(ev.customer_id.as_bytes()) {
+                    forwards.push(Forward {
+                        input: i,
+                        role,
+                        customer: ev.customer_id.clone().into_owned(),
+                    });
+                    return Ok(None);
+                }
                 p.apply(&ev, &src, now, &mut outputs)
-                    .map(|()| ev.body.type_label())
+                    .map(|()| Some(ev.body.type_label()))
             });
             match applied {
-                Ok(label) => *by_type.entry(label).or_default() += 1,
+                Ok(Some(label)) => *by_type.entry(label).or_default() += 1,
+                Ok(None) => {}
                 Err(e) => rejected.push((i, e)),
             }
         }
@@ -357,6 +394,7 @@ async fn process(
         partition: pos.partition,
         inputs: batch,
         rejected: &rejected,
+        forwards: &forwards,
         outputs: &outputs,
         changes,
     };
@@ -402,6 +440,7 @@ async fn process(
         }
     }
     m.skipped_records.inc_by(skipped);
+    m.repartitioned_records.inc_by(forwards.len() as u64);
     m.batch_size.observe(batch.len() as f64);
     m.processing_seconds
         .with_label_values(&["batch"])

@@ -72,7 +72,8 @@ pub(crate) fn consumer_config(kafka: &KafkaConfig) -> ClientConfig {
 
 pub(crate) fn producer_config(kafka: &KafkaConfig) -> ClientConfig {
     let mut c = client_config(kafka);
-    c.set("enable.idempotence", "true")
+    c.set("partitioner", &kafka.partitioner)
+        .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "5")
         .set("message.timeout.ms", "30000");
@@ -98,7 +99,9 @@ async fn check_topology(
         };
         let inputs: Vec<(String, Option<usize>)> = TopicRole::ALL
             .iter()
-            .map(|r| (topics.input(*r).to_owned(), count(topics.input(*r))))
+            .map(|r| topics.input(*r))
+            .chain([topics.repartition.as_str()])
+            .map(|t| (t.to_owned(), count(t)))
             .collect();
         Ok::<_, rdkafka::error::KafkaError>((
             inputs,
@@ -184,6 +187,7 @@ pub async fn run_worker(
     let inputs: Vec<&str> = TopicRole::ALL
         .iter()
         .map(|r| kafka.topics.input(*r))
+        .chain([kafka.topics.repartition.as_str()])
         .collect();
     consumer
         .subscribe(&inputs)

@@ -15,7 +15,7 @@ fn tag(generation: u64, batch: u64, next: i64) -> BatchTag {
         partition: 0,
         generation,
         batch,
-        offsets: [next, -1, -1],
+        offsets: [next, -1, -1, -1],
     }
 }
 
@@ -55,13 +55,13 @@ fn a_batch_counts_only_when_its_checkpoint_follows() {
     let contents = write_and_read(&[
         encode_profile(&t1, "a", &profile(1)),
         encode_profile(&t1, "b", &profile(2)),
-        encode_checkpoint(&t1, [Some(5), None, None]),
+        encode_checkpoint(&t1, [Some(5), None, None, None]),
         // The writer died before this batch's checkpoint.
         encode_profile(&t2, "a", &profile(3)),
         encode_profile(&t2, "c", &profile(4)),
     ]);
-    assert_eq!(contents.offsets, [10, -1, -1]);
-    assert_eq!(contents.frontiers, [Some(5), None, None]);
+    assert_eq!(contents.offsets, [10, -1, -1, -1]);
+    assert_eq!(contents.frontiers, [Some(5), None, None, None]);
     assert_eq!(contents.generation, 1);
     assert_eq!(contents.profiles.len(), 2);
     assert_eq!(contents.profiles["a"], profile(1));
@@ -74,14 +74,14 @@ fn a_later_generation_does_not_complete_an_earlier_generations_batch() {
     let new = tag(2, 7, 75);
     let contents = write_and_read(&[
         encode_profile(&tag(1, 6, 60), "a", &profile(1)),
-        encode_checkpoint(&tag(1, 6, 60), [None; 3]),
+        encode_checkpoint(&tag(1, 6, 60), [None; 4]),
         // Generation 1 died inside batch 7; generation 2 restored from batch 6.
         encode_profile(&old, "a", &profile(99)),
         encode_profile(&new, "a", &profile(2)),
-        encode_checkpoint(&new, [None; 3]),
+        encode_checkpoint(&new, [None; 4]),
     ]);
     assert_eq!(contents.profiles["a"], profile(2));
-    assert_eq!(contents.offsets, [75, -1, -1]);
+    assert_eq!(contents.offsets, [75, -1, -1, -1]);
     assert_eq!(contents.generation, 2);
 }
 
@@ -97,10 +97,10 @@ fn the_reader_reaches_the_end_of_a_long_partition() {
                 &profile(b),
             ));
         }
-        records.push(encode_checkpoint(&t, [None; 3]));
+        records.push(encode_checkpoint(&t, [None; 4]));
     }
     let contents = write_and_read(&records);
-    assert_eq!(contents.offsets, [4000, -1, -1]);
+    assert_eq!(contents.offsets, [4000, -1, -1, -1]);
     assert_eq!(contents.profiles.len(), 1500);
     assert_eq!(contents.profiles["c-0050"], profile(31));
 }
@@ -109,6 +109,6 @@ fn the_reader_reaches_the_end_of_a_long_partition() {
 fn an_empty_changelog_restores_nothing() {
     let contents = write_and_read(&[]);
     assert!(contents.profiles.is_empty());
-    assert_eq!(contents.offsets, [-1; 3]);
+    assert_eq!(contents.offsets, [-1; 4]);
     assert_eq!(contents.generation, 0);
 }

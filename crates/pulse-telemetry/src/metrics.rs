@@ -16,6 +16,7 @@ pub mod names {
     pub const OUTPUT_EVENTS: &str = "pulse_output_events_total";
     pub const PRODUCE_ERRORS: &str = "pulse_produce_errors_total";
     pub const TRANSACTIONS: &str = "pulse_transactions_total";
+    pub const REPARTITIONED_RECORDS: &str = "pulse_repartitioned_records_total";
     pub const BATCH_SIZE: &str = "pulse_batch_size";
     pub const PROCESSING_SECONDS: &str = "pulse_batch_processing_seconds";
     pub const WATERMARK_LAG: &str = "pulse_watermark_lag_seconds";
@@ -49,6 +50,9 @@ pub struct Metrics {
     pub output_events: IntCounterVec,
     /// By `topic` role of the record that could not be produced.
     pub produce_errors: IntCounterVec,
+    /// Input records keyed by something other than their customer id, forwarded through the
+    /// repartition topic.
+    pub repartitioned_records: IntCounter,
     /// With `delivery = "exactly-once"`: batch transactions by result.
     pub transactions: IntCounterVec,
     pub batch_size: Histogram,
@@ -175,6 +179,11 @@ impl Metrics {
                 "Records the broker refused; they are retried.",
                 &["topic"],
             ),
+            repartitioned_records: counter(
+                &r,
+                names::REPARTITIONED_RECORDS,
+                "Input records not keyed by customer id, forwarded through the repartition topic.",
+            ),
             transactions: counter_vec(
                 &r,
                 names::TRANSACTIONS,
@@ -277,6 +286,7 @@ mod tests {
             names::OUTPUT_EVENTS,
             names::PRODUCE_ERRORS,
             names::TRANSACTIONS,
+            names::REPARTITIONED_RECORDS,
             names::BATCH_SIZE,
             names::PROCESSING_SECONDS,
             names::WATERMARK_LAG,

@@ -24,7 +24,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 const PARTITIONS: i32 = 3;
-const TOPICS: [&str; 8] = [
+const TOPICS: [&str; 9] = [
     "clickstream",
     "purchases",
     "surveys",
@@ -33,6 +33,7 @@ const TOPICS: [&str; 8] = [
     "pulse.milestones",
     "pulse.profiles",
     "pulse.dead-letter",
+    "pulse.repartition",
 ];
 
 fn partition_of(customer: &str) -> i32 {
