@@ -5,8 +5,7 @@
 //! offsets.
 
 use crate::changelog::{self, BatchTag, Offsets, REPARTITION};
-use crate::config::Delivery;
-use crate::config::{TopicNames, WorkerConfig};
+use crate::config::{Delivery, TopicNames, WorkerConfig};
 use crate::context::PulseContext;
 use crate::deliver::{deliver, Forward, Products};
 use crate::outbox::Outbox;
@@ -61,7 +60,7 @@ impl TaskCtx {
 /// of the next batch it writes.
 struct Position {
     partition: i32,
-    /// Next offset to apply per input role; records below are already in the restored state.
+    /// Next offset to apply per input; records below are already in the restored state.
     next: Offsets,
     generation: u64,
     batch: u64,
@@ -100,7 +99,7 @@ pub(crate) async fn run(
     let state = ctx
         .state
         .get_or_insert(partition, || Partition::new(ctx.spec.clone()));
-    // Per input role: when its last record arrived (wall clock).
+    // Per input (the three topics and the repartition topic): when its last record arrived.
     let mut last_input = [Instant::now(); INPUTS];
     let mut last_any = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
