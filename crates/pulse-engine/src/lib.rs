@@ -5,6 +5,7 @@
 //! in the records and as an explicit `now` where the caller's wall clock matters (idle
 //! partitions), so the same input in the same order always gives the same state and outputs.
 
+pub mod clv;
 mod config;
 mod funnel;
 mod partition;

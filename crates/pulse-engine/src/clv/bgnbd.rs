@@ -1,0 +1,77 @@
+//! The BG/NBD model (Fader, Hardie & Lee 2005, "Counting your customers the easy way"):
+//! purchases while alive follow a Poisson process with rate λ ~ Gamma(r, α); after each
+//! purchase the customer drops out with probability p ~ Beta(a, b). A customer is summarised by
+//! (x, t_x, T): repeat purchases, time of the last one and age, all in the same time unit.
+
+use super::special::{hyp2f1, ln_beta, ln_gamma};
+
+/// BG/NBD parameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BgNbd {
+    pub r: f64,
+    pub alpha: f64,
+    pub a: f64,
+    pub b: f64,
+}
+
+/// One customer's purchase history as the model sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rft {
+    /// Repeat purchases (all purchases but the first).
+    pub x: f64,
+    /// Time of the last purchase, from the first.
+    pub t_x: f64,
+    /// Time from the first purchase to the end of observation.
+    pub t: f64,
+}
+
+impl BgNbd {
+    /// ln of the likelihood of one customer's (x, t_x, T) (equation 6 of the paper), summed in
+    /// log space so that large x and T neither overflow nor underflow.
+    pub fn ln_likelihood(&self, c: &Rft) -> f64 {
+        let Self { r, alpha, a, b } = *self;
+        let x = c.x;
+        let a1 = ln_gamma(r + x) - ln_gamma(r) + r * alpha.ln();
+        let a2 = ln_beta(a, b + x) - ln_beta(a, b);
+        let a3 = -(r + x) * (alpha + c.t).ln();
+        if x > 0.0 {
+            let a4 = a.ln() - (b + x - 1.0).ln() - (r + x) * (alpha + c.t_x).ln();
+            let m = a3.max(a4);
+            a1 + a2 + m + ((a3 - m).exp() + (a4 - m).exp()).ln()
+        } else {
+            a1 + a2 + a3
+        }
+    }
+
+    /// The odds term of P(alive): 0 for a customer without repeat purchases.
+    fn dead_odds(&self, c: &Rft) -> f64 {
+        if c.x > 0.0 {
+            let ln = (self.a / (self.b + c.x - 1.0)).ln()
+                + (self.r + c.x) * ((self.alpha + c.t) / (self.alpha + c.t_x)).ln();
+            ln.exp()
+        } else {
+            0.0
+        }
+    }
+
+    /// P(the customer is still alive | x, t_x, T).
+    pub fn p_alive(&self, c: &Rft) -> f64 {
+        1.0 / (1.0 + self.dead_odds(c))
+    }
+
+    /// E[purchases in the next `t` | x, t_x, T] (equation 10 of the paper).
+    pub fn expected_purchases(&self, c: &Rft, t: f64) -> f64 {
+        let Self { r, alpha, a, b } = *self;
+        let x = c.x;
+        let z = t / (alpha + c.t + t);
+        let hyp = hyp2f1(r + x, b + x, a + b + x - 1.0, z);
+        let scale = ((r + x) * ((alpha + c.t) / (alpha + c.t + t)).ln()).exp();
+        let first = (a + b + x - 1.0) / (a - 1.0);
+        first * (1.0 - scale * hyp) / (1.0 + self.dead_odds(c))
+    }
+
+    /// P(X(t) = 0) for a customer just acquired: no repeat purchase within `t`.
+    pub fn p_no_purchase(&self, t: f64) -> f64 {
+        (self.alpha / (self.alpha + t)).powf(self.r)
+    }
+}

@@ -1,0 +1,12 @@
+//! Customer lifetime value: the BG/NBD model of purchase counts and dropout, the Gamma-Gamma
+//! model of spend, and their maximum-likelihood fits.
+
+mod bgnbd;
+mod fit;
+mod gamma_gamma;
+mod special;
+
+pub use bgnbd::{BgNbd, Rft};
+pub use fit::{fit_bgnbd, fit_gamma_gamma, nelder_mead};
+pub use gamma_gamma::GammaGamma;
+pub use special::{hyp2f1, ln_beta, ln_gamma};
