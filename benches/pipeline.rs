@@ -18,9 +18,11 @@ use hdrhistogram::Histogram;
 use pulse::Config;
 use pulse_events::{Cause, Encoding, OutputEvent, TopicRole};
 use pulse_loadgen::{Generator, GeneratorConfig, Record};
-use pulse_testkit::Tansu;
+use pulse_telemetry::counter_total;
+use pulse_testkit::{send_waiting, Tansu};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::BorrowedMessage;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -62,19 +64,13 @@ fn producer(brokers: &str, linger_ms: &str) -> BaseProducer {
 }
 
 fn send(p: &BaseProducer, topic: &str, partition: i32, key: &[u8], value: &[u8]) {
-    let mut rec = BaseRecord::to(topic)
-        .key(key)
-        .payload(value)
-        .partition(partition);
-    loop {
-        match p.send(rec) {
-            Ok(()) => return,
-            Err((_, back)) => {
-                rec = back;
-                p.poll(Duration::from_millis(1));
-            }
-        }
-    }
+    send_waiting(
+        p,
+        BaseRecord::to(topic)
+            .key(key)
+            .payload(value)
+            .partition(partition),
+    );
 }
 
 /// Realistic traffic (clickstream, purchases, surveys) produced to the input topics.
@@ -106,43 +102,59 @@ fn input_topics(cfg: &Config) -> Vec<&str> {
 /// measurement here ask for short waits.
 const FETCH_WAIT_MS: &str = "2";
 
-/// Copies every input record to another topic; seconds from the first fetch to the last copy
-/// acknowledged.
-fn bare_copy(brokers: &str, cfg: &Config, n: usize) -> f64 {
+/// A consumer of every partition of `topics` from the beginning, asking for short fetch waits.
+fn reader(brokers: &str, group: &str, topics: &[&str]) -> BaseConsumer {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
-        .set("group.id", "bench-bare")
+        .set("group.id", group)
         .set("fetch.wait.max.ms", FETCH_WAIT_MS)
         .create()
         .expect("consumer");
     let mut tpl = TopicPartitionList::new();
-    for topic in input_topics(cfg) {
+    for topic in topics {
         for p in 0..PARTITIONS {
             tpl.add_partition_offset(topic, p, Offset::Beginning)
                 .expect("partition");
         }
     }
     c.assign(&tpl).expect("assign");
-    let p: BaseProducer = ClientConfig::new()
+    c
+}
+
+/// The bare loop's producer, set up as Pulse's is: idempotent, `acks=all`, `linger.ms=5`.
+fn copier(brokers: &str) -> BaseProducer {
+    ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "5")
         .create()
-        .expect("producer");
+        .expect("producer")
+}
+
+/// What the bare loop does with each record: write it unchanged to [`BARE_OUT`].
+fn copy(p: &BaseProducer, m: &BorrowedMessage<'_>) {
+    send(
+        p,
+        BARE_OUT,
+        m.partition(),
+        m.key().unwrap_or_default(),
+        m.payload().unwrap_or_default(),
+    );
+}
+
+/// Copies every input record to another topic; seconds from the first fetch to the last copy
+/// acknowledged.
+fn bare_copy(brokers: &str, cfg: &Config, n: usize) -> f64 {
+    let c = reader(brokers, "bench-bare", &input_topics(cfg));
+    let p = copier(brokers);
     let started = Instant::now();
     let mut seen = 0usize;
     let deadline = started + Duration::from_secs(600);
     while seen < n && Instant::now() < deadline {
         if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
             seen += 1;
-            send(
-                &p,
-                BARE_OUT,
-                m.partition(),
-                m.key().unwrap_or_default(),
-                m.payload().unwrap_or_default(),
-            );
+            copy(&p, &m);
             p.poll(Duration::ZERO);
         }
     }
@@ -160,15 +172,6 @@ fn bench_config(brokers: &str, group: &str) -> Config {
         .librdkafka
         .insert("fetch.wait.max.ms".into(), FETCH_WAIT_MS.into());
     cfg
-}
-
-fn total(v: &prometheus::IntCounterVec) -> u64 {
-    use prometheus::core::Collector;
-    v.collect()
-        .iter()
-        .flat_map(|f| f.get_metric())
-        .map(|m| m.get_counter().get_value() as u64)
-        .sum()
 }
 
 /// Starts a worker and waits until it owns its partitions and has restored them: from then on
@@ -192,16 +195,16 @@ async fn pulse_run(brokers: &str, n: usize) -> (f64, u64, u64) {
     let started = Instant::now();
     let m = running.metrics.clone();
     let deadline = started + Duration::from_secs(600);
-    while (total(&m.input_records) as usize) < n && Instant::now() < deadline {
+    while (counter_total(&m.input_records) as usize) < n && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let secs = started.elapsed().as_secs_f64();
     assert_eq!(
-        total(&m.input_records) as usize,
+        counter_total(&m.input_records) as usize,
         n,
         "pulse read every record"
     );
-    let outputs = total(&m.output_events) + total(&m.dead_letters);
+    let outputs = counter_total(&m.output_events) + counter_total(&m.dead_letters);
     let changelog = m.changelog_records.get();
     running.stop().await.expect("pulse stops");
     (secs, outputs, changelog)
@@ -292,28 +295,11 @@ fn write_signups(brokers: &str, topic: &str, rate: u64, seconds: u64) {
 
 /// The bare loop for latency: copies `from` to [`BARE_OUT`] record by record until `stop`.
 fn copy_until(brokers: &str, from: &str, stop: &AtomicBool) {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "bench-bare-latency")
-        .set("fetch.wait.max.ms", FETCH_WAIT_MS)
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition_offset(from, p, Offset::Beginning)
-            .expect("partition");
-    }
-    c.assign(&tpl).expect("assign");
-    let p = producer(brokers, "5");
+    let c = reader(brokers, "bench-bare-latency", &[from]);
+    let p = copier(brokers);
     while !stop.load(Ordering::Relaxed) {
         if let Some(Ok(m)) = c.poll(Duration::from_millis(50)) {
-            send(
-                &p,
-                BARE_OUT,
-                m.partition(),
-                m.key().unwrap_or_default(),
-                m.payload().unwrap_or_default(),
-            );
+            copy(&p, &m);
         }
         p.poll(Duration::ZERO);
     }
@@ -343,18 +329,7 @@ fn read_latencies(
     under: Under,
     expected: u64,
 ) -> (Histogram<u64>, u64) {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "bench-latency-reader")
-        .set("fetch.wait.max.ms", "1")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .expect("partition");
-    }
-    c.assign(&tpl).expect("assign");
+    let c = reader(brokers, "bench-latency-reader", &[topic]);
     let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
     let mut got = 0u64;
     let mut quiet = Instant::now();

@@ -8,7 +8,7 @@
 
 use pulse_events::Encoding;
 use pulse_kafka::{encode_checkpoint, encode_profile, read_changelog, BatchTag, EmbeddedCluster};
-use pulse_testkit::Tansu;
+use pulse_testkit::{send_waiting, Tansu};
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use std::time::{Duration, Instant};
@@ -27,16 +27,10 @@ fn fill(bootstrap: &str, profiles: &[(String, pulse_engine::Profile)], n: usize)
     let mut bytes = 0u64;
     let mut send = |key: &[u8], value: &[u8]| {
         bytes += value.len() as u64;
-        let mut rec = BaseRecord::to(TOPIC).key(key).payload(value).partition(0);
-        loop {
-            match producer.send(rec) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    rec = back;
-                    producer.poll(Duration::from_millis(5));
-                }
-            }
-        }
+        send_waiting(
+            &producer,
+            BaseRecord::to(TOPIC).key(key).payload(value).partition(0),
+        );
     };
     for (b, chunk) in (0..n).collect::<Vec<_>>().chunks(BATCH).enumerate() {
         let tag = BatchTag {

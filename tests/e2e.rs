@@ -141,14 +141,7 @@ async fn every_record_is_applied_or_dead_lettered_exactly_once(brokers: &str) {
     assert!(total > 3000, "{total} records");
 
     let metrics = running.metrics.clone();
-    assert!(
-        eventually(Duration::from_secs(90), || counter_total(
-            &metrics.input_records
-        ) >= total)
-        .await,
-        "worker consumed {} of {total}",
-        counter_total(&metrics.input_records)
-    );
+    wait_consumed(&metrics, total, Duration::from_secs(90)).await;
     // Every consumed record's effects are acknowledged before it is counted, so the state is
     // complete now; it is read before stopping because a stopping worker gives up (and drops)
     // its partitions.

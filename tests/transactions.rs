@@ -63,14 +63,7 @@ async fn every_batch_is_a_transaction_and_an_aborted_one_is_sent_again() {
         .await
         .expect("pulse starts");
     let metrics = running.metrics.clone();
-    assert!(
-        eventually(Duration::from_secs(60), || counter_total(
-            &metrics.input_records
-        ) >= total)
-        .await,
-        "consumed {} of {total}",
-        counter_total(&metrics.input_records)
-    );
+    wait_consumed(&metrics, total, Duration::from_secs(60)).await;
     running.stop().await.expect("clean stop");
     assert_eq!(counter_total(&metrics.input_records), total);
     assert!(transactions(&metrics, "aborted") > 0, "nothing was aborted");

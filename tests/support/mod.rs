@@ -4,6 +4,7 @@
 use pulse::Config;
 pub use pulse_kafka::header;
 use pulse_kafka::EmbeddedCluster;
+pub use pulse_telemetry::counter_total;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
@@ -150,12 +151,12 @@ pub async fn eventually(timeout: Duration, mut done: impl FnMut() -> bool) -> bo
     done()
 }
 
-/// Sum of a counter vector's samples.
-pub fn counter_total(v: &prometheus::IntCounterVec) -> u64 {
-    use prometheus::core::Collector;
-    v.collect()
-        .iter()
-        .flat_map(|f| f.get_metric())
-        .map(|m| m.get_counter().get_value() as u64)
-        .sum()
+/// Waits until the worker has counted `n` input records (it counts one only once everything the
+/// record caused is acknowledged), failing the test after `timeout`.
+pub async fn wait_consumed(metrics: &pulse_telemetry::Metrics, n: u64, timeout: Duration) {
+    assert!(
+        eventually(timeout, || counter_total(&metrics.input_records) >= n).await,
+        "worker consumed {} of {n}",
+        counter_total(&metrics.input_records)
+    );
 }

@@ -78,8 +78,8 @@ async fn acknowledged(ctx: &TaskCtx, outbox: &Outbox, p: &Products<'_>) -> bool 
     outbox.settle(checkpoint, &ctx.stop).await
 }
 
-/// The next offset to read of every input topic in the batch.
-fn input_offsets(p: &Products<'_>) -> TopicPartitionList {
+/// The next offset to read of every input topic in the batch: what its commit stores.
+pub(crate) fn input_offsets(p: &Products<'_>) -> TopicPartitionList {
     let mut highest: BTreeMap<&str, i64> = BTreeMap::new();
     for m in p.inputs {
         let e = highest.entry(m.topic()).or_insert(m.offset());

@@ -7,7 +7,7 @@
 use crate::changelog::{self, BatchTag, Offsets, REPARTITION};
 use crate::config::{Delivery, TopicNames, WorkerConfig};
 use crate::context::PulseContext;
-use crate::deliver::{deliver, Forward, Products};
+use crate::deliver::{deliver, input_offsets, Forward, Products};
 use crate::outbox::Outbox;
 use crate::state::{lock, StateRegistry};
 use crate::txn::Txn;
@@ -411,17 +411,11 @@ async fn process(
         "Batch acknowledged."
     );
     // Everything this batch caused is acknowledged: now, and only now, its offsets may be
-    // committed. Offsets are stored per input topic at the batch's highest offset. (In a
-    // transaction they were committed with it.)
-    let mut highest: BTreeMap<&str, i64> = BTreeMap::new();
-    for m in batch.iter().filter(|_| txn.is_none()) {
-        let e = highest.entry(m.topic()).or_insert(m.offset());
-        *e = (*e).max(m.offset());
-    }
-    for (topic, offset) in highest {
-        if let Err(e) = ctx.consumer.store_offset(topic, pos.partition, offset) {
+    // committed. (In a transaction they were committed with it.)
+    if txn.is_none() {
+        if let Err(e) = ctx.consumer.store_offsets(&input_offsets(&products)) {
             // The partition was revoked meanwhile: its new owner re-reads from the last commit.
-            tracing::debug!(error = %e, topic, partition = pos.partition, "Offset not stored.");
+            tracing::debug!(error = %e, partition = pos.partition, "Offsets not stored.");
         }
     }
 

@@ -9,4 +9,4 @@ mod metrics;
 pub use health::Health;
 pub use http::{serve, HttpError, HttpServer};
 pub use logging::{init_tracing, LogFormat};
-pub use metrics::{names, Metrics};
+pub use metrics::{counter_total, names, Metrics};

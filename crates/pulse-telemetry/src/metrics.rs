@@ -256,6 +256,16 @@ impl Default for Metrics {
     }
 }
 
+/// The sum of a counter vector's samples over all its labels.
+pub fn counter_total(v: &IntCounterVec) -> u64 {
+    use prometheus::core::Collector;
+    v.collect()
+        .iter()
+        .flat_map(|f| f.get_metric())
+        .map(|m| m.get_counter().get_value() as u64)
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

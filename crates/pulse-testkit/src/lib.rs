@@ -3,9 +3,28 @@
 //! The broker is tansu 0.6.0 with in-memory storage (`make deps` installs it), started on a free
 //! port and stopped when dropped, so tests can each run their own.
 
+use rdkafka::message::ToBytes;
+use rdkafka::producer::{BaseProducer, BaseRecord};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// Hands `record` to the producer, polling while its local queue is full.
+pub fn send_waiting<K, P>(producer: &BaseProducer, mut record: BaseRecord<'_, K, P>)
+where
+    K: ToBytes + ?Sized,
+    P: ToBytes + ?Sized,
+{
+    loop {
+        match producer.send(record) {
+            Ok(()) => return,
+            Err((_, back)) => {
+                record = back;
+                producer.poll(Duration::from_millis(5));
+            }
+        }
+    }
+}
 
 /// Sends `sig` (`-STOP`, `-KILL`, ...) to process `pid`.
 pub fn signal(pid: u32, sig: &str) {

@@ -3,19 +3,10 @@
 
 use pulse_events::OutputKind;
 use pulse_kafka::StateRegistry;
-use pulse_telemetry::Metrics;
+use pulse_telemetry::{counter_total, Metrics};
 use std::fmt::Write;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
-
-fn total(v: &prometheus::IntCounterVec) -> u64 {
-    use prometheus::core::Collector;
-    v.collect()
-        .iter()
-        .flat_map(|f| f.get_metric())
-        .map(|m| m.get_counter().get_value() as u64)
-        .sum()
-}
 
 fn group(n: u64) -> String {
     let s = n.to_string();
@@ -44,7 +35,7 @@ pub async fn print_every_second(
             _ = stop.changed() => return,
             _ = tick.tick() => {}
         }
-        let inputs = total(&metrics.input_records);
+        let inputs = counter_total(&metrics.input_records);
         let rate = inputs.saturating_sub(last);
         last = inputs;
         let mut outs = String::new();
@@ -71,7 +62,7 @@ pub async fn print_every_second(
             group(inputs),
             group(state.customers() as u64),
             outs,
-            group(total(&metrics.dead_letters)),
+            group(counter_total(&metrics.dead_letters)),
             watermark,
         );
     }

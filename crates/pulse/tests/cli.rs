@@ -56,9 +56,7 @@ fn demo_runs_serves_probes_tails_and_exits_cleanly_on_ctrl_c() {
         "{printed}"
     );
 
-    signal(&demo.child, "-INT");
-    let status = wait_exit(&mut demo.child, Duration::from_secs(35));
-    assert_eq!(status.code(), Some(0));
+    stop_cleanly(&mut demo);
     let rest: Vec<String> = demo.err.try_iter().collect();
     assert!(
         rest.iter().any(|l| l.contains("Final offsets committed")),

@@ -14,7 +14,7 @@ use pulse_engine::Profile;
 use pulse_events::{Cause, OutputEvent, TopicRole};
 use pulse_kafka::{read_changelog, EmbeddedCluster};
 use pulse_loadgen::{Generator, GeneratorConfig, Record};
-use pulse_testkit::Tansu;
+use pulse_testkit::{send_waiting, Tansu};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -122,19 +122,13 @@ fn produce(kind: Kind, brokers: &str, records: &[Record]) -> Vec<i64> {
     for r in records {
         let p = partition_of(&r.key);
         end[p as usize] += 1;
-        let mut rec = BaseRecord::to("clickstream")
-            .key(&r.key)
-            .payload(&r.value)
-            .partition(p);
-        loop {
-            match producer.send(rec) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    rec = back;
-                    producer.poll(Duration::from_millis(10));
-                }
-            }
-        }
+        send_waiting(
+            &producer,
+            BaseRecord::to("clickstream")
+                .key(&r.key)
+                .payload(&r.value)
+                .partition(p),
+        );
     }
     producer.flush(Duration::from_secs(60)).expect("flushed");
     end
@@ -263,11 +257,7 @@ fn reference(kind: Kind) -> &'static Reference {
         let b = cluster.bootstrap_servers().to_owned();
         let mut run = start(&env(&b));
         wait_caught_up(&b, &end);
-        signal(&run.child, "-INT");
-        assert_eq!(
-            wait_exit(&mut run.child, Duration::from_secs(35)).code(),
-            Some(0)
-        );
+        stop_cleanly(&mut run);
         let state = final_state(&b);
         let outputs = outputs(&b);
         let ids = outputs.iter().map(|o| o.event_id.clone()).collect();
@@ -383,11 +373,7 @@ fn sigkill_mid_stream_then_restart(kind: Kind) {
         metric_sum(&scrape, "pulse_restore_profiles_total") > 0.0,
         "nothing was restored"
     );
-    signal(&second.child, "-INT");
-    assert_eq!(
-        wait_exit(&mut second.child, Duration::from_secs(35)).code(),
-        Some(0)
-    );
+    stop_cleanly(&mut second);
     assert_matches_reference(kind, &c);
 }
 
@@ -460,11 +446,7 @@ fn broker_outage(kind: Kind) {
     );
     cluster.outage(Duration::from_secs(10));
     wait_caught_up(&c, end);
-    signal(&worker.child, "-INT");
-    assert_eq!(
-        wait_exit(&mut worker.child, Duration::from_secs(35)).code(),
-        Some(0)
-    );
+    stop_cleanly(&mut worker);
     assert_matches_reference(kind, &c);
 }
 
@@ -484,13 +466,11 @@ fn mock_output_refused_as_unauthorised_for_a_while_nothing_is_committed_past_it(
         ..
     } = reference(kind);
     let total = records.len() as f64;
-    let cluster = EmbeddedCluster::start(
-        1,
-        &TOPICS.iter().map(|t| (*t, PARTITIONS)).collect::<Vec<_>>(),
-    )
-    .expect("cluster");
+    let (broker, _) = cluster_with(kind, records);
+    let Broker::Mock(cluster) = &broker else {
+        unreachable!("an embedded cluster was asked for")
+    };
     let c = cluster.bootstrap_servers().to_owned();
-    produce(kind, &c, records);
     // A long session: the worker is frozen below while the outputs so far are read.
     let mut worker = start(&with_session(&c, "30s"));
     wait_consumed(&[&worker], total, 0.05);
@@ -530,11 +510,7 @@ fn mock_output_refused_as_unauthorised_for_a_while_nothing_is_committed_past_it(
         metric_sum(&scrape, "pulse_produce_errors_total") > 0.0,
         "no produce request was refused"
     );
-    signal(&worker.child, "-INT");
-    assert_eq!(
-        wait_exit(&mut worker.child, Duration::from_secs(35)).code(),
-        Some(0)
-    );
+    stop_cleanly(&mut worker);
     assert_matches_reference(kind, &c);
 }
 

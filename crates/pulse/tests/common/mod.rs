@@ -144,6 +144,15 @@ pub fn signal(child: &Child, sig: &str) {
     pulse_testkit::signal(child.id(), sig);
 }
 
+/// SIGINT; the worker must then exit with status 0 within its shutdown deadline.
+pub fn stop_cleanly(p: &mut Proc) {
+    signal(&p.child, "-INT");
+    assert_eq!(
+        wait_exit(&mut p.child, Duration::from_secs(35)).code(),
+        Some(0)
+    );
+}
+
 /// Waits for the child to exit, failing the test after `timeout`.
 pub fn wait_exit(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
     let deadline = Instant::now() + timeout;
