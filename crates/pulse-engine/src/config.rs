@@ -1,6 +1,9 @@
 //! The engine's section of the configuration, as written by operators. [`crate::EngineSpec`]
 //! is its validated, compiled form.
 
+use crate::analytics_config::{
+    default_time_horizon, ChurnConfig, ClvConfig, RfmConfig, SegmentConfig, SurveyConfig,
+};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -25,6 +28,20 @@ pub struct EngineConfig {
     pub windows: WindowConfig,
     #[serde(default)]
     pub funnels: Vec<FunnelConfig>,
+    /// After a customer's last event, how long time-driven changes (recency, P(alive),
+    /// inactivity segments) are still re-evaluated.
+    #[serde(default = "default_time_horizon", with = "humantime_serde")]
+    pub time_horizon: Duration,
+    #[serde(default)]
+    pub clv: ClvConfig,
+    #[serde(default)]
+    pub rfm: RfmConfig,
+    #[serde(default)]
+    pub churn: ChurnConfig,
+    #[serde(default)]
+    pub surveys: SurveyConfig,
+    #[serde(default)]
+    pub segments: Vec<SegmentConfig>,
 }
 
 /// `[engine.windows]`.

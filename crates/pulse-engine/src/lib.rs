@@ -5,23 +5,41 @@
 //! in the records and as an explicit `now` where the caller's wall clock matters (idle
 //! partitions), so the same input in the same order always gives the same state and outputs.
 
+mod analytics_config;
+mod churn;
 pub mod clv;
 mod config;
+mod engagement;
+mod fields;
 mod funnel;
+mod insight;
 mod partition;
+mod population;
 mod profile;
+mod rfm;
+mod segment;
 mod session;
 mod spec;
+mod survey;
 mod timer;
 mod window;
 
 #[cfg(test)]
 mod test_support;
 
+pub use analytics_config::{
+    ChurnConfig, ChurnWeights, ClvConfig, RfmConfig, SegmentConfig, SurveyConfig,
+};
+pub use churn::Level as ChurnLevel;
 pub use config::{EngineConfig, FunnelConfig, HumanDuration, StepConfig, WindowConfig};
+pub use engagement::Activity;
+pub use insight::View;
+pub use population::{Cohorts, Period, Population};
+pub use rfm::{CutPoints, Rfm, RfmSegment, RfmValues};
+pub use survey::{Answer, NpsCategory, PopulationScores, SurveyPopulation, Surveys};
 pub use funnel::FunnelAttempt;
 pub use partition::{Partition, Source, FORWARDED, INPUTS};
-pub use profile::{Profile, PurchaseStats};
+pub use profile::{Derived, Profile, PurchasePeriod, PurchaseStats};
 pub use session::Session;
 pub use spec::{EngineSpec, Metric, SpecError};
 pub use timer::{TimerIndex, TimerKind};

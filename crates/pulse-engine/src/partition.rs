@@ -1,14 +1,19 @@
 //! One partition's state: the profiles of the customers that hash to it, its watermark and
 //! its timer index. `apply` is the hot path: one validated event in, output events appended.
 
+use crate::fields::source;
 use crate::funnel::{FunnelAttempt, FunnelOutcome, Outcome};
+use crate::insight::{evaluate, sources_of, Trigger};
+use crate::population::Population;
 use crate::profile::Profile;
+use crate::rfm::Sketch;
 use crate::spec::{EngineSpec, FunnelSpec};
 use crate::timer::{TimerIndex, TimerKind};
 use crate::Millis;
 use pulse_events::time::format_rfc3339;
 use pulse_events::{
-    AbandonReason, Cause, EventError, InputEvent, OutputData, OutputEvent, OutputKind, TopicRole,
+    AbandonReason, Cause, EventBody, EventError, InputEvent, OutputData, OutputEvent, OutputKind,
+    SurveyKind, TopicRole,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -82,6 +87,9 @@ pub struct Partition {
     scratch: Vec<FunnelOutcome>,
     /// Customers whose profile changed since the last drain, each listed once.
     dirty: Vec<Arc<str>>,
+    population: Population,
+    /// Whether the population changed since the last drain.
+    population_dirty: bool,
 }
 
 impl Partition {
@@ -93,26 +101,35 @@ impl Partition {
             inputs: [Input::default(); INPUTS],
             scratch: Vec::new(),
             dirty: Vec::new(),
+            population: Population::default(),
+            population_dirty: false,
         }
     }
 
-    /// Rebuilds a partition from restored profiles and input frontiers (a changelog), with the
-    /// timers their funnel attempts need. Nothing is marked changed.
+    /// Rebuilds a partition from restored profiles, input frontiers and population (a
+    /// changelog), with the timers their funnel attempts and rechecks need. Nothing is marked
+    /// changed.
     pub fn restore(
         spec: Arc<EngineSpec>,
         profiles: impl IntoIterator<Item = (String, Profile)>,
         frontiers: [Option<Millis>; INPUTS],
+        population: Population,
     ) -> Self {
         let mut p = Self::new(spec);
+        p.population = population;
         for (customer, profile) in profiles {
+            let key: Arc<str> = customer.into();
             for a in profile.funnels.iter().filter(|a| a.active) {
                 let kind = TimerKind::FunnelDeadline {
                     funnel: a.funnel,
                     attempt: a.attempt,
                 };
-                p.timers.schedule(a.deadline, &customer, kind);
+                p.timers.schedule(a.deadline, &key, kind);
             }
-            let key: Arc<str> = customer.into();
+            if profile.derived.recheck != 0 {
+                p.timers
+                    .schedule(profile.derived.recheck, &key, TimerKind::Recheck);
+            }
             p.profiles.insert(
                 key.clone(),
                 Slot {
@@ -142,6 +159,15 @@ impl Partition {
                 f(&customer, &slot.profile);
             }
         }
+    }
+
+    /// The population-wide state if it changed since the last call, for the checkpoint.
+    pub fn take_population_change(&mut self) -> Option<&Population> {
+        std::mem::take(&mut self.population_dirty).then_some(&self.population)
+    }
+
+    pub fn population(&self) -> &Population {
+        &self.population
     }
 
     /// How many profiles changed since the last drain.
@@ -243,8 +269,27 @@ impl Partition {
             self.dirty.push(slot.key.clone());
         }
         let profile = &mut slot.profile;
+        let previous = (profile.events_total > 0).then_some(profile.last_seen);
         profile.record(spec, ev);
+        let pop = &mut self.population;
+        pop.cohorts.record(profile.first_seen, previous, ts);
+        if let EventBody::SurveyResponse { survey, score, .. } = &ev.body {
+            let score = score.round().clamp(0.0, 255.0) as u8;
+            match survey {
+                SurveyKind::Nps => pop.surveys.record_nps(score, ts),
+                SurveyKind::Csat => pop.surveys.record_csat(score, ts),
+                _ => {}
+            }
+        }
+        self.population_dirty = true;
 
+        let cause = || Cause::Event {
+            event_id: ev.event_id.to_string(),
+            topic: src.topic.to_owned(),
+            partition: src.partition,
+            offset: src.offset,
+        };
+        let mut sources = sources_of(ev);
         let kind = ev.body.type_name();
         for (fi, f) in spec.funnels.iter().enumerate() {
             // Overdue attempts are expired by their timers, so only the funnel's own events
@@ -254,7 +299,7 @@ impl Partition {
             if !relevant {
                 continue;
             }
-            let slot = match profile
+            let at = match profile
                 .funnels
                 .iter()
                 .position(|a| usize::from(a.funnel) == fi)
@@ -270,24 +315,26 @@ impl Partition {
                 None => continue,
             };
             self.scratch.clear();
-            let attempt = &mut profile.funnels[slot];
+            let attempt = &mut profile.funnels[at];
             if let Some(due) = attempt.on_event(f, kind, ts, &mut self.scratch) {
                 let timer = TimerKind::FunnelDeadline {
                     funnel: fi as u16,
                     attempt: attempt.attempt,
                 };
-                self.timers.schedule(due, customer, timer);
+                self.timers.schedule(due, &slot.key, timer);
             }
             if !self.scratch.is_empty() {
-                let cause = Cause::Event {
-                    event_id: ev.event_id.to_string(),
-                    topic: src.topic.to_owned(),
-                    partition: src.partition,
-                    offset: src.offset,
-                };
-                emit_funnel(f, profile, customer, &self.scratch, &cause, out);
+                sources |= source::FUNNEL;
+                emit_funnel(f, profile, customer, &self.scratch, &cause(), out);
             }
         }
+        let trigger = Trigger {
+            sources,
+            now: profile.last_seen,
+            cause: &cause,
+        };
+        let due = evaluate(spec, &self.population, customer, profile, &trigger, out);
+        schedule_recheck(&mut self.timers, &slot.key, profile, due);
 
         let input = &mut self.inputs[src.input()];
         input.frontier = Some(input.frontier.map_or(ts, |f| f.max(ts)));
@@ -324,31 +371,122 @@ impl Partition {
 
     fn fire_timers(&mut self, out: &mut Vec<OutputEvent>) {
         let Some(wm) = self.watermark() else { return };
-        while let Some((due, customer, kind)) = self.timers.pop_passed(wm) {
-            let Some(entry) = self.profiles.get_mut(&*customer) else {
+        let every = self.spec.rfm_refresh;
+        if every > 0 && self.population.next_refresh == 0 {
+            self.population.next_refresh = (wm.div_euclid(every) + 1) * every;
+        }
+        loop {
+            // Refreshes and timers fire in due order, so a rule reads the cut-points that
+            // were current at its timer's time.
+            let refresh = self.population.next_refresh;
+            let timer = self.timers.next_due().filter(|d| *d < wm);
+            if every > 0 && refresh < wm && timer.is_none_or(|t| refresh <= t) {
+                self.refresh(refresh, out);
                 continue;
-            };
-            match kind {
-                TimerKind::FunnelDeadline { funnel, attempt } => {
-                    let profile = &mut entry.profile;
-                    let Some(i) = profile.funnels.iter().position(|a| a.funnel == funnel) else {
-                        continue;
-                    };
-                    self.scratch.clear();
-                    profile.funnels[i].on_timer(attempt, due, &mut self.scratch);
-                    if self.scratch.is_empty() {
-                        continue;
-                    }
-                    let f = &self.spec.funnels[usize::from(funnel)];
-                    let cause = Cause::Timer { due };
-                    emit_funnel(f, profile, &customer, &self.scratch, &cause, out);
-                }
             }
-            if !entry.dirty {
-                entry.dirty = true;
-                self.dirty.push(entry.key.clone());
+            let Some((due, customer, kind)) = self.timers.pop_passed(wm) else {
+                return;
+            };
+            self.fire(due, &customer, kind, out);
+        }
+    }
+
+    fn fire(&mut self, due: Millis, customer: &str, kind: TimerKind, out: &mut Vec<OutputEvent>) {
+        let spec = &*self.spec;
+        let Some(entry) = self.profiles.get_mut(customer) else {
+            return;
+        };
+        let profile = &mut entry.profile;
+        match kind {
+            TimerKind::FunnelDeadline { funnel, attempt } => {
+                let Some(i) = profile.funnels.iter().position(|a| a.funnel == funnel) else {
+                    return;
+                };
+                self.scratch.clear();
+                profile.funnels[i].on_timer(attempt, due, &mut self.scratch);
+                if self.scratch.is_empty() {
+                    return;
+                }
+                let f = &spec.funnels[usize::from(funnel)];
+                let cause = Cause::Timer { due };
+                emit_funnel(f, profile, customer, &self.scratch, &cause, out);
+                let trigger = Trigger {
+                    sources: source::FUNNEL,
+                    now: due,
+                    cause: &|| cause.clone(),
+                };
+                let next = evaluate(spec, &self.population, customer, profile, &trigger, out);
+                schedule_recheck(&mut self.timers, &entry.key, profile, next);
+            }
+            TimerKind::Recheck => {
+                if profile.derived.recheck != due {
+                    return; // superseded by an earlier recheck
+                }
+                profile.derived.recheck = 0;
+                let trigger = Trigger {
+                    sources: source::TIME | source::HOLD,
+                    now: due,
+                    cause: &|| Cause::Timer { due },
+                };
+                let next = evaluate(spec, &self.population, customer, profile, &trigger, out);
+                schedule_recheck(&mut self.timers, &entry.key, profile, next);
             }
         }
+        if !entry.dirty {
+            entry.dirty = true;
+            self.dirty.push(entry.key.clone());
+        }
+    }
+
+    /// Recomputes the RFM cut-points from the partition's purchasers as of `at`, then
+    /// re-scores every purchaser; rules reading RFM fields may enter or exit. Runs once per
+    /// `engine.rfm.refresh` of event time and visits every customer of the partition.
+    fn refresh(&mut self, at: Millis, out: &mut Vec<OutputEvent>) {
+        let spec = &*self.spec;
+        let lookback = spec.rfm_lookback_days;
+        let mut sketch = Sketch::default();
+        for slot in self.profiles.values() {
+            let p = &slot.profile.purchases;
+            if p.days > 0 {
+                let v = p.rfm_values(at, lookback);
+                if v.frequency > 0 {
+                    sketch.add(v);
+                }
+            }
+        }
+        let pop = &mut self.population;
+        pop.rfm = sketch.cut_points(pop.rfm.version + 1, at);
+        pop.next_refresh = at + spec.rfm_refresh;
+        pop.surveys.expire(spec.survey_window_days, at);
+        self.population_dirty = true;
+        let cause = Cause::Timer { due: at };
+        for slot in self.profiles.values_mut() {
+            if slot.profile.purchases.days == 0 {
+                continue;
+            }
+            let before = (slot.profile.derived.rfm, out.len());
+            let trigger = Trigger {
+                sources: source::REFRESH,
+                now: at.max(slot.profile.last_seen),
+                cause: &|| cause.clone(),
+            };
+            let next = evaluate(spec, &self.population, &slot.key, &mut slot.profile, &trigger, out);
+            schedule_recheck(&mut self.timers, &slot.key, &mut slot.profile, next);
+            if before != (slot.profile.derived.rfm, out.len()) && !slot.dirty {
+                slot.dirty = true;
+                self.dirty.push(slot.key.clone());
+            }
+        }
+    }
+}
+
+/// Keeps one pending recheck per customer: the earliest needed. A later timer already pending
+/// becomes stale (its due time no longer matches) and is skipped when it fires.
+fn schedule_recheck(timers: &mut TimerIndex, key: &Arc<str>, profile: &mut Profile, due: Millis) {
+    let pending = profile.derived.recheck;
+    if due != 0 && (pending == 0 || due < pending) {
+        profile.derived.recheck = due;
+        timers.schedule(due, key, TimerKind::Recheck);
     }
 }
 

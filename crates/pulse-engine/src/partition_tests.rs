@@ -440,9 +440,16 @@ fn changes_drain_once_and_restore_rebuilds_timers_and_watermarks() {
 
     // A restored partition behaves like the original: same watermark, and the pending funnel
     // deadline still fires without any further event from the customer.
-    let mut q = crate::Partition::restore(p.spec().clone().into(), seen, p.frontiers());
+    let mut q = crate::Partition::restore(
+        p.spec().clone().into(),
+        seen,
+        p.frontiers(),
+        p.population().clone(),
+    );
     assert_eq!(q.watermark(), p.watermark());
-    assert_eq!(q.pending_timers(), 1);
+    // The funnel deadline, and each customer's daily recheck.
+    assert_eq!(q.pending_timers(), 3);
+    assert_eq!(p.pending_timers(), 3);
     let (mut out_p, mut out_q) = (Vec::new(), Vec::new());
     p.advance_to(T0 + 2 * HOUR, &mut out_p);
     q.advance_to(T0 + 2 * HOUR, &mut out_q);

@@ -1,18 +1,21 @@
 //! The per-customer profile and how one event updates its counters, windows, sessions and
 //! purchase statistics. Funnels live in `funnel.rs`; outputs are assembled by the partition.
 
+use crate::engagement::Activity;
 use crate::funnel::FunnelAttempt;
+use crate::rfm::RfmValues;
 use crate::session::{Session, Touch};
+use crate::survey::Surveys;
 use crate::spec::{EngineSpec, BUILTIN_METRICS, M_EVENTS, M_ORDERS, M_REVENUE, M_SESSIONS};
 use crate::window::Windows;
 use crate::Millis;
 use pulse_events::time::day_of;
-use pulse_events::{EventBody, InputEvent, ProfileExcerpt};
+use pulse_events::{EventBody, InputEvent, ProfileExcerpt, SurveyKind};
 use serde::{Deserialize, Serialize};
 
 /// Purchase history in the form the BG/NBD model reads (`lifetimes` conventions: days, with
 /// repeat purchases counted on distinct days).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PurchaseStats {
     pub orders: u32,
     pub refunds: u32,
@@ -24,7 +27,21 @@ pub struct PurchaseStats {
     pub last_day: i64,
     /// Distinct purchase days.
     pub days: u32,
+    /// Purchases by 30-day period (day number / 30), oldest first, for RFM's lookback. Only
+    /// periods with purchases are kept, and none older than the lookback.
+    pub periods: Vec<PurchasePeriod>,
 }
+
+/// Purchases of one 30-day period.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurchasePeriod {
+    pub period: i32,
+    pub orders: u32,
+    pub cents: u32,
+}
+
+/// Length of an RFM lookback period, in days.
+pub const PERIOD_DAYS: i64 = 30;
 
 impl PurchaseStats {
     /// BG/NBD frequency: purchase days after the first.
@@ -55,8 +72,47 @@ impl PurchaseStats {
         (self.revenue_cents - self.refunded_cents) as f64 / 100.0
     }
 
-    fn record_purchase(&mut self, ts: Millis, cents: u32) {
+    /// RFM values at `now` over the `lookback_days` before it, counted in whole 30-day
+    /// periods.
+    pub fn rfm_values(&self, now: Millis, lookback_days: i64) -> RfmValues {
+        let today = day_of(now);
+        let from = (today - lookback_days).div_euclid(PERIOD_DAYS) + 1;
+        let (mut orders, mut cents) = (0i64, 0i64);
+        for p in self.periods.iter().filter(|p| i64::from(p.period) >= from) {
+            orders += i64::from(p.orders);
+            cents += i64::from(p.cents);
+        }
+        RfmValues {
+            recency_days: (today - self.last_day).max(0),
+            frequency: orders,
+            monetary_cents: cents,
+        }
+    }
+
+    /// Drops periods that left the lookback at `now`.
+    fn prune(&mut self, now: Millis, lookback_days: i64) {
+        let from = (day_of(now) - lookback_days).div_euclid(PERIOD_DAYS) + 1;
+        self.periods.retain(|p| i64::from(p.period) >= from);
+    }
+
+    pub(crate) fn record_purchase(&mut self, ts: Millis, cents: u32) {
         let day = day_of(ts);
+        let period = day.div_euclid(PERIOD_DAYS) as i32;
+        match self.periods.binary_search_by_key(&period, |p| p.period) {
+            Ok(i) => {
+                let p = &mut self.periods[i];
+                p.orders += 1;
+                p.cents = p.cents.saturating_add(cents);
+            }
+            Err(i) => self.periods.insert(
+                i,
+                PurchasePeriod {
+                    period,
+                    orders: 1,
+                    cents,
+                },
+            ),
+        }
         self.orders += 1;
         self.revenue_cents += i64::from(cents);
         if self.days == 0 {
@@ -89,6 +145,26 @@ pub struct Profile {
     pub windows: Windows,
     /// One entry per funnel this customer ever entered.
     pub funnels: Vec<FunnelAttempt>,
+    pub activity: Activity,
+    pub surveys: Surveys,
+    /// Analytics results the engine compares against to emit changes.
+    pub derived: Derived,
+}
+
+/// What the engine last concluded about a customer: outputs fire when these change.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Derived {
+    pub churn_level: u8,
+    pub churn_score: f32,
+    pub p_alive: f32,
+    /// The RFM code (e.g. 545), 0 without one.
+    pub rfm: u16,
+    /// Bit i: member of segment i.
+    pub segments: u64,
+    /// Last entry time per segment with `min_dwell` or `cooldown`, by segment index.
+    pub entered: Vec<(u8, Millis)>,
+    /// Due time of the customer's pending recheck timer, 0 when none is pending.
+    pub recheck: Millis,
 }
 
 fn cents(amount: f64) -> u32 {
@@ -100,6 +176,7 @@ impl Profile {
     /// Applies the counter, window, session and purchase effects of one event.
     pub(crate) fn record(&mut self, spec: &EngineSpec, ev: &InputEvent<'_>) {
         let ts = ev.timestamp;
+        self.activity.touch(day_of(ts));
         if self.events_total == 0 {
             self.first_seen = ts;
             self.last_seen = ts;
@@ -131,12 +208,23 @@ impl Profile {
             EventBody::Purchase { amount, .. } => {
                 let c = cents(*amount);
                 self.purchases.record_purchase(ts, c);
+                self.purchases.prune(self.last_seen, spec.rfm_lookback_days);
                 push(M_ORDERS, 1);
                 push(M_REVENUE, c);
             }
             EventBody::Refund { amount, .. } => {
                 self.purchases.refunds += 1;
                 self.purchases.refunded_cents += i64::from(cents(*amount));
+            }
+            EventBody::FeatureUsed { feature } => self.activity.use_feature(feature),
+            EventBody::SurveyResponse { survey, score, .. } => {
+                // Scores of the standard surveys are validated integers in range.
+                let score = score.round().clamp(0.0, 255.0) as u8;
+                match survey {
+                    SurveyKind::Nps => Surveys::record(&mut self.surveys.nps, score, ts),
+                    SurveyKind::Csat => Surveys::record(&mut self.surveys.csat, score, ts),
+                    _ => {}
+                }
             }
             _ => {}
         }
@@ -160,6 +248,15 @@ impl Profile {
             orders_total: self.purchases.orders,
             revenue_total: self.purchases.net_revenue(),
             frequency: self.purchases.frequency(),
+            rfm_segment: (self.derived.rfm > 0).then(|| {
+                let d = |i: u16| (self.derived.rfm / i % 10) as u8;
+                let code = crate::rfm::Rfm { r: d(100), f: d(10), m: d(1) };
+                code.segment().as_str().to_owned()
+            }),
+            churn_level: crate::churn::Level::from_u8(self.derived.churn_level)
+                .as_str()
+                .to_owned(),
+            p_alive: f64::from(self.derived.p_alive),
         }
     }
 }

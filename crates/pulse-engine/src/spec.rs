@@ -1,9 +1,14 @@
 //! The validated, compiled engine configuration: durations in milliseconds, metric indices
 //! resolved, funnels checked. Compiling reports every problem at once, each naming its key.
 
+use crate::churn::ChurnSpec;
+use crate::clv::ClvSpec;
 use crate::config::{EngineConfig, FunnelConfig};
+use crate::segment::Segments;
 use crate::Millis;
+use pulse_events::time::DAY;
 use std::fmt;
+use std::sync::Arc;
 
 /// A built-in or configured per-window metric.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +84,15 @@ pub struct EngineSpec {
     /// The longest window: buckets older than this (plus one coarse bucket) are dropped.
     pub(crate) retention: Millis,
     pub(crate) funnels: Vec<FunnelSpec>,
+    /// How long after a customer's last event time-driven changes are re-evaluated.
+    pub(crate) time_horizon: Millis,
+    pub(crate) clv: ClvSpec,
+    pub(crate) churn: ChurnSpec,
+    pub(crate) rfm_lookback_days: i64,
+    /// RFM refresh interval; 0 turns refreshing off.
+    pub(crate) rfm_refresh: Millis,
+    pub(crate) survey_window_days: i64,
+    pub(crate) segments: Arc<Segments>,
 }
 
 fn ms(d: std::time::Duration) -> Millis {
@@ -156,10 +170,11 @@ impl EngineSpec {
                 funnels.push(spec);
             }
         }
+        check_analytics(cfg, &mut err);
         if !errors.is_empty() {
             return Err(errors);
         }
-        Ok(Self {
+        let mut spec = Self {
             allowed_lateness: ms(cfg.allowed_lateness),
             max_future_skew: ms(cfg.max_future_skew),
             session_gap: ms(cfg.session_gap),
@@ -167,12 +182,93 @@ impl EngineSpec {
             windows,
             metrics,
             funnels,
-        })
+            time_horizon: ms(cfg.time_horizon),
+            clv: ClvSpec::new(&cfg.clv),
+            churn: ChurnSpec::new(&cfg.churn),
+            rfm_lookback_days: (ms(cfg.rfm.lookback) / DAY).max(1),
+            rfm_refresh: ms(cfg.rfm.refresh),
+            survey_window_days: (ms(cfg.surveys.window) / DAY).max(1),
+            segments: Arc::default(),
+        };
+        // Rules name metrics, windows and funnels, so they compile against the rest.
+        spec.segments = Arc::new(Segments::compile(&cfg.segments, &spec)?);
+        Ok(spec)
     }
 
     /// Index of a metric in a bucket, for reading windows.
     pub fn metric_index(&self, name: &str) -> Option<usize> {
         self.metrics.iter().position(|m| m.name() == name)
+    }
+}
+
+/// Range checks of the analytics sections.
+fn check_analytics(cfg: &EngineConfig, err: &mut impl FnMut(String, &str)) {
+    let c = &cfg.clv;
+    for (k, v) in [
+        ("r", c.r),
+        ("alpha", c.alpha),
+        ("a", c.a),
+        ("b", c.b),
+        ("p", c.p),
+        ("v", c.v),
+    ] {
+        if !(v.is_finite() && v > 0.0) {
+            err(format!("engine.clv.{k}"), "must be a positive number");
+        }
+    }
+    if !(c.q.is_finite() && c.q > 1.0) {
+        err(
+            "engine.clv.q".into(),
+            "must be greater than 1 (the mean spend is p·v/(q−1))",
+        );
+    }
+    if !(c.monthly_discount.is_finite() && c.monthly_discount >= 0.0) {
+        err(
+            "engine.clv.monthly_discount".into(),
+            "must be a non-negative number",
+        );
+    }
+    if c.horizon_months == 0 || c.horizon_months > 120 {
+        err(
+            "engine.clv.horizon_months".into(),
+            "must be between 1 and 120",
+        );
+    }
+    let ch = &cfg.churn;
+    let w = &ch.weights;
+    for (k, v) in [
+        ("p_dead", w.p_dead),
+        ("engagement_drop", w.engagement_drop),
+        ("inactivity", w.inactivity),
+        ("detractor", w.detractor),
+    ] {
+        if !(v.is_finite() && v >= 0.0) {
+            err(
+                format!("engine.churn.weights.{k}"),
+                "must be a non-negative number",
+            );
+        }
+    }
+    if !(0.0 < ch.medium && ch.medium < ch.high && ch.high <= 1.0) {
+        err(
+            "engine.churn".into(),
+            "thresholds must satisfy 0 < medium < high <= 1",
+        );
+    }
+    if !(0.0..ch.medium).contains(&ch.hysteresis) {
+        err(
+            "engine.churn.hysteresis".into(),
+            "must be at least 0 and below the medium threshold",
+        );
+    }
+    if !(ch.inactivity_saturation.is_finite() && ch.inactivity_saturation >= 1.0) {
+        err(
+            "engine.churn.inactivity_saturation".into(),
+            "must be at least 1",
+        );
+    }
+    if cfg.rfm.lookback < std::time::Duration::from_secs(86_400) {
+        err("engine.rfm.lookback".into(), "must be at least 1d");
     }
 }
 

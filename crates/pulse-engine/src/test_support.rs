@@ -48,6 +48,12 @@ pub fn config(funnels: Vec<FunnelConfig>) -> EngineConfig {
             event_types: vec!["page_view".into(), "feature_used".into()],
         },
         funnels,
+        time_horizon: Duration::from_secs(400 * 86_400),
+        clv: Default::default(),
+        rfm: Default::default(),
+        churn: Default::default(),
+        surveys: Default::default(),
+        segments: vec![],
     }
 }
 
@@ -121,6 +127,11 @@ pub fn render(out: &[OutputEvent]) -> Vec<String> {
                 OutputData::Converted {
                     funnel, attempt, ..
                 } => format!("{funnel}#{attempt}"),
+                OutputData::ChurnRisk {
+                    level,
+                    previous_level,
+                    ..
+                } => format!("{previous_level}->{level}"),
                 OutputData::Abandoned {
                     funnel,
                     attempt,

@@ -7,29 +7,39 @@
 
 use crate::Millis;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// What a timer does when it fires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimerKind {
     /// A funnel attempt's deadline (conversion window or step deadline).
     FunnelDeadline { funnel: u16, attempt: u32 },
+    /// A customer's time-driven re-evaluation (recency, P(alive), inactivity, segment holds);
+    /// stale unless its due time is still the profile's pending recheck.
+    Recheck,
 }
 
 /// Pending timers of one partition, by due time then scheduling order.
 #[derive(Debug, Clone, Default)]
 pub struct TimerIndex {
-    due: BTreeMap<(Millis, u64), (Box<str>, TimerKind)>,
+    due: BTreeMap<(Millis, u64), (Arc<str>, TimerKind)>,
     seq: u64,
 }
 
 impl TimerIndex {
-    pub fn schedule(&mut self, due: Millis, customer: &str, kind: TimerKind) {
+    /// Schedules a timer; the customer's key is shared with its profile, not copied.
+    pub fn schedule(&mut self, due: Millis, customer: &Arc<str>, kind: TimerKind) {
         self.seq += 1;
-        self.due.insert((due, self.seq), (customer.into(), kind));
+        self.due.insert((due, self.seq), (customer.clone(), kind));
+    }
+
+    /// Due time of the earliest timer.
+    pub fn next_due(&self) -> Option<Millis> {
+        self.due.first_key_value().map(|(k, _)| k.0)
     }
 
     /// Removes and returns the earliest timer that the watermark has passed (`due < watermark`).
-    pub fn pop_passed(&mut self, watermark: Millis) -> Option<(Millis, Box<str>, TimerKind)> {
+    pub fn pop_passed(&mut self, watermark: Millis) -> Option<(Millis, Arc<str>, TimerKind)> {
         let entry = self.due.first_entry()?;
         if entry.key().0 >= watermark {
             return None;
@@ -58,9 +68,10 @@ mod tests {
             funnel: 0,
             attempt: 1,
         };
-        t.schedule(300, "b", k);
-        t.schedule(100, "a", k);
-        t.schedule(300, "c", k);
+        let key = |s: &str| Arc::<str>::from(s);
+        t.schedule(300, &key("b"), k);
+        t.schedule(100, &key("a"), k);
+        t.schedule(300, &key("c"), k);
         assert_eq!(t.pop_passed(100), None);
         assert_eq!(t.pop_passed(101).map(|x| x.1), Some("a".into()));
         assert_eq!(t.pop_passed(301).map(|x| x.1), Some("b".into()));

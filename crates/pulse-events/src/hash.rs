@@ -33,6 +33,11 @@ impl IdHasher {
         self.part(&v.to_le_bytes())
     }
 
+    /// The hash folded to 64 bits, for compact set membership rather than ids.
+    pub fn finish_u64(self) -> u64 {
+        (self.0 >> 64) as u64 ^ self.0 as u64
+    }
+
     /// The id as 32 lower-case hex digits.
     pub fn finish(self) -> String {
         const HEX: &[u8; 16] = b"0123456789abcdef";

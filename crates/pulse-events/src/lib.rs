@@ -18,7 +18,7 @@ pub use error::{ErrorKind, EventError};
 pub use hash::{output_event_id, IdHasher};
 pub use input::{EventBody, InputEvent, Item, SurveyKind, TopicRole};
 pub use output::{
-    AbandonReason, Cause, OutputData, OutputEvent, OutputKind, OutputTopic, ProfileExcerpt,
+    AbandonReason, Cause, Driver, OutputData, OutputEvent, OutputKind, OutputTopic, ProfileExcerpt,
 };
 pub use wire::{RawEvent, RawItem, RawTimestamp};
 

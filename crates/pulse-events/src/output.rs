@@ -144,6 +144,22 @@ pub enum OutputData {
     },
     /// `segment.entered` / `segment.exited`.
     Segment { segment: String },
+    /// `churn_risk.changed`: the new level, the one before, the score and the drivers that
+    /// contribute most, largest first.
+    ChurnRisk {
+        level: String,
+        previous_level: String,
+        score: f64,
+        drivers: Vec<Driver>,
+    },
+}
+
+/// One churn-risk driver and its contribution to the score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Driver {
+    pub name: String,
+    pub value: f64,
+    pub contribution: f64,
 }
 
 /// A small excerpt of the customer's profile so a consumer can act without a lookup.
@@ -159,6 +175,14 @@ pub struct ProfileExcerpt {
     pub revenue_total: f64,
     /// BG/NBD frequency: repeat purchase days.
     pub frequency: u32,
+    /// RFM segment (`champions`, `at_risk`, …), absent before the customer has RFM scores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rfm_segment: Option<String>,
+    /// Churn risk level: `low`, `medium` or `high`.
+    #[serde(default)]
+    pub churn_level: String,
+    #[serde(default)]
+    pub p_alive: f64,
 }
 
 /// One output event, keyed by customer id on its topic.

@@ -60,14 +60,19 @@ impl BgNbd {
     }
 
     /// E[purchases in the next `t` | x, t_x, T] (equation 10 of the paper).
+    ///
+    /// Equation 10 multiplies ₂F₁(r+x, b+x; a+b+x−1; z) by ((α+T)/(α+T+t))^(r+x): for large x
+    /// the series grows past f64 before the tiny factor can cancel it. Euler's transformation
+    /// ₂F₁(A, B; C; z) = (1−z)^(C−A−B) ₂F₁(C−A, C−B; C; z), with 1−z = (α+T)/(α+T+t), folds the
+    /// two into (1−z)^(a−1) ₂F₁(a+b−1−r, a−1; a+b+x−1; z), whose terms shrink at once.
     pub fn expected_purchases(&self, c: &Rft, t: f64) -> f64 {
         let Self { r, alpha, a, b } = *self;
         let x = c.x;
         let z = t / (alpha + c.t + t);
-        let hyp = hyp2f1(r + x, b + x, a + b + x - 1.0, z);
-        let scale = ((r + x) * ((alpha + c.t) / (alpha + c.t + t)).ln()).exp();
+        let hyp = hyp2f1(a + b - 1.0 - r, a - 1.0, a + b + x - 1.0, z);
+        let scaled = ((a - 1.0) * (1.0 - z).ln()).exp() * hyp;
         let first = (a + b + x - 1.0) / (a - 1.0);
-        first * (1.0 - scale * hyp) / (1.0 + self.dead_odds(c))
+        first * (1.0 - scaled) / (1.0 + self.dead_odds(c))
     }
 
     /// P(X(t) = 0) for a customer just acquired: no repeat purchase within `t`.

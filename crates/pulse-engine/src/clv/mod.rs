@@ -2,11 +2,13 @@
 //! model of spend, and their maximum-likelihood fits.
 
 mod bgnbd;
+mod customer;
 mod fit;
 mod gamma_gamma;
 mod special;
 
 pub use bgnbd::{BgNbd, Rft};
+pub use customer::{ClvSpec, ClvValues};
 pub use fit::{fit_bgnbd, fit_gamma_gamma, nelder_mead};
 pub use gamma_gamma::GammaGamma;
 pub use special::{hyp2f1, ln_beta, ln_gamma};

@@ -1,0 +1,301 @@
+//! Turning a changed profile into churn-risk and segment outputs.
+//!
+//! [`View`] is a customer at one instant with the population's cut-points; its costly figures
+//! (lifetime value) are computed only if something reads them. [`evaluate`] runs after every
+//! applied event, on the customer's recheck timer, and on an RFM refresh, each time with the
+//! sources that fired, so only churn and the rules that can have changed are looked at. It
+//! returns when the customer next needs a time-driven recheck.
+
+use crate::churn::{Drivers, Level};
+use crate::clv::ClvValues;
+use crate::fields::source::{self, ACTIVITY, PURCHASE, SURVEY, TIME};
+use crate::funnel::FunnelAttempt;
+use crate::population::Population;
+use crate::profile::Profile;
+use crate::rfm::Rfm;
+use crate::spec::EngineSpec;
+use crate::survey::NpsCategory;
+use crate::Millis;
+use pulse_events::time::{day_of, DAY};
+use pulse_events::{Cause, Driver, OutputData, OutputEvent, OutputKind};
+use std::sync::OnceLock;
+
+/// A customer at one instant, as rules and churn read them.
+#[derive(Debug)]
+pub struct View<'a> {
+    pub spec: &'a EngineSpec,
+    pub population: &'a Population,
+    pub profile: &'a Profile,
+    pub now: Millis,
+    clv: OnceLock<ClvValues>,
+}
+
+impl<'a> View<'a> {
+    pub fn new(
+        spec: &'a EngineSpec,
+        population: &'a Population,
+        profile: &'a Profile,
+        now: Millis,
+    ) -> Self {
+        Self {
+            spec,
+            population,
+            profile,
+            now,
+            clv: OnceLock::new(),
+        }
+    }
+
+    pub fn today(&self) -> i64 {
+        day_of(self.now)
+    }
+
+    pub fn rfm(&self) -> Option<Rfm> {
+        if self.profile.purchases.days == 0 {
+            return None;
+        }
+        let values = self
+            .profile
+            .purchases
+            .rfm_values(self.now, self.spec.rfm_lookback_days);
+        self.population.rfm.score(values)
+    }
+
+    pub fn p_alive(&self) -> f64 {
+        self.spec.clv.p_alive(&self.profile.purchases, self.now)
+    }
+
+    pub fn clv(&self) -> &ClvValues {
+        self.clv
+            .get_or_init(|| self.spec.clv.values(&self.profile.purchases, self.now))
+    }
+
+    pub fn funnel(&self, funnel: usize) -> Option<&FunnelAttempt> {
+        self.profile
+            .funnels
+            .iter()
+            .find(|a| usize::from(a.funnel) == funnel)
+    }
+
+    /// The churn drivers at this instant.
+    pub fn churn_drivers(&self) -> Drivers {
+        let p = self.profile;
+        let c = &self.spec.churn;
+        let today = self.today();
+        let first_day = day_of(p.first_seen);
+        let inactive_days = (today - day_of(p.last_seen)).max(0) as f64;
+        let inactivity = p
+            .activity
+            .cadence_days(first_day)
+            .map(|cadence| (inactive_days / (cadence.max(1.0) * c.inactivity_saturation)).min(1.0));
+        let detractor = p.surveys.nps.is_some_and(|a| {
+            NpsCategory::of(a.score) == NpsCategory::Detractor
+                && self.now - a.at <= c.detractor_window
+        });
+        Drivers {
+            p_dead: (p.purchases.days > 0).then(|| 1.0 - self.p_alive()),
+            engagement_drop: p.activity.drop(today),
+            inactivity,
+            detractor: if detractor { 1.0 } else { 0.0 },
+        }
+    }
+}
+
+/// Everything `evaluate` needs to know about why it runs.
+#[allow(missing_debug_implementations)]
+pub(crate) struct Trigger<'a> {
+    pub sources: u8,
+    pub now: Millis,
+    /// Builds the cause only when an output needs it: most evaluations emit nothing.
+    pub cause: &'a dyn Fn() -> Cause,
+}
+
+/// Sources that move the churn score.
+const CHURN_INPUTS: u8 = ACTIVITY | PURCHASE | SURVEY | TIME;
+
+/// Re-evaluates churn risk and the segment rules `t.sources` can have changed, appends the
+/// outputs of every change, and returns the due time of the customer's next recheck (0 for
+/// none).
+pub(crate) fn evaluate(
+    spec: &EngineSpec,
+    population: &Population,
+    customer: &str,
+    profile: &mut Profile,
+    t: &Trigger<'_>,
+    out: &mut Vec<OutputEvent>,
+) -> Millis {
+    let mut sources = t.sources;
+    if sources & CHURN_INPUTS != 0 {
+        let view = View::new(spec, population, profile, t.now);
+        let drivers = view.churn_drivers();
+        let p_alive = view.p_alive();
+        let rfm = view.rfm().map_or(0, Rfm::code);
+        let (score, parts) = spec.churn.score(&drivers);
+        let previous = Level::from_u8(profile.derived.churn_level);
+        let level = spec.churn.level(score, previous);
+        let d = &mut profile.derived;
+        if (f64::from(d.churn_score) - score).abs() > 1e-6 {
+            sources |= source::CHURN;
+        }
+        d.churn_score = score as f32;
+        d.churn_level = level.as_u8();
+        d.p_alive = p_alive as f32;
+        d.rfm = rfm;
+        if level != previous {
+            let data = OutputData::ChurnRisk {
+                level: level.as_str().into(),
+                previous_level: previous.as_str().into(),
+                score,
+                drivers: parts
+                    .iter()
+                    .take(3)
+                    .map(|(name, value, contribution)| Driver {
+                        name: (*name).into(),
+                        value: *value,
+                        contribution: *contribution,
+                    })
+                    .collect(),
+            };
+            out.push(OutputEvent::new(
+                OutputKind::ChurnRiskChanged,
+                customer,
+                ("churn_risk", &[i64::from(level.as_u8())]),
+                t.now,
+                (t.cause)(),
+                None,
+                data,
+                profile.excerpt(),
+            ));
+        }
+    } else if sources & source::REFRESH != 0 {
+        let view = View::new(spec, population, profile, t.now);
+        profile.derived.rfm = view.rfm().map_or(0, Rfm::code);
+    }
+    let holds_due = segments(spec, population, customer, profile, sources, t, out);
+    next_recheck(spec, profile, t.now, holds_due)
+}
+
+/// Applies segment rules; returns the earliest time a min_dwell or cooldown hold ends.
+fn segments(
+    spec: &EngineSpec,
+    population: &Population,
+    customer: &str,
+    profile: &mut Profile,
+    sources: u8,
+    t: &Trigger<'_>,
+    out: &mut Vec<OutputEvent>,
+) -> Option<Millis> {
+    let rules = &spec.segments;
+    let mut want = profile.derived.segments;
+    let mut evaluated = 0u64;
+    {
+        let view = View::new(spec, population, profile, t.now);
+        for (i, rule) in rules.rules.iter().enumerate() {
+            if rule.sources & sources == 0 {
+                continue;
+            }
+            evaluated |= 1 << i;
+            // A rule that fails at run time (a division by zero) counts as not matching.
+            if rules.matches(i, &view).unwrap_or(false) {
+                want |= 1 << i;
+            } else {
+                want &= !(1 << i);
+            }
+        }
+    }
+    let mut hold_due: Option<Millis> = None;
+    let mut hold = |due: Millis| hold_due = Some(hold_due.map_or(due, |h| h.min(due)));
+    for (i, rule) in rules.rules.iter().enumerate() {
+        let bit = 1u64 << i;
+        let member = profile.derived.segments & bit != 0;
+        if evaluated & bit == 0 || (want & bit != 0) == member {
+            continue;
+        }
+        let last_entry = profile
+            .derived
+            .entered
+            .iter()
+            .find(|(r, _)| usize::from(*r) == i)
+            .map(|(_, at)| *at);
+        let kind = if member {
+            if let (Some(dwell), Some(at)) = (rule.min_dwell, last_entry) {
+                if t.now < at.saturating_add(dwell) {
+                    hold(at.saturating_add(dwell));
+                    continue;
+                }
+            }
+            profile.derived.segments &= !bit;
+            OutputKind::SegmentExited
+        } else {
+            if let (Some(cooldown), Some(at)) = (rule.cooldown, last_entry) {
+                if t.now < at.saturating_add(cooldown) {
+                    hold(at.saturating_add(cooldown));
+                    continue;
+                }
+            }
+            profile.derived.segments |= bit;
+            if rule.min_dwell.is_some() || rule.cooldown.is_some() {
+                let entered = &mut profile.derived.entered;
+                entered.retain(|(r, _)| usize::from(*r) != i);
+                entered.push((i as u8, t.now));
+                if let Some(dwell) = rule.min_dwell {
+                    hold(t.now.saturating_add(dwell));
+                }
+            }
+            OutputKind::SegmentEntered
+        };
+        out.push(OutputEvent::new(
+            kind,
+            customer,
+            (&rule.name, &[]),
+            t.now,
+            (t.cause)(),
+            Some(rule.version),
+            OutputData::Segment {
+                segment: rule.name.clone(),
+            },
+            profile.excerpt(),
+        ));
+    }
+    // Holds still running from earlier evaluations keep their own recheck.
+    for (r, at) in &profile.derived.entered {
+        let Some(rule) = rules.rules.get(usize::from(*r)) else {
+            continue;
+        };
+        for d in [rule.min_dwell, rule.cooldown].into_iter().flatten() {
+            let end = at.saturating_add(d);
+            if end > t.now {
+                hold(end);
+            }
+        }
+    }
+    hold_due
+}
+
+/// The customer's next recheck: the next whole day since their last event while within the
+/// time horizon (day counts, windows and P(alive) move with time), or a hold's end if sooner.
+fn next_recheck(
+    spec: &EngineSpec,
+    profile: &Profile,
+    now: Millis,
+    hold: Option<Millis>,
+) -> Millis {
+    let since = now - profile.last_seen;
+    let daily = (since < spec.time_horizon)
+        .then(|| profile.last_seen + (since.div_euclid(DAY) + 1) * DAY);
+    match (daily, hold) {
+        (Some(d), Some(h)) => d.min(h),
+        (d, h) => d.or(h).unwrap_or(0),
+    }
+}
+
+/// Sources an input event fires.
+pub(crate) fn sources_of(ev: &pulse_events::InputEvent<'_>) -> u8 {
+    use pulse_events::EventBody;
+    ACTIVITY
+        | match ev.body {
+            EventBody::Purchase { .. } | EventBody::Refund { .. } => PURCHASE,
+            EventBody::SurveyResponse { .. } => SURVEY,
+            _ => 0,
+        }
+}
