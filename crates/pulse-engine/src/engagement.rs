@@ -127,7 +127,7 @@ mod tests {
         assert_eq!(a.active_days(30, 110), 4);
         assert_eq!(a.active_days(7, 120), 0);
         assert_eq!(a.active_days(30, 130), 3); // 101..=130 holds 101, 105, 110
-        // A late day inside the bitmap counts once; one outside it is not counted.
+                                               // A late day inside the bitmap counts once; one outside it is not counted.
         assert!(a.touch(103));
         assert!(!a.touch(103));
         assert!(!a.touch(10));

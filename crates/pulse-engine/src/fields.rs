@@ -40,7 +40,10 @@ pub enum Field {
     OrdersTotal,
     RevenueTotal,
     /// A windowed metric: indices into the spec's metrics and windows.
-    Count { metric: usize, window: usize },
+    Count {
+        metric: usize,
+        window: usize,
+    },
     RfmR,
     RfmF,
     RfmM,
@@ -66,18 +69,36 @@ pub enum Field {
     Features,
     Stickiness,
     ActivityDrop,
-    FunnelStep { funnel: usize },
-    FunnelActive { funnel: usize },
-    FunnelConverted { funnel: usize },
+    FunnelStep {
+        funnel: usize,
+    },
+    FunnelActive {
+        funnel: usize,
+    },
+    FunnelConverted {
+        funnel: usize,
+    },
 }
 
 /// Fixed names, with their sources.
 const NAMED: &[(&str, Field, u8)] = &[
     ("first_seen", Field::FirstSeen, ACTIVITY),
     ("last_seen", Field::LastSeen, ACTIVITY),
-    ("days_since_first_seen", Field::DaysSinceFirstSeen, ACTIVITY | TIME),
-    ("days_since_last_seen", Field::DaysSinceLastSeen, ACTIVITY | TIME),
-    ("days_since_last_purchase", Field::DaysSinceLastPurchase, PURCHASE | TIME),
+    (
+        "days_since_first_seen",
+        Field::DaysSinceFirstSeen,
+        ACTIVITY | TIME,
+    ),
+    (
+        "days_since_last_seen",
+        Field::DaysSinceLastSeen,
+        ACTIVITY | TIME,
+    ),
+    (
+        "days_since_last_purchase",
+        Field::DaysSinceLastPurchase,
+        PURCHASE | TIME,
+    ),
     ("events_total", Field::EventsTotal, ACTIVITY),
     ("sessions_total", Field::SessionsTotal, ACTIVITY),
     ("orders_total", Field::OrdersTotal, PURCHASE),
@@ -88,7 +109,11 @@ const NAMED: &[(&str, Field, u8)] = &[
     ("rfm.code", Field::RfmCode, PURCHASE | TIME | REFRESH),
     ("rfm.segment", Field::RfmSegment, PURCHASE | TIME | REFRESH),
     ("clv.p_alive", Field::ClvPAlive, PURCHASE | TIME),
-    ("clv.expected_purchases", Field::ClvExpectedPurchases, PURCHASE | TIME),
+    (
+        "clv.expected_purchases",
+        Field::ClvExpectedPurchases,
+        PURCHASE | TIME,
+    ),
     ("clv.expected_spend", Field::ClvExpectedSpend, PURCHASE),
     ("clv.predicted", Field::ClvPredicted, PURCHASE | TIME),
     ("clv.historic", Field::ClvHistoric, PURCHASE),
@@ -102,8 +127,16 @@ const NAMED: &[(&str, Field, u8)] = &[
     ("nps.days_since", Field::NpsDaysSince, SURVEY | TIME),
     ("csat.score", Field::CsatScore, SURVEY),
     ("csat.satisfied", Field::CsatSatisfied, SURVEY),
-    ("engagement.active_days_7", Field::ActiveDays7, ACTIVITY | TIME),
-    ("engagement.active_days_30", Field::ActiveDays30, ACTIVITY | TIME),
+    (
+        "engagement.active_days_7",
+        Field::ActiveDays7,
+        ACTIVITY | TIME,
+    ),
+    (
+        "engagement.active_days_30",
+        Field::ActiveDays30,
+        ACTIVITY | TIME,
+    ),
     ("engagement.features", Field::Features, ACTIVITY),
     ("engagement.stickiness", Field::Stickiness, ACTIVITY | TIME),
     ("engagement.drop", Field::ActivityDrop, ACTIVITY | TIME),
@@ -207,13 +240,18 @@ impl Field {
             Field::Features => Int(p.activity.features.len() as i64),
             Field::Stickiness => Float(p.activity.stickiness(v.today())),
             Field::ActivityDrop => Float(p.activity.drop(v.today())),
-            Field::FunnelStep { funnel } => Int(v.funnel(funnel).map_or(0, |a| {
-                if a.active {
-                    i64::from(a.step) + 1
-                } else {
-                    0
-                }
-            })),
+            Field::FunnelStep { funnel } => {
+                Int(v.funnel(funnel).map_or(
+                    0,
+                    |a| {
+                        if a.active {
+                            i64::from(a.step) + 1
+                        } else {
+                            0
+                        }
+                    },
+                ))
+            }
             Field::FunnelActive { funnel } => Bool(v.funnel(funnel).is_some_and(|a| a.active)),
             Field::FunnelConverted { funnel } => Bool(v.funnel(funnel).is_some_and(|a| {
                 !a.active && usize::from(a.step) + 1 == v.spec.funnels[funnel].steps.len()

@@ -274,15 +274,10 @@ fn segments(
 
 /// The customer's next recheck: the next whole day since their last event while within the
 /// time horizon (day counts, windows and P(alive) move with time), or a hold's end if sooner.
-fn next_recheck(
-    spec: &EngineSpec,
-    profile: &Profile,
-    now: Millis,
-    hold: Option<Millis>,
-) -> Millis {
+fn next_recheck(spec: &EngineSpec, profile: &Profile, now: Millis, hold: Option<Millis>) -> Millis {
     let since = now - profile.last_seen;
-    let daily = (since < spec.time_horizon)
-        .then(|| profile.last_seen + (since.div_euclid(DAY) + 1) * DAY);
+    let daily =
+        (since < spec.time_horizon).then(|| profile.last_seen + (since.div_euclid(DAY) + 1) * DAY);
     match (daily, hold) {
         (Some(d), Some(h)) => d.min(h),
         (d, h) => d.or(h).unwrap_or(0),

@@ -33,15 +33,15 @@ pub use analytics_config::{
 pub use churn::Level as ChurnLevel;
 pub use config::{EngineConfig, FunnelConfig, HumanDuration, StepConfig, WindowConfig};
 pub use engagement::Activity;
-pub use insight::View;
-pub use population::{Cohorts, Period, Population};
-pub use rfm::{CutPoints, Rfm, RfmSegment, RfmValues};
-pub use survey::{Answer, NpsCategory, PopulationScores, SurveyPopulation, Surveys};
 pub use funnel::FunnelAttempt;
+pub use insight::View;
 pub use partition::{Partition, Source, FORWARDED, INPUTS};
+pub use population::{Cohorts, Period, Population};
 pub use profile::{Derived, Profile, PurchasePeriod, PurchaseStats};
+pub use rfm::{CutPoints, Rfm, RfmSegment, RfmValues};
 pub use session::Session;
 pub use spec::{EngineSpec, Metric, SpecError};
+pub use survey::{Answer, NpsCategory, PopulationScores, SurveyPopulation, Surveys};
 pub use timer::{TimerIndex, TimerKind};
 pub use window::Windows;
 

@@ -470,7 +470,14 @@ impl Partition {
                 now: at.max(slot.profile.last_seen),
                 cause: &|| cause.clone(),
             };
-            let next = evaluate(spec, &self.population, &slot.key, &mut slot.profile, &trigger, out);
+            let next = evaluate(
+                spec,
+                &self.population,
+                &slot.key,
+                &mut slot.profile,
+                &trigger,
+                out,
+            );
             schedule_recheck(&mut self.timers, &slot.key, &mut slot.profile, next);
             if before != (slot.profile.derived.rfm, out.len()) && !slot.dirty {
                 slot.dirty = true;
@@ -556,3 +563,7 @@ fn emit_funnel(
 #[cfg(test)]
 #[path = "partition_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "segment_tests.rs"]
+mod segment_tests;

@@ -85,7 +85,10 @@ mod tests {
 
     #[test]
     fn periods_start_on_monday_and_the_first_of_the_month() {
-        assert_eq!(Period::Week.of(MON), Period::Week.of(MON + 6 * DAY + DAY - 1));
+        assert_eq!(
+            Period::Week.of(MON),
+            Period::Week.of(MON + 6 * DAY + DAY - 1)
+        );
         assert_eq!(Period::Week.of(MON) + 1, Period::Week.of(MON + 7 * DAY));
         assert_eq!(Period::Week.of(MON - 1) + 1, Period::Week.of(MON));
         assert_eq!(Period::Month.of(MON), (2026 - 1970) * 12);

@@ -5,8 +5,8 @@ use crate::engagement::Activity;
 use crate::funnel::FunnelAttempt;
 use crate::rfm::RfmValues;
 use crate::session::{Session, Touch};
-use crate::survey::Surveys;
 use crate::spec::{EngineSpec, BUILTIN_METRICS, M_EVENTS, M_ORDERS, M_REVENUE, M_SESSIONS};
+use crate::survey::Surveys;
 use crate::window::Windows;
 use crate::Millis;
 use pulse_events::time::day_of;
@@ -250,7 +250,11 @@ impl Profile {
             frequency: self.purchases.frequency(),
             rfm_segment: (self.derived.rfm > 0).then(|| {
                 let d = |i: u16| (self.derived.rfm / i % 10) as u8;
-                let code = crate::rfm::Rfm { r: d(100), f: d(10), m: d(1) };
+                let code = crate::rfm::Rfm {
+                    r: d(100),
+                    f: d(10),
+                    m: d(1),
+                };
                 code.segment().as_str().to_owned()
             }),
             churn_level: crate::churn::Level::from_u8(self.derived.churn_level)

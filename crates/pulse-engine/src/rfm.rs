@@ -67,8 +67,20 @@ const GRID: [[RfmSegment; 5]; 5] = [
     [Lost, Hibernating, AtRisk, CannotLoseThem, CannotLoseThem], // R = 1
     [Hibernating, Hibernating, AtRisk, AtRisk, CannotLoseThem],  // R = 2
     [AboutToSleep, AboutToSleep, NeedAttention, Loyal, Loyal],   // R = 3
-    [Promising, PotentialLoyalist, PotentialLoyalist, Loyal, Champions], // R = 4
-    [NewCustomers, PotentialLoyalist, PotentialLoyalist, Champions, Champions], // R = 5
+    [
+        Promising,
+        PotentialLoyalist,
+        PotentialLoyalist,
+        Loyal,
+        Champions,
+    ], // R = 4
+    [
+        NewCustomers,
+        PotentialLoyalist,
+        PotentialLoyalist,
+        Champions,
+        Champions,
+    ], // R = 5
 ];
 
 /// One customer's scores, each 1..=5.
@@ -297,7 +309,10 @@ mod tests {
                 assert!(near, "{v:?} scored {} against {}", s.m, e.m);
             }
         }
-        assert!(differ <= pop.len() / 100, "{differ} amounts scored differently");
+        assert!(
+            differ <= pop.len() / 100,
+            "{differ} amounts scored differently"
+        );
         for (c, b) in cuts.monetary.iter().zip(bm) {
             assert!((c - b).abs() * 1000 <= b, "monetary cut {c} vs {b}");
         }
@@ -320,7 +335,11 @@ mod tests {
         assert_eq!(cuts.score(v(0, 9, 999)).map(Rfm::code), Some(555));
         assert_eq!(cuts.score(v(41, 1, 100)).map(Rfm::code), Some(111));
         assert_eq!(cuts.score(v(10, 2, 101)).map(Rfm::code), Some(522));
-        assert_eq!(cuts.score(v(5, 0, 0)), None, "not a purchaser in the lookback");
+        assert_eq!(
+            cuts.score(v(5, 0, 0)),
+            None,
+            "not a purchaser in the lookback"
+        );
         assert_eq!(CutPoints::default().score(v(0, 1, 1)), None);
     }
 }

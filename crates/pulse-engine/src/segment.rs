@@ -43,7 +43,9 @@ pub struct Segments {
 
 impl std::fmt::Debug for Segments {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Segments").field("rules", &self.rules).finish()
+        f.debug_struct("Segments")
+            .field("rules", &self.rules)
+            .finish()
     }
 }
 

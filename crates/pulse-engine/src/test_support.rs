@@ -83,6 +83,11 @@ pub fn event(customer: &str, kind: &str, ts: Millis) -> InputEvent<'static> {
             currency: "EUR".into(),
             items: vec![],
         },
+        nps if nps.starts_with("nps_") => EventBody::SurveyResponse {
+            survey: pulse_events::SurveyKind::Nps,
+            score: nps[4..].parse().expect("nps_<score>"),
+            comment: None,
+        },
         other => EventBody::Custom {
             name: other.to_owned().into(),
         },

@@ -76,7 +76,9 @@ impl ClvSpec {
         let mut predicted = 0.0;
         let mut before = 0.0;
         for m in 1..=self.horizon_months {
-            let upto = self.model.expected_purchases(&rft, f64::from(m) * MONTH_DAYS);
+            let upto = self
+                .model
+                .expected_purchases(&rft, f64::from(m) * MONTH_DAYS);
             predicted += (upto - before) * spend / (1.0 + self.monthly_discount).powi(m as i32);
             before = upto;
         }
@@ -96,7 +98,12 @@ mod tests {
     #[test]
     fn large_histories_stay_finite() {
         let spec = ClvSpec::new(&ClvConfig::default());
-        for (x, t_x, t) in [(0.0, 0.0, 0.0), (5e3, 9e3, 1e4), (1e5, 2e5, 2e5), (3.0, 10.0, 1e7)] {
+        for (x, t_x, t) in [
+            (0.0, 0.0, 0.0),
+            (5e3, 9e3, 1e4),
+            (1e5, 2e5, 2e5),
+            (3.0, 10.0, 1e7),
+        ] {
             let rft = Rft { x, t_x, t };
             let p = spec.model.p_alive(&rft);
             let e = spec.model.expected_purchases(&rft, 365.0);

@@ -1,0 +1,332 @@
+//! Segment, churn and RFM behaviour through the partition: entries and exits on change only,
+//! transitions driven by time alone, min_dwell, cooldown, config errors.
+
+use crate::analytics_config::SegmentConfig;
+use crate::partition::{Partition, Source};
+use crate::spec::EngineSpec;
+use crate::test_support::*;
+use crate::Millis;
+use pulse_events::time::DAY;
+use pulse_events::{Cause, OutputData, OutputEvent, OutputKind, TopicRole};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn rule(name: &str, rule: &str) -> SegmentConfig {
+    SegmentConfig {
+        name: name.into(),
+        version: 3,
+        rule: rule.into(),
+        min_dwell: None,
+        cooldown: None,
+    }
+}
+
+fn with_segments(segments: Vec<SegmentConfig>) -> Partition {
+    let mut cfg = config(vec![]);
+    cfg.segments = segments;
+    Partition::new(Arc::new(EngineSpec::compile(&cfg).expect("valid")))
+}
+
+fn feed(p: &mut Partition, events: &[(&str, &str, Millis)]) -> Vec<OutputEvent> {
+    let mut out = Vec::new();
+    for (i, (c, k, t)) in events.iter().enumerate() {
+        let src = Source {
+            role: TopicRole::Clickstream,
+            forwarded: false,
+            topic: "clickstream",
+            partition: 0,
+            offset: i as i64,
+        };
+        p.apply(&event(c, k, *t), &src, *t, &mut out)
+            .expect("accepted");
+    }
+    out
+}
+
+fn segment_events(out: &[OutputEvent]) -> Vec<String> {
+    render(
+        &out.iter()
+            .filter(|o| o.kind.topic() == pulse_events::OutputTopic::Segments)
+            .cloned()
+            .collect::<Vec<_>>(),
+    )
+}
+
+#[test]
+fn entered_and_exited_on_change_only() {
+    let mut p = with_segments(vec![rule("detractors", "nps.category == 'detractor'")]);
+    let out = feed(
+        &mut p,
+        &[
+            ("a", "page_view", T0),
+            ("a", "nps_3", T0 + MIN),
+            ("a", "nps_5", T0 + 2 * MIN),
+            ("a", "page_view", T0 + 3 * MIN),
+            ("a", "nps_9", T0 + 4 * MIN),
+            ("a", "nps_10", T0 + 5 * MIN),
+        ],
+    );
+    assert_eq!(
+        segment_events(&out),
+        vec![
+            "a segment.entered detractors",
+            "a segment.exited detractors"
+        ]
+    );
+    let entered = out
+        .iter()
+        .find(|o| o.kind == OutputKind::SegmentEntered)
+        .unwrap();
+    assert_eq!(entered.rule_version, Some(3));
+    assert!(matches!(&entered.cause, Cause::Event { offset: 1, .. }));
+}
+
+#[test]
+fn a_time_only_transition_fires_when_the_watermark_passes_it() {
+    let mut p = with_segments(vec![rule("dormant", "days_since_last_seen > 30")]);
+    let mut out = feed(&mut p, &[("a", "page_view", T0)]);
+    assert!(segment_events(&out).is_empty());
+    // 30 days and 23 hours later: not yet more than 30 whole days.
+    p.advance_to(T0 + 31 * DAY - HOUR + 10 * MIN, &mut out);
+    assert!(
+        segment_events(&out).is_empty(),
+        "{:?}",
+        segment_events(&out)
+    );
+    p.advance_to(T0 + 31 * DAY + 11 * MIN, &mut out);
+    assert_eq!(segment_events(&out), vec!["a segment.entered dormant"]);
+    let o = out.last().unwrap();
+    assert_eq!(o.cause, Cause::Timer { due: T0 + 31 * DAY });
+    assert_eq!(o.at, T0 + 31 * DAY);
+    // A new event ends dormancy at once.
+    let back = feed(&mut p, &[("a", "page_view", T0 + 32 * DAY)]);
+    assert_eq!(segment_events(&back), vec!["a segment.exited dormant"]);
+}
+
+#[test]
+fn min_dwell_holds_membership_then_exits_by_timer() {
+    let mut r = rule("detractors", "nps.category == 'detractor'");
+    r.min_dwell = Some(Duration::from_secs(2 * 86_400));
+    let mut p = with_segments(vec![r]);
+    let mut out = feed(
+        &mut p,
+        &[
+            ("a", "nps_2", T0),
+            ("a", "nps_10", T0 + HOUR),
+            ("a", "nps_1", T0 + 2 * HOUR),
+        ],
+    );
+    assert_eq!(segment_events(&out), vec!["a segment.entered detractors"]);
+    // Promoter again, then the dwell ends with no new event: exit by timer at T0 + 2 days.
+    out.extend(feed(&mut p, &[("a", "nps_10", T0 + 3 * HOUR)]));
+    assert_eq!(segment_events(&out).len(), 1);
+    p.advance_to(T0 + 2 * DAY + 11 * MIN, &mut out);
+    assert_eq!(
+        segment_events(&out),
+        vec![
+            "a segment.entered detractors",
+            "a segment.exited detractors"
+        ]
+    );
+    assert_eq!(
+        out.last().unwrap().cause,
+        Cause::Timer { due: T0 + 2 * DAY }
+    );
+}
+
+#[test]
+fn cooldown_caps_entries_and_enters_late_if_still_matching() {
+    let mut r = rule("detractors", "nps.category == 'detractor'");
+    r.cooldown = Some(Duration::from_secs(86_400));
+    let mut p = with_segments(vec![r]);
+    let mut out = feed(
+        &mut p,
+        &[
+            ("a", "nps_2", T0),
+            ("a", "nps_10", T0 + HOUR),
+            ("a", "nps_0", T0 + 2 * HOUR),
+        ],
+    );
+    assert_eq!(
+        segment_events(&out),
+        vec![
+            "a segment.entered detractors",
+            "a segment.exited detractors"
+        ]
+    );
+    // Still a detractor when the cooldown ends: entered by the timer.
+    p.advance_to(T0 + DAY + 11 * MIN, &mut out);
+    assert_eq!(segment_events(&out).len(), 3);
+    assert_eq!(out.last().unwrap().kind, OutputKind::SegmentEntered);
+    assert_eq!(out.last().unwrap().cause, Cause::Timer { due: T0 + DAY });
+}
+
+#[test]
+fn only_rules_whose_inputs_changed_are_evaluated() {
+    // A rule on purchases is not re-evaluated by page views: a customer entering through a
+    // purchase stays entered whatever the page views do, and the ids stay deterministic.
+    let mut p = with_segments(vec![
+        rule("buyers", "orders_total >= 1"),
+        rule("browsers", "counts.page_view_24h >= 3"),
+    ]);
+    let out = feed(
+        &mut p,
+        &[
+            ("a", "purchase", T0),
+            ("a", "page_view", T0 + MIN),
+            ("a", "page_view", T0 + 2 * MIN),
+            ("a", "page_view", T0 + 3 * MIN),
+        ],
+    );
+    assert_eq!(
+        segment_events(&out),
+        vec!["a segment.entered buyers", "a segment.entered browsers"]
+    );
+    let spec = p.spec();
+    let sources: Vec<u8> = spec.segments.rules.iter().map(|r| r.sources).collect();
+    use crate::fields::source::*;
+    assert_eq!(sources[0], PURCHASE);
+    assert_eq!(sources[1], ACTIVITY | TIME);
+}
+
+#[test]
+fn churn_risk_rises_with_inactivity_and_names_its_drivers() {
+    let mut p = with_segments(vec![]);
+    // A steady daily visitor and buyer for three weeks, then silence.
+    let events: Vec<(&str, &str, Millis)> = (0..21)
+        .flat_map(|d| {
+            let t = T0 + d * DAY;
+            [("a", "page_view", t), ("a", "purchase", t + MIN)]
+        })
+        .collect();
+    let mut out = feed(&mut p, &events);
+    assert!(out.iter().all(|o| o.kind != OutputKind::ChurnRiskChanged));
+    p.advance_to(T0 + 60 * DAY, &mut out);
+    let changes: Vec<_> = out
+        .iter()
+        .filter(|o| o.kind == OutputKind::ChurnRiskChanged)
+        .collect();
+    assert!(!changes.is_empty(), "no churn change after 40 silent days");
+    let last = changes.last().unwrap();
+    let OutputData::ChurnRisk {
+        level,
+        drivers,
+        score,
+        ..
+    } = &last.data
+    else {
+        panic!("{last:?}")
+    };
+    assert_eq!(level, "high");
+    assert!(*score >= 0.7);
+    assert!(matches!(last.cause, Cause::Timer { .. }));
+    let names: Vec<&str> = drivers.iter().map(|d| d.name.as_str()).collect();
+    assert!(
+        names.contains(&"inactivity") && names.contains(&"p_dead"),
+        "{names:?}"
+    );
+    // Levels change one way at a time and never repeat: low→medium→high.
+    let levels: Vec<String> = render(&changes.into_iter().cloned().collect::<Vec<_>>());
+    assert_eq!(
+        levels,
+        vec![
+            "a churn_risk.changed low->medium",
+            "a churn_risk.changed medium->high"
+        ]
+    );
+    assert_eq!(p.profile("a").unwrap().derived.churn_level, 2);
+}
+
+#[test]
+fn a_detractor_answer_raises_churn_risk_at_once() {
+    let mut cfg = config(vec![]);
+    cfg.churn.weights.detractor = 1.0;
+    cfg.churn.weights.inactivity = 0.0;
+    cfg.churn.weights.engagement_drop = 0.0;
+    let mut p = Partition::new(Arc::new(EngineSpec::compile(&cfg).unwrap()));
+    let out = feed(&mut p, &[("a", "page_view", T0), ("a", "nps_2", T0 + MIN)]);
+    let churn: Vec<_> = out
+        .iter()
+        .filter(|o| o.kind == OutputKind::ChurnRiskChanged)
+        .collect();
+    assert_eq!(churn.len(), 1);
+    assert!(matches!(churn[0].cause, Cause::Event { offset: 1, .. }));
+}
+
+#[test]
+fn rfm_refresh_scores_purchasers_and_fires_rules() {
+    let mut p = with_segments(vec![rule("champions", "rfm.segment == 'champions'")]);
+    // Ten customers, customer k buying k times on consecutive days.
+    let mut events = Vec::new();
+    let names: Vec<String> = (1..=10).map(|k| format!("c{k:02}")).collect();
+    for (k, name) in names.iter().enumerate() {
+        for d in 0..=k as i64 {
+            events.push((name.as_str(), "purchase", T0 + d * DAY + k as i64));
+        }
+    }
+    events.sort_by_key(|e| e.2);
+    let mut out = feed(&mut p, &events);
+    p.advance_to(T0 + 12 * DAY, &mut out);
+    let pop = p.population();
+    assert!(pop.rfm.version >= 1);
+    let champions: Vec<String> = segment_events(&out);
+    // The two most frequent, most recent, highest-spending customers are champions.
+    assert!(
+        champions.contains(&"c10 segment.entered champions".to_string()),
+        "{champions:?}"
+    );
+    assert!(
+        champions.contains(&"c09 segment.entered champions".to_string()),
+        "{champions:?}"
+    );
+    assert!(
+        !champions.iter().any(|c| c.starts_with("c01 ")),
+        "{champions:?}"
+    );
+    let excerpt = &out
+        .iter()
+        .find(|o| o.customer_id == "c10" && o.kind == OutputKind::SegmentEntered)
+        .unwrap()
+        .profile;
+    assert_eq!(excerpt.rfm_segment.as_deref(), Some("champions"));
+}
+
+#[test]
+fn bad_rules_are_config_errors_naming_rule_and_position() {
+    let compile = |r: &str| {
+        let mut cfg = config(vec![]);
+        cfg.segments = vec![rule("vip", r)];
+        EngineSpec::compile(&cfg).map(|_| ()).unwrap_err()
+    };
+    let e = compile("orders_total > 3 &&\n  rfm.segmnt == 'champions'");
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].key, "engine.segments[0] (vip)");
+    assert!(
+        e[0].message
+            .contains("unknown field `rfm.segmnt` at line 2, column"),
+        "{}",
+        e[0].message
+    );
+    let e = compile("orders_total >");
+    assert!(
+        e[0].message.contains("does not compile at line 1"),
+        "{}",
+        e[0].message
+    );
+    let e = compile("rfm.segment > 3");
+    assert!(
+        e[0].message.contains("fails on an empty profile"),
+        "{}",
+        e[0].message
+    );
+    let e = compile("counts.page_view_13d > 1");
+    assert!(
+        e[0].message.contains("counts.page_view_13d"),
+        "{}",
+        e[0].message
+    );
+    // Comprehension variables are not fields.
+    let mut cfg = config(vec![]);
+    cfg.segments = vec![rule("ok", "[1, 2].exists(x, x > orders_total)")];
+    assert!(EngineSpec::compile(&cfg).is_ok());
+}
