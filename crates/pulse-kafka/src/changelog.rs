@@ -8,7 +8,7 @@
 //! generations have appended to the same log. Each generation starts after a restore.
 
 use crate::KafkaError;
-use pulse_engine::{EngineSpec, Millis, Partition, Profile, FORWARDED, INPUTS};
+use pulse_engine::{EngineSpec, Millis, Partition, Population, Profile, FORWARDED, INPUTS};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -19,6 +19,10 @@ use std::time::{Duration, Instant};
 
 /// Key of the checkpoint record; customer ids are never empty.
 pub(crate) const CHECKPOINT_KEY: &[u8] = b"";
+/// Key of the population record (RFM cut-points, rolling NPS/CSAT, cohorts), written in a
+/// batch that changed it. Not UTF-8, so no customer id can collide with it; a key of its own
+/// so that compaction keeps the newest one whatever later checkpoints carry.
+pub(crate) const POPULATION_KEY: &[u8] = b"\xffpopulation";
 pub(crate) const FORMAT_VERSION: u8 = 1;
 
 /// One changelog record as read back: a profile, or (with no profile) the checkpoint closing
@@ -43,6 +47,9 @@ pub(crate) struct Record {
     /// The repartition topic's event-time frontier; absent in records written before it.
     #[serde(default)]
     pub repartition_frontier: Option<Millis>,
+    /// The partition's population state, in population records.
+    #[serde(default)]
+    pub population: Option<Population>,
 }
 
 /// Next offset to read per input: clickstream, purchases, surveys (by [`TopicRole::index`]),
@@ -77,12 +84,14 @@ struct RecordRef<'a> {
     frontiers: Option<[Option<Millis>; 3]>,
     repartition: Option<i64>,
     repartition_frontier: Option<Millis>,
+    population: Option<&'a Population>,
 }
 
 fn encode(
     tag: &BatchTag,
     profile: Option<&Profile>,
     frontiers: Option<[Option<Millis>; INPUTS]>,
+    population: Option<&Population>,
 ) -> Vec<u8> {
     let r = RecordRef {
         v: FORMAT_VERSION,
@@ -94,6 +103,7 @@ fn encode(
         frontiers: frontiers.map(|f| [f[0], f[1], f[2]]),
         repartition: Some(tag.offsets[REPARTITION]),
         repartition_frontier: frontiers.and_then(|f| f[FORWARDED]),
+        population,
     };
     rmp_serde::to_vec(&r).unwrap_or_default()
 }
@@ -102,7 +112,15 @@ fn encode(
 pub fn encode_profile(tag: &BatchTag, customer: &str, profile: &Profile) -> (Vec<u8>, Vec<u8>) {
     (
         customer.as_bytes().to_vec(),
-        encode(tag, Some(profile), None),
+        encode(tag, Some(profile), None, None),
+    )
+}
+
+/// The partition's population state as a changelog record of the batch that changed it.
+pub fn encode_population(tag: &BatchTag, population: &Population) -> (Vec<u8>, Vec<u8>) {
+    (
+        POPULATION_KEY.to_vec(),
+        encode(tag, None, None, Some(population)),
     )
 }
 
@@ -111,7 +129,10 @@ pub fn encode_checkpoint(
     tag: &BatchTag,
     frontiers: [Option<Millis>; INPUTS],
 ) -> (Vec<u8>, Vec<u8>) {
-    (CHECKPOINT_KEY.to_vec(), encode(tag, None, Some(frontiers)))
+    (
+        CHECKPOINT_KEY.to_vec(),
+        encode(tag, None, Some(frontiers), None),
+    )
 }
 
 /// Restored profiles by customer id. Keys come from our own changelog, so a fast hasher is safe.
@@ -124,6 +145,7 @@ pub struct ChangelogContents {
     pub profiles: ProfileMap,
     pub offsets: Offsets,
     pub frontiers: [Option<Millis>; INPUTS],
+    pub population: Population,
     /// Generation of the last checkpoint; 0 if there is none.
     pub generation: u64,
     pub bytes: u64,
@@ -153,7 +175,7 @@ pub(crate) fn restore(
     let c = read_changelog(client, topic, partition)?;
     let profiles = c.profiles.len();
     Ok(Restored {
-        partition: Partition::restore(spec, c.profiles, c.frontiers),
+        partition: Partition::restore(spec, c.profiles, c.frontiers, c.population),
         offsets: c.offsets,
         generation: c.generation + 1,
         profiles,
@@ -187,6 +209,7 @@ pub fn read_changelog(
         .map_err(|source| KafkaError::Restore { partition, source })?;
     let mut state = ProfileMap::default();
     let mut pending: Vec<(String, Record)> = Vec::new();
+    let mut population = Population::default();
     let mut checkpoint: Option<Record> = None;
     let mut bytes = 0u64;
     if high > low {
@@ -219,7 +242,9 @@ pub fn read_changelog(
                     if m.key().unwrap_or_default() == CHECKPOINT_KEY {
                         for (k, r) in pending.drain(..) {
                             if (r.generation, r.batch) == (rec.generation, rec.batch) {
-                                if let Some(p) = r.profile {
+                                if let Some(p) = r.population {
+                                    population = p;
+                                } else if let Some(p) = r.profile {
                                     state.insert(k, p);
                                 }
                             }
@@ -268,6 +293,7 @@ pub fn read_changelog(
                 [a, b, c3, c.repartition_frontier]
             },
             generation: c.generation,
+            population,
             bytes,
         },
         None => ChangelogContents {

@@ -292,6 +292,9 @@ fn changelog_records(p: &mut Partition, pos: &mut Position) -> Vec<(Vec<u8>, Vec
     let frontiers = p.frontiers();
     let mut records = Vec::with_capacity(p.changed() + 1);
     p.drain_changes(|c, profile| records.push(changelog::encode_profile(&tag, c, profile)));
+    if let Some(population) = p.take_population_change() {
+        records.push(changelog::encode_population(&tag, population));
+    }
     records.push(changelog::encode_checkpoint(&tag, frontiers));
     records
 }

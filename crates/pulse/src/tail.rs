@@ -34,6 +34,21 @@ pub fn render(o: &OutputEvent) -> String {
                 human_ms(*since_entry_ms)
             )
         }
+        OutputData::ChurnRisk {
+            level,
+            previous_level,
+            score,
+            drivers,
+        } => {
+            let top: Vec<String> = drivers
+                .iter()
+                .map(|d| format!("{} {:.2}", d.name, d.contribution))
+                .collect();
+            format!(
+                "{previous_level} -> {level} (score {score:.2}; {})",
+                top.join(", ")
+            )
+        }
         OutputData::Converted {
             funnel,
             attempt,
