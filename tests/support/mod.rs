@@ -9,7 +9,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::{Message, Offset, TopicPartitionList};
 use std::time::{Duration, Instant};
 
 pub const PARTITIONS: i32 = 3;
@@ -88,16 +88,31 @@ pub fn read_all(
     expected: usize,
     timeout: Duration,
 ) -> Vec<OwnedMessage> {
+    read_topics(brokers, &[topic], expected, timeout)
+}
+
+/// [`read_all`] over several topics together.
+pub fn read_topics(
+    brokers: &str,
+    topics: &[&str],
+    expected: usize,
+    timeout: Duration,
+) -> Vec<OwnedMessage> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
-        .set("group.id", format!("reader-{topic}-{}", std::process::id()))
+        .set(
+            "group.id",
+            format!("reader-{}-{}", topics.join("+"), std::process::id()),
+        )
         .set("enable.auto.commit", "false")
         .create()
         .expect("consumer");
     let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .expect("partition");
+    for topic in topics {
+        for p in 0..PARTITIONS {
+            tpl.add_partition_offset(topic, p, Offset::Beginning)
+                .expect("partition");
+        }
     }
     c.assign(&tpl).expect("assign");
     let mut out = Vec::new();
@@ -115,6 +130,32 @@ pub fn read_all(
         }
     }
     out
+}
+
+/// Every record of the three output topics, decoded, with its key: `expected` in all, then a
+/// moment for duplicates to show.
+pub fn read_outputs(
+    brokers: &str,
+    topics: &pulse_kafka::TopicNames,
+    expected: usize,
+    timeout: Duration,
+) -> Vec<(Option<String>, pulse_events::OutputEvent)> {
+    let names = [
+        topics.milestones.as_str(),
+        topics.segments.as_str(),
+        topics.churn_risk.as_str(),
+    ];
+    read_topics(brokers, &names, expected, timeout)
+        .iter()
+        .map(|m| {
+            let o = pulse_events::OutputEvent::decode(
+                m.payload().unwrap_or_default(),
+                pulse_events::Encoding::Json,
+            )
+            .expect("output decodes");
+            (m.key().map(|k| String::from_utf8_lossy(k).into_owned()), o)
+        })
+        .collect()
 }
 
 /// The group's committed offset per partition of `topic`.

@@ -124,6 +124,16 @@ pub(crate) fn evaluate(
     t: &Trigger<'_>,
     out: &mut Vec<OutputEvent>,
 ) -> Millis {
+    // A customer's analytics only move forward in time: a late event (older than a timer
+    // that already fired for them) is judged at the time already reached, so a timer's
+    // transition is never undone and then repeated with the same cause and id.
+    let now = t.now.max(profile.derived.evaluated_at);
+    profile.derived.evaluated_at = now;
+    let t = &Trigger {
+        sources: t.sources,
+        now,
+        cause: t.cause,
+    };
     let mut sources = t.sources;
     if sources & CHURN_INPUTS != 0 {
         let view = View::new(spec, population, profile, t.now);

@@ -467,7 +467,7 @@ impl Partition {
             let before = (slot.profile.derived.rfm, out.len());
             let trigger = Trigger {
                 sources: source::REFRESH,
-                now: at.max(slot.profile.last_seen),
+                now: at,
                 cause: &|| cause.clone(),
             };
             let next = evaluate(

@@ -165,6 +165,8 @@ pub struct Derived {
     pub entered: Vec<(u8, Millis)>,
     /// Due time of the customer's pending recheck timer, 0 when none is pending.
     pub recheck: Millis,
+    /// The latest instant the customer's analytics were evaluated at.
+    pub evaluated_at: Millis,
 }
 
 fn cents(amount: f64) -> u32 {

@@ -184,6 +184,25 @@ pub(crate) fn restore(
     })
 }
 
+/// Every partition of the changelog `topic`, read to its end: the whole population, for tools
+/// such as `pulse fit`. Blocking.
+pub fn read_all(client: &ClientConfig, topic: &str) -> Result<Vec<ChangelogContents>, KafkaError> {
+    let consumer: BaseConsumer = client.create().map_err(|source| KafkaError::Client {
+        role: "changelog reader",
+        source,
+    })?;
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .map_err(|source| KafkaError::Client {
+            role: "changelog reader",
+            source,
+        })?;
+    let partitions = md.topics().first().map_or(0, |t| t.partitions().len());
+    (0..partitions as i32)
+        .map(|p| read_changelog(client, topic, p))
+        .collect()
+}
+
 /// Reads partition `partition` of the changelog `topic` from the beginning to its end,
 /// keeping the newest record per customer of every completed batch. Blocking.
 pub fn read_changelog(

@@ -18,8 +18,8 @@ mod txn;
 mod worker;
 
 pub use changelog::{
-    encode_checkpoint, encode_profile, read_changelog, BatchTag, ChangelogContents, Offsets,
-    ProfileMap, REPARTITION,
+    encode_checkpoint, encode_profile, read_all, read_changelog, BatchTag, ChangelogContents,
+    Offsets, ProfileMap, REPARTITION,
 };
 pub use config::{ByteSize, Delivery, KafkaConfig, OffsetReset, TopicNames, WorkerConfig};
 pub use dead_letter::header;

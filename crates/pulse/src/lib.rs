@@ -4,6 +4,7 @@
 
 mod app;
 pub mod config;
+pub mod fit;
 pub mod produce;
 mod summary;
 pub mod tail;

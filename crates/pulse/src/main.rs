@@ -45,6 +45,40 @@ enum Command {
     },
     /// Validate a configuration file (with the PULSE__ environment applied) and print it.
     CheckConfig { file: PathBuf },
+    /// Fit the lifetime-value models (BG/NBD, Gamma-Gamma) by maximum likelihood and print an
+    /// [engine.clv] fragment with standard errors.
+    Fit(FitArgs),
+}
+
+#[derive(clap::Args)]
+struct FitArgs {
+    /// A transaction log: CSV with customer, timestamp and amount columns, or NDJSON ("-" for
+    /// stdin). Without it, the live population is read from the changelog topic.
+    input: Option<PathBuf>,
+    /// Format of the log (default: by extension, NDJSON unless it ends in .csv).
+    #[arg(long, value_enum)]
+    format: Option<FitFormat>,
+    /// End of the observation period (RFC 3339); default: the newest transaction.
+    #[arg(long)]
+    until: Option<String>,
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Brokers of the changelog (default: kafka.brokers from the configuration).
+    #[arg(long)]
+    brokers: Option<String>,
+    /// Write the fragment here instead of stdout.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    /// Count every transaction at its exact time instead of whole days with one purchase per
+    /// day (the engine's convention; see docs/semantics.md).
+    #[arg(long)]
+    exact_time: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FitFormat {
+    Csv,
+    Ndjson,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -84,6 +118,9 @@ struct GenerateArgs {
     /// Fraction of records made malformed.
     #[arg(long, default_value_t = 0.0)]
     bad_ratio: f64,
+    /// Mean sessions per customer per day while engaged (purchases do not depend on it).
+    #[arg(long, default_value_t = 0.6)]
+    sessions_per_day: f64,
 }
 
 fn load(config: Option<&PathBuf>) -> Result<Config, pulse::ConfigError> {
@@ -135,6 +172,11 @@ async fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     let mut g = GeneratorConfig::new(args.customers, args.seed, start, duration);
     g.skew = args.skew;
     g.bad_ratio = args.bad_ratio;
+    anyhow::ensure!(
+        args.sessions_per_day.is_finite() && args.sessions_per_day >= 0.0,
+        "--sessions-per-day must be a non-negative number"
+    );
+    g.sessions_per_day = args.sessions_per_day;
     g.encoding = match args.format {
         Format::Json => Encoding::Json,
         Format::Msgpack => Encoding::Msgpack,
@@ -172,6 +214,62 @@ async fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn fit(args: FitArgs) -> anyhow::Result<()> {
+    use pulse::fit::{fit, read_log, summary_of_profiles, to_toml, LogFormat};
+    use pulse_engine::clv::Clock;
+    let clock = if args.exact_time {
+        Clock::Exact
+    } else {
+        Clock::Days
+    };
+    let until = match &args.until {
+        Some(s) => Some(
+            pulse_events::time::parse_rfc3339(s)
+                .with_context(|| format!("--until `{s}` is not RFC 3339"))?,
+        ),
+        None => None,
+    };
+    let summary = match &args.input {
+        Some(path) => {
+            let format = match args.format {
+                Some(FitFormat::Csv) => LogFormat::Csv,
+                Some(FitFormat::Ndjson) => LogFormat::Ndjson,
+                None if path.extension().is_some_and(|e| e == "csv") => LogFormat::Csv,
+                None => LogFormat::Ndjson,
+            };
+            let input: Box<dyn std::io::BufRead> = if path.as_os_str() == "-" {
+                Box::new(std::io::stdin().lock())
+            } else {
+                let f = std::fs::File::open(path)
+                    .with_context(|| format!("opening {}", path.display()))?;
+                Box::new(std::io::BufReader::new(f))
+            };
+            read_log(input, format)
+                .with_context(|| format!("reading {}", path.display()))?
+                .summarise(until, clock)
+        }
+        None => {
+            let cfg = load(args.config.as_ref())?;
+            let brokers = brokers_or_error(args.brokers, &cfg)?;
+            let mut client = rdkafka::ClientConfig::new();
+            client.set("bootstrap.servers", &brokers);
+            let topic = &cfg.kafka.topics.profiles;
+            let parts = pulse_kafka::read_all(&client, topic)
+                .with_context(|| format!("reading the changelog topic {topic}"))?;
+            summary_of_profiles(parts.iter().flat_map(|c| c.profiles.values()))
+        }
+    };
+    let fitted = fit(&summary, clock)?;
+    let text = to_toml(&fitted);
+    match args.output {
+        Some(path) => {
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+
 async fn real_main(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run { config } => {
@@ -180,6 +278,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
             pulse::run(cfg, shutdown_signal()).await?;
         }
         Command::Generate(args) => generate(args).await?,
+        Command::Fit(args) => tokio::task::spawn_blocking(move || fit(args)).await??,
         Command::Tail {
             topic,
             brokers,
