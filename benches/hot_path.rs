@@ -1,5 +1,7 @@
 //! The hot path: decode + validate + apply over generated traffic, JSON and MessagePack, with
-//! the shipped configuration (windows, sessions, funnels). Run with `make bench`.
+//! the shipped configuration (windows, sessions, funnels, RFM, lifetime value, churn, surveys,
+//! cohorts and segment rules, with the timers the traffic's event time fires), and once more
+//! without the segment rules to show their cost. Run with `make bench`.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use pulse_benches::Workload;
@@ -39,6 +41,15 @@ fn hot_path(c: &mut Criterion) {
             })
         });
     }
+    let w = Workload::generate_with(CUSTOMERS, DAYS, WARMUP, RECORDS, Encoding::Msgpack, false);
+    group.throughput(Throughput::Elements(w.records.len() as u64));
+    group.bench_function("decode_apply_without_segments/msgpack", |b| {
+        b.iter_batched(
+            || w.warm.clone(),
+            |p| black_box(w.run(p)),
+            BatchSize::PerIteration,
+        )
+    });
     group.finish();
 }
 

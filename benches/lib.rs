@@ -28,6 +28,19 @@ impl Workload {
         measured: usize,
         encoding: Encoding,
     ) -> Self {
+        Self::generate_with(customers, days, warmup, measured, encoding, true)
+    }
+
+    /// [`Workload::generate`], optionally without the shipped segment rules, to show what
+    /// evaluating them costs.
+    pub fn generate_with(
+        customers: u32,
+        days: i64,
+        warmup: usize,
+        measured: usize,
+        encoding: Encoding,
+        segments: bool,
+    ) -> Self {
         let mut cfg = GeneratorConfig::new(customers, 7, START, days * 86_400_000);
         cfg.encoding = encoding;
         let mut all: Vec<(TopicRole, Vec<u8>)> = Generator::new(cfg)
@@ -35,9 +48,11 @@ impl Workload {
             .map(|r| (r.topic, r.value))
             .collect();
         let records = all.split_off(warmup.min(all.len()));
-        let spec = pulse::Config::embedded_default()
-            .engine_spec()
-            .expect("shipped config is valid");
+        let mut config = pulse::Config::embedded_default();
+        if !segments {
+            config.engine.segments.clear();
+        }
+        let spec = config.engine_spec().expect("shipped config is valid");
         let now = START + (days + 1) * 86_400_000;
         let mut warm = Partition::new(Arc::new(spec));
         apply_all(&mut warm, &all, encoding, now, 0);

@@ -17,6 +17,7 @@ mod partition;
 mod population;
 mod profile;
 mod rfm;
+mod rule;
 mod segment;
 mod session;
 mod spec;

@@ -9,6 +9,7 @@
 use crate::analytics_config::SegmentConfig;
 use crate::fields::{source, Field, FieldValue};
 use crate::insight::View;
+use crate::rule::{self, Node};
 use crate::spec::{EngineSpec, SpecError};
 use crate::Millis;
 use cel::common::ast::{EntryExpr, Expr, IdedExpr};
@@ -32,6 +33,8 @@ pub struct SegmentSpec {
     pub sources: u8,
     program: Program,
     fields: Vec<(String, Field)>,
+    /// The rule compiled to [`Node`] when it stays within that subset.
+    fast: Option<Node>,
 }
 
 /// The compiled rules.
@@ -194,6 +197,9 @@ impl Segments {
             if !ok {
                 continue;
             }
+            let fast = rule::compile(program.expression(), &|name| {
+                fields.iter().find(|(n, _)| n == name).map(|(_, f)| *f)
+            });
             let rule = SegmentSpec {
                 name: c.name.clone(),
                 version: c.version,
@@ -202,13 +208,14 @@ impl Segments {
                 sources,
                 program,
                 fields,
+                fast,
             };
             // A rule that fails on an empty profile (comparing a string with a number, say)
             // would fail on every profile.
             let empty = crate::Profile::default();
             let pop = crate::population::Population::default();
             let view = View::new(spec, &pop, &empty, 0);
-            if let Err(e) = eval(&env, &rule, &view) {
+            if let Err(e) = interpret(&env, &rule, &view) {
                 fail(format!("rule fails on an empty profile: {e}"));
                 continue;
             }
@@ -223,7 +230,25 @@ impl Segments {
 
     /// Whether the customer in `view` matches rule `i`.
     pub fn matches(&self, i: usize, view: &View<'_>) -> Result<bool, String> {
-        eval(&self.env, &self.rules[i], view)
+        let rule = &self.rules[i];
+        match &rule.fast {
+            Some(node) => node
+                .matches(view)
+                .map_err(|_| "overflow or division by zero".to_owned()),
+            None => interpret(&self.env, rule, view),
+        }
+    }
+
+    /// Rule `i` on the CEL interpreter, whatever its compiled form.
+    #[cfg(test)]
+    pub fn interpret(&self, i: usize, view: &View<'_>) -> Result<bool, String> {
+        interpret(&self.env, &self.rules[i], view)
+    }
+
+    /// Whether rule `i` runs compiled rather than on the interpreter.
+    #[cfg(test)]
+    pub fn is_compiled(&self, i: usize) -> bool {
+        self.rules[i].fast.is_some()
     }
 }
 
@@ -245,7 +270,7 @@ impl VariableResolver for Resolver<'_> {
     }
 }
 
-fn eval(env: &Arc<Env>, rule: &SegmentSpec, view: &View<'_>) -> Result<bool, String> {
+fn interpret(env: &Arc<Env>, rule: &SegmentSpec, view: &View<'_>) -> Result<bool, String> {
     let resolver = Resolver {
         fields: &rule.fields,
         view,

@@ -330,3 +330,115 @@ fn bad_rules_are_config_errors_naming_rule_and_position() {
     cfg.segments = vec![rule("ok", "[1, 2].exists(x, x > orders_total)")];
     assert!(EngineSpec::compile(&cfg).is_ok());
 }
+
+mod compiled {
+    use super::*;
+    use crate::insight::View;
+    use proptest::prelude::*;
+
+    const RULES: &[(&str, bool)] = &[
+        ("orders_total >= 1 && revenue_total > 20.5", true),
+        (
+            "rfm.segment == 'champions' || churn.level in ['medium', 'high']",
+            true,
+        ),
+        (
+            "!(nps.category == 'detractor') && days_since_last_seen < 3",
+            true,
+        ),
+        ("engagement.stickiness * 30.0 >= 2.0", true),
+        ("counts.page_view_7d - counts.page_view_24h > 1", true),
+        ("events_total / (sessions_total - 1) > 2", true),
+        ("events_total % 3 == 0", true),
+        (
+            "clv.p_alive < 0.9 ? churn.score > 0.2 : engagement.active_days_7 >= 1",
+            true,
+        ),
+        ("-events_total < -3", true),
+        ("clv.frequency > 1.5", true),
+        ("nps.score == 10.0", true),
+        ("csat.satisfied == false || funnels.onb.step >= 2", true),
+        ("funnels.onb.active && !funnels.onb.converted", true),
+        ("days_since_last_purchase in [0, 1, 2]", true),
+        (
+            "9223372036854775807 + events_total > 0 || orders_total > 0",
+            true,
+        ),
+        (
+            "orders_total > 0 || 9223372036854775807 + events_total > 0",
+            true,
+        ),
+        ("size(rfm.segment) > 4", false),
+    ];
+
+    fn spec() -> Arc<EngineSpec> {
+        let mut cfg = config(vec![funnel(
+            "onb",
+            Duration::from_secs(7 * 86_400),
+            vec![step("signup"), step("feature_used"), step("purchase")],
+        )]);
+        cfg.segments = RULES
+            .iter()
+            .enumerate()
+            .map(|(i, (r, _))| rule(&format!("r{i}"), r))
+            .collect();
+        Arc::new(EngineSpec::compile(&cfg).expect("rules compile"))
+    }
+
+    #[test]
+    fn the_common_subset_is_compiled() {
+        let spec = spec();
+        for (i, (r, compiled)) in RULES.iter().enumerate() {
+            assert_eq!(spec.segments.is_compiled(i), *compiled, "{r}");
+        }
+    }
+
+    const KINDS: &[&str] = &[
+        "page_view",
+        "purchase",
+        "signup",
+        "feature_used",
+        "session_start",
+        "nps_2",
+        "nps_8",
+        "nps_10",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn compiled_rules_agree_with_the_interpreter(
+            steps in proptest::collection::vec((0..KINDS.len(), 0i64..(3 * DAY)), 1..40),
+            later in 0i64..(60 * DAY),
+        ) {
+            let spec = spec();
+            let mut p = Partition::new(spec.clone());
+            let mut t = T0;
+            let mut out = Vec::new();
+            for (i, (k, gap)) in steps.iter().enumerate() {
+                t += gap;
+                let src = Source {
+                    role: TopicRole::Clickstream,
+                    forwarded: false,
+                    topic: "clickstream",
+                    partition: 0,
+                    offset: i as i64,
+                };
+                p.apply(&event("a", KINDS[*k], t), &src, t, &mut out).unwrap();
+                let profile = p.profile("a").unwrap();
+                for now in [t, t + later] {
+                    let view = View::new(&spec, p.population(), profile, now);
+                    for (r, (text, _)) in RULES.iter().enumerate() {
+                        let fast = spec.segments.matches(r, &view);
+                        let slow = spec.segments.interpret(r, &view);
+                        prop_assert_eq!(
+                            fast.clone().unwrap_or(false),
+                            slow.clone().unwrap_or(false),
+                            "{} at {}: compiled {:?}, interpreted {:?}", text, now, fast, slow
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

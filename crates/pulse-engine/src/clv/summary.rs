@@ -210,7 +210,7 @@ mod tests {
         let mut t = Transactions::default();
         let t0 = 1_767_225_600_000;
         t.add("a", t0, 10.0);
-        t.add("a", t0 + 3600_000, 5.0); // same day: one purchase day
+        t.add("a", t0 + 3_600_000, 5.0); // same day: one purchase day
         t.add("a", t0 + 2 * DAY, 20.0);
         t.add("a", t0 + 5 * DAY, 40.0);
         t.add("b", t0 + 9 * DAY, 7.0);
