@@ -111,7 +111,7 @@ pub fn standard_errors<const N: usize>(
     neg_ll: impl Fn(&[f64; N]) -> f64,
     at: [f64; N],
 ) -> [f64; N] {
-    let h: [f64; N] = std::array::from_fn(|i| 1e-4 * at[i].abs().max(1e-3));
+    let h: [f64; N] = std::array::from_fn(|i| 1e-4 * at[i].abs().max(1.0));
     let f = |d: &[(usize, f64)]| {
         let mut x = at;
         for (i, v) in d {
