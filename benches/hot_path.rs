@@ -13,6 +13,18 @@ const DAYS: i64 = 60;
 const WARMUP: usize = 300_000;
 const RECORDS: usize = 200_000;
 
+/// Prints what a run of the workload produces, for reading its throughput.
+fn describe(name: &str, w: &Workload) {
+    let (p, outputs) = w.run(w.warm.clone());
+    eprintln!(
+        "{name}: {} records -> {outputs} outputs ({:.2} per record); {} customers, {} pending timers after",
+        w.records.len(),
+        outputs as f64 / w.records.len() as f64,
+        p.customers(),
+        p.pending_timers()
+    );
+}
+
 fn hot_path(c: &mut Criterion) {
     let mut group = c.benchmark_group("hot_path");
     group.sample_size(10);
@@ -22,6 +34,7 @@ fn hot_path(c: &mut Criterion) {
             Encoding::Json => "json",
             Encoding::Msgpack => "msgpack",
         };
+        describe(name, &w);
         group.throughput(Throughput::Elements(w.records.len() as u64));
         group.bench_function(format!("decode_apply/{name}"), |b| {
             b.iter_batched(
@@ -41,9 +54,30 @@ fn hot_path(c: &mut Criterion) {
             })
         });
     }
-    let w = Workload::generate_with(CUSTOMERS, DAYS, WARMUP, RECORDS, Encoding::Msgpack, false);
+    let w = Workload::generate_with(
+        CUSTOMERS,
+        DAYS,
+        WARMUP,
+        RECORDS,
+        Encoding::Msgpack,
+        false,
+        0.6,
+    );
     group.throughput(Throughput::Elements(w.records.len() as u64));
     group.bench_function("decode_apply_without_segments/msgpack", |b| {
+        b.iter_batched(
+            || w.warm.clone(),
+            |p| black_box(w.run(p)),
+            BatchSize::PerIteration,
+        )
+    });
+    // Live-like: the same population far more active (20 sessions a day) over 3 days, so
+    // events, not customer-days, dominate; the compressed history above runs about one
+    // time-driven recheck per event.
+    let w = Workload::generate_with(CUSTOMERS, 3, WARMUP, RECORDS, Encoding::Msgpack, true, 20.0);
+    describe("active", &w);
+    group.throughput(Throughput::Elements(w.records.len() as u64));
+    group.bench_function("decode_apply_active/msgpack", |b| {
         b.iter_batched(
             || w.warm.clone(),
             |p| black_box(w.run(p)),

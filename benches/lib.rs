@@ -28,11 +28,11 @@ impl Workload {
         measured: usize,
         encoding: Encoding,
     ) -> Self {
-        Self::generate_with(customers, days, warmup, measured, encoding, true)
+        Self::generate_with(customers, days, warmup, measured, encoding, true, 0.6)
     }
 
-    /// [`Workload::generate`], optionally without the shipped segment rules, to show what
-    /// evaluating them costs.
+    /// [`Workload::generate`], optionally without the shipped segment rules (to show what
+    /// evaluating them costs) and with another activity level.
     pub fn generate_with(
         customers: u32,
         days: i64,
@@ -40,9 +40,11 @@ impl Workload {
         measured: usize,
         encoding: Encoding,
         segments: bool,
+        sessions_per_day: f64,
     ) -> Self {
         let mut cfg = GeneratorConfig::new(customers, 7, START, days * 86_400_000);
         cfg.encoding = encoding;
+        cfg.sessions_per_day = sessions_per_day;
         let mut all: Vec<(TopicRole, Vec<u8>)> = Generator::new(cfg)
             .take(warmup + measured)
             .map(|r| (r.topic, r.value))

@@ -4,7 +4,7 @@
 //! original bytes, none stalls its partition, and the committed offsets cover the whole input.
 
 use pulse::Running;
-use pulse_events::{dead_letter, decode, Encoding, ErrorKind, Limits, OutputEvent, TopicRole};
+use pulse_events::{dead_letter, decode, Encoding, ErrorKind, Limits, TopicRole};
 use pulse_loadgen::{Generator, GeneratorConfig};
 use pulse_tests::*;
 use rdkafka::Message;

@@ -257,11 +257,11 @@ impl Profile {
                     f: d(10),
                     m: d(1),
                 };
-                code.segment().as_str().to_owned()
+                code.segment().as_str().into()
             }),
             churn_level: crate::churn::Level::from_u8(self.derived.churn_level)
                 .as_str()
-                .to_owned(),
+                .into(),
             p_alive: f64::from(self.derived.p_alive),
         }
     }

@@ -3,6 +3,7 @@
 use crate::hash::IdHasher;
 use crate::time::{rfc3339, Millis};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::fmt;
 
 /// The output event types.
@@ -177,10 +178,10 @@ pub struct ProfileExcerpt {
     pub frequency: u32,
     /// RFM segment (`champions`, `at_risk`, …), absent before the customer has RFM scores.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rfm_segment: Option<String>,
+    pub rfm_segment: Option<Cow<'static, str>>,
     /// Churn risk level: `low`, `medium` or `high`.
     #[serde(default)]
-    pub churn_level: String,
+    pub churn_level: Cow<'static, str>,
     #[serde(default)]
     pub p_alive: f64,
 }
