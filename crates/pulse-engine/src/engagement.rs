@@ -54,12 +54,15 @@ impl Activity {
         fresh
     }
 
-    pub fn use_feature(&mut self, feature: &str) {
+    /// Records a feature used; returns whether it is a new one.
+    pub fn use_feature(&mut self, feature: &str) -> bool {
         let h = IdHasher::default().part(feature.as_bytes()).finish_u64() as u32;
-        if let Err(i) = self.features.binary_search(&h) {
-            if self.features.len() < MAX_FEATURES {
+        match self.features.binary_search(&h) {
+            Err(i) if self.features.len() < MAX_FEATURES => {
                 self.features.insert(i, h);
+                true
             }
+            _ => false,
         }
     }
 

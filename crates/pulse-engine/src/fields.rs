@@ -11,18 +11,23 @@ use pulse_events::time::DAY;
 /// What can change a field: a rule is re-evaluated only when one of its fields' sources fired.
 pub mod source {
     /// Any applied event of the customer.
-    pub const ACTIVITY: u8 = 1;
-    pub const PURCHASE: u8 = 2;
-    pub const SURVEY: u8 = 4;
-    pub const FUNNEL: u8 = 8;
+    pub const ACTIVITY: u16 = 1;
+    pub const PURCHASE: u16 = 2;
+    pub const SURVEY: u16 = 4;
+    pub const FUNNEL: u16 = 8;
     /// Time passing alone (the customer's recheck timer).
-    pub const TIME: u8 = 16;
+    pub const TIME: u16 = 16;
     /// New RFM cut-points.
-    pub const REFRESH: u8 = 32;
+    pub const REFRESH: u16 = 32;
     /// The churn score moved.
-    pub const CHURN: u8 = 64;
+    pub const CHURN: u16 = 64;
     /// A segment's hold (min_dwell or cooldown) ended.
-    pub const HOLD: u8 = 128;
+    pub const HOLD: u16 = 128;
+    /// The event is the customer's first on its UTC day. Fields counted in days and active
+    /// days change only then (or with time), so the other events of an active day skip them.
+    pub const NEW_DAY: u16 = 256;
+    /// The event used a feature the customer had not used before.
+    pub const FEATURE: u16 = 512;
 }
 
 use source::*;
@@ -81,23 +86,23 @@ pub enum Field {
 }
 
 /// Fixed names, with their sources.
-const NAMED: &[(&str, Field, u8)] = &[
+const NAMED: &[(&str, Field, u16)] = &[
     ("first_seen", Field::FirstSeen, ACTIVITY),
     ("last_seen", Field::LastSeen, ACTIVITY),
     (
         "days_since_first_seen",
         Field::DaysSinceFirstSeen,
-        ACTIVITY | TIME,
+        NEW_DAY | TIME,
     ),
     (
         "days_since_last_seen",
         Field::DaysSinceLastSeen,
-        ACTIVITY | TIME,
+        NEW_DAY | TIME,
     ),
     (
         "days_since_last_purchase",
         Field::DaysSinceLastPurchase,
-        PURCHASE | TIME,
+        PURCHASE | NEW_DAY | TIME,
     ),
     ("events_total", Field::EventsTotal, ACTIVITY),
     ("sessions_total", Field::SessionsTotal, ACTIVITY),
@@ -124,22 +129,26 @@ const NAMED: &[(&str, Field, u8)] = &[
     ("churn.level", Field::ChurnLevel, CHURN),
     ("nps.score", Field::NpsScore, SURVEY),
     ("nps.category", Field::NpsCategory, SURVEY),
-    ("nps.days_since", Field::NpsDaysSince, SURVEY | TIME),
+    (
+        "nps.days_since",
+        Field::NpsDaysSince,
+        SURVEY | NEW_DAY | TIME,
+    ),
     ("csat.score", Field::CsatScore, SURVEY),
     ("csat.satisfied", Field::CsatSatisfied, SURVEY),
     (
         "engagement.active_days_7",
         Field::ActiveDays7,
-        ACTIVITY | TIME,
+        NEW_DAY | TIME,
     ),
     (
         "engagement.active_days_30",
         Field::ActiveDays30,
-        ACTIVITY | TIME,
+        NEW_DAY | TIME,
     ),
-    ("engagement.features", Field::Features, ACTIVITY),
-    ("engagement.stickiness", Field::Stickiness, ACTIVITY | TIME),
-    ("engagement.drop", Field::ActivityDrop, ACTIVITY | TIME),
+    ("engagement.features", Field::Features, FEATURE),
+    ("engagement.stickiness", Field::Stickiness, NEW_DAY | TIME),
+    ("engagement.drop", Field::ActivityDrop, NEW_DAY | TIME),
 ];
 
 /// A CEL value of a field.
@@ -153,7 +162,7 @@ pub enum FieldValue {
 
 impl Field {
     /// The field a qualified CEL name refers to, and its sources.
-    pub fn parse(spec: &EngineSpec, name: &str) -> Option<(Field, u8)> {
+    pub fn parse(spec: &EngineSpec, name: &str) -> Option<(Field, u16)> {
         if let Some((_, f, s)) = NAMED.iter().find(|(n, _, _)| *n == name) {
             return Some((*f, *s));
         }

@@ -8,10 +8,10 @@
 
 use crate::churn::{Drivers, Level};
 use crate::clv::ClvValues;
-use crate::fields::source::{self, ACTIVITY, PURCHASE, SURVEY, TIME};
+use crate::fields::source::{self, ACTIVITY, NEW_DAY, PURCHASE, SURVEY, TIME};
 use crate::funnel::FunnelAttempt;
 use crate::population::Population;
-use crate::profile::Profile;
+use crate::profile::{Profile, RecordChange};
 use crate::rfm::Rfm;
 use crate::spec::EngineSpec;
 use crate::survey::NpsCategory;
@@ -104,14 +104,14 @@ impl<'a> View<'a> {
 /// Everything `evaluate` needs to know about why it runs.
 #[allow(missing_debug_implementations)]
 pub(crate) struct Trigger<'a> {
-    pub sources: u8,
+    pub sources: u16,
     pub now: Millis,
     /// Builds the cause only when an output needs it: most evaluations emit nothing.
     pub cause: &'a dyn Fn() -> Cause,
 }
 
-/// Sources that move the churn score.
-const CHURN_INPUTS: u8 = ACTIVITY | PURCHASE | SURVEY | TIME;
+/// Sources that move the churn score: its drivers count days and purchases, not events.
+const CHURN_INPUTS: u16 = NEW_DAY | PURCHASE | SURVEY | TIME;
 
 /// Re-evaluates churn risk and the segment rules `t.sources` can have changed, appends the
 /// outputs of every change, and returns the due time of the customer's next recheck (0 for
@@ -191,7 +191,7 @@ fn segments(
     population: &Population,
     customer: &str,
     profile: &mut Profile,
-    sources: u8,
+    sources: u16,
     t: &Trigger<'_>,
     out: &mut Vec<OutputEvent>,
 ) -> Option<Millis> {
@@ -294,13 +294,19 @@ fn next_recheck(spec: &EngineSpec, profile: &Profile, now: Millis, hold: Option<
     }
 }
 
-/// Sources an input event fires.
-pub(crate) fn sources_of(ev: &pulse_events::InputEvent<'_>) -> u8 {
+/// Sources an input event fires, given what recording it changed.
+pub(crate) fn sources_of(ev: &pulse_events::InputEvent<'_>, change: RecordChange) -> u16 {
     use pulse_events::EventBody;
-    ACTIVITY
-        | match ev.body {
-            EventBody::Purchase { .. } | EventBody::Refund { .. } => PURCHASE,
-            EventBody::SurveyResponse { .. } => SURVEY,
-            _ => 0,
-        }
+    let mut s = ACTIVITY;
+    if change.new_day {
+        s |= NEW_DAY;
+    }
+    if change.new_feature {
+        s |= source::FEATURE;
+    }
+    s | match ev.body {
+        EventBody::Purchase { .. } | EventBody::Refund { .. } => PURCHASE,
+        EventBody::SurveyResponse { .. } => SURVEY,
+        _ => 0,
+    }
 }

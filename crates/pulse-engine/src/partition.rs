@@ -272,9 +272,12 @@ impl Partition {
         }
         let profile = &mut slot.profile;
         let previous = (profile.events_total > 0).then_some(profile.last_seen);
-        profile.record(spec, ev);
+        let change = profile.record(spec, ev);
         let pop = &mut self.population;
-        pop.cohorts.record(profile.first_seen, previous, ts);
+        if change.new_day {
+            // Weeks and months change only with the day.
+            pop.cohorts.record(profile.first_seen, previous, ts);
+        }
         if let EventBody::SurveyResponse { survey, score, .. } = &ev.body {
             let score = score.round().clamp(0.0, 255.0) as u8;
             match survey {
@@ -283,7 +286,8 @@ impl Partition {
                 _ => {}
             }
         }
-        self.population_dirty = true;
+        self.population_dirty |=
+            change.new_day || matches!(ev.body, EventBody::SurveyResponse { .. });
 
         let cause = || Cause::Event {
             event_id: ev.event_id.to_string(),
@@ -291,7 +295,7 @@ impl Partition {
             partition: src.partition,
             offset: src.offset,
         };
-        let mut sources = sources_of(ev);
+        let mut sources = sources_of(ev, change);
         let kind = ev.body.type_name();
         for (fi, f) in spec.funnels.iter().enumerate() {
             // Overdue attempts are expired by their timers, so only the funnel's own events

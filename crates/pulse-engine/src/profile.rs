@@ -132,6 +132,15 @@ impl PurchaseStats {
     }
 }
 
+/// What recording an event changed beyond the counters, for deciding what to re-evaluate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct RecordChange {
+    /// The event is the customer's first on its UTC day.
+    pub new_day: bool,
+    /// The event used a feature not used before.
+    pub new_feature: bool,
+}
+
 /// Everything Pulse keeps about one customer.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Profile {
@@ -176,9 +185,12 @@ fn cents(amount: f64) -> u32 {
 
 impl Profile {
     /// Applies the counter, window, session and purchase effects of one event.
-    pub(crate) fn record(&mut self, spec: &EngineSpec, ev: &InputEvent<'_>) {
+    pub(crate) fn record(&mut self, spec: &EngineSpec, ev: &InputEvent<'_>) -> RecordChange {
         let ts = ev.timestamp;
-        self.activity.touch(day_of(ts));
+        let mut change = RecordChange {
+            new_day: self.activity.touch(day_of(ts)),
+            new_feature: false,
+        };
         if self.events_total == 0 {
             self.first_seen = ts;
             self.last_seen = ts;
@@ -218,7 +230,9 @@ impl Profile {
                 self.purchases.refunds += 1;
                 self.purchases.refunded_cents += i64::from(cents(*amount));
             }
-            EventBody::FeatureUsed { feature } => self.activity.use_feature(feature),
+            EventBody::FeatureUsed { feature } => {
+                change.new_feature = self.activity.use_feature(feature);
+            }
             EventBody::SurveyResponse { survey, score, .. } => {
                 // Scores of the standard surveys are validated integers in range.
                 let score = score.round().clamp(0.0, 255.0) as u8;
@@ -238,6 +252,7 @@ impl Profile {
             push(BUILTIN_METRICS + i, 1);
         }
         self.windows.add(spec, ts, self.last_seen, &incs[..n]);
+        change
     }
 
     /// The excerpt carried in output events.

@@ -30,7 +30,7 @@ pub struct SegmentSpec {
     pub min_dwell: Option<Millis>,
     pub cooldown: Option<Millis>,
     /// Sources whose firing may change the rule's result.
-    pub sources: u8,
+    pub sources: u16,
     program: Program,
     fields: Vec<(String, Field)>,
     /// The rule compiled to [`Node`] when it stays within that subset.

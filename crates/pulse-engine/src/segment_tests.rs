@@ -183,7 +183,7 @@ fn only_rules_whose_inputs_changed_are_evaluated() {
         vec!["a segment.entered buyers", "a segment.entered browsers"]
     );
     let spec = p.spec();
-    let sources: Vec<u8> = spec.segments.rules.iter().map(|r| r.sources).collect();
+    let sources: Vec<u16> = spec.segments.rules.iter().map(|r| r.sources).collect();
     use crate::fields::source::*;
     assert_eq!(sources[0], PURCHASE);
     assert_eq!(sources[1], ACTIVITY | TIME);
