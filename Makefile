@@ -37,7 +37,7 @@ test: deps tansu ## Build and run every test: unit, property, CLI, end-to-end an
 	$(CARGO) test --workspace --doc
 	$(CARGO) test --workspace --all-targets
 
-bench: deps tansu ## Run the benchmarks: hot path (criterion); restore and end-to-end throughput and latency through tansu (release build).
+bench: deps tansu ## Run the benchmarks: hot path (criterion); memory per customer (10M customers, ~8 GiB, ~15 min); restore and end-to-end throughput and latency through tansu (release build).
 	$(CARGO) bench -p pulse-benches
 
 lint: ## Check formatting and clippy warnings.
