@@ -58,7 +58,7 @@ async fn generated_traffic_produces_every_output_type_with_deterministic_ids() {
 
     let running = Running::start(cfg).await.expect("pulse starts");
     let metrics = running.metrics.clone();
-    wait_consumed(&metrics, total, Duration::from_secs(120)).await;
+    wait_consumed(&metrics, total, Duration::from_secs(300)).await;
     let profiles = running.state.profiles();
     running.stop().await.expect("clean stop");
 
@@ -138,6 +138,31 @@ async fn generated_traffic_produces_every_output_type_with_deterministic_ids() {
             "nobody entered {s}: {segments:?}"
         );
     }
+    // `pulse fit` on the live population: the changelog holds every purchaser's statistics.
+    let mut client = rdkafka::ClientConfig::new();
+    client.set("bootstrap.servers", &brokers);
+    let parts = pulse_kafka::read_all(&client, &topics.profiles).expect("changelog reads");
+    let summary = pulse::fit::summary_of_profiles(parts.iter().flat_map(|c| c.profiles.values()));
+    let purchasers = profiles
+        .iter()
+        .filter(|(_, p)| p.purchases.days > 0)
+        .count();
+    assert_eq!(summary.customers.len(), purchasers);
+    let fitted = pulse::fit::fit(&summary, pulse_engine::clv::Clock::Days).expect("fits");
+    let m = fitted.bgnbd;
+    for v in [
+        m.r,
+        m.alpha,
+        m.a,
+        m.b,
+        fitted.spend.p,
+        fitted.spend.q,
+        fitted.spend.v,
+    ] {
+        assert!(v.is_finite() && v > 0.0, "{fitted:?}");
+    }
+    assert!(pulse::fit::to_toml(&fitted).contains("[engine.clv]"));
+
     // New customers leave by time alone.
     assert!(segments.contains(&("new_customers".to_owned(), OutputKind::SegmentExited)));
 
