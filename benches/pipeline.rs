@@ -21,10 +21,10 @@ use pulse_loadgen::{Generator, GeneratorConfig, Record};
 use pulse_telemetry::counter_total;
 use pulse_testkit::{send_waiting, Tansu};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::BorrowedMessage;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::Message;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -110,14 +110,7 @@ fn reader(brokers: &str, group: &str, topics: &[&str]) -> BaseConsumer {
         .set("fetch.wait.max.ms", FETCH_WAIT_MS)
         .create()
         .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for topic in topics {
-        for p in 0..PARTITIONS {
-            tpl.add_partition_offset(topic, p, Offset::Beginning)
-                .expect("partition");
-        }
-    }
-    c.assign(&tpl).expect("assign");
+    pulse_testkit::assign_from_beginning(&c, topics, PARTITIONS);
     c
 }
 

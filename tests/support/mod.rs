@@ -107,14 +107,7 @@ pub fn read_topics(
         .set("enable.auto.commit", "false")
         .create()
         .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for topic in topics {
-        for p in 0..PARTITIONS {
-            tpl.add_partition_offset(topic, p, Offset::Beginning)
-                .expect("partition");
-        }
-    }
-    c.assign(&tpl).expect("assign");
+    pulse_testkit::assign_from_beginning(&c, topics, PARTITIONS);
     let mut out = Vec::new();
     let start = Instant::now();
     while out.len() < expected && start.elapsed() < timeout {

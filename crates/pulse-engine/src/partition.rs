@@ -279,7 +279,7 @@ impl Partition {
             pop.cohorts.record(profile.first_seen, previous, ts);
         }
         if let EventBody::SurveyResponse { survey, score, .. } = &ev.body {
-            let score = score.round().clamp(0.0, 255.0) as u8;
+            let score = crate::survey::stored_score(*score);
             match survey {
                 SurveyKind::Nps => pop.surveys.record_nps(score, ts),
                 SurveyKind::Csat => pop.surveys.record_csat(score, ts),

@@ -234,8 +234,7 @@ impl Profile {
                 change.new_feature = self.activity.use_feature(feature);
             }
             EventBody::SurveyResponse { survey, score, .. } => {
-                // Scores of the standard surveys are validated integers in range.
-                let score = score.round().clamp(0.0, 255.0) as u8;
+                let score = crate::survey::stored_score(*score);
                 match survey {
                     SurveyKind::Nps => Surveys::record(&mut self.surveys.nps, score, ts),
                     SurveyKind::Csat => Surveys::record(&mut self.surveys.csat, score, ts),

@@ -78,28 +78,25 @@ fn qualified(e: &IdedExpr) -> Option<String> {
     }
 }
 
+/// Names resolved to fields, and a view to read their types from.
+pub(crate) struct Fields<'a> {
+    pub resolve: &'a dyn Fn(&str) -> Option<Field>,
+    pub sample: &'a View<'a>,
+}
+
 /// Compiles `e` with its type, or None if it uses anything outside the supported subset.
-pub(crate) fn compile(e: &IdedExpr, field: &dyn Fn(&str) -> Option<Field>) -> Option<Node> {
+pub(crate) fn compile(e: &IdedExpr, field: &Fields<'_>) -> Option<Node> {
     let (node, ty) = build(e, field)?;
     (ty == Ty::Bool).then_some(node)
 }
 
-fn field_type(f: Field) -> Ty {
-    match f {
-        Field::RevenueTotal
-        | Field::ClvPAlive
-        | Field::ClvExpectedPurchases
-        | Field::ClvExpectedSpend
-        | Field::ClvPredicted
-        | Field::ClvHistoric
-        | Field::ChurnScore
-        | Field::Stickiness
-        | Field::ActivityDrop => Ty::Float,
-        Field::RfmSegment | Field::ChurnLevel | Field::NpsCategory => Ty::Str,
-        Field::CsatSatisfied | Field::FunnelActive { .. } | Field::FunnelConverted { .. } => {
-            Ty::Bool
-        }
-        _ => Ty::Int,
+/// The type of a field: every field has one whatever the profile, so a sample value tells it.
+fn field_type(f: Field, sample: &View<'_>) -> Ty {
+    match f.value(sample) {
+        FieldValue::Int(_) => Ty::Int,
+        FieldValue::Float(_) => Ty::Float,
+        FieldValue::Str(_) => Ty::Str,
+        FieldValue::Bool(_) => Ty::Bool,
     }
 }
 
@@ -107,15 +104,15 @@ fn numeric(t: Ty) -> bool {
     matches!(t, Ty::Int | Ty::Float)
 }
 
-fn build(e: &IdedExpr, field: &dyn Fn(&str) -> Option<Field>) -> Option<(Node, Ty)> {
+fn build(e: &IdedExpr, field: &Fields<'_>) -> Option<(Node, Ty)> {
     if let Expr::Call(c) = &e.expr {
         if c.func_name == op::IN {
             return build_in(e, field);
         }
     }
     if let Some(name) = qualified(e) {
-        let f = field(&name)?;
-        return Some((Node::Field(f), field_type(f)));
+        let f = (field.resolve)(&name)?;
+        return Some((Node::Field(f), field_type(f, field.sample)));
     }
     match &e.expr {
         Expr::Literal(l) => match l {
@@ -189,7 +186,7 @@ fn build(e: &IdedExpr, field: &dyn Fn(&str) -> Option<Field>) -> Option<(Node, T
 }
 
 /// `x in [literal, …]` with literals of x's type.
-fn build_in(e: &IdedExpr, field: &dyn Fn(&str) -> Option<Field>) -> Option<(Node, Ty)> {
+fn build_in(e: &IdedExpr, field: &Fields<'_>) -> Option<(Node, Ty)> {
     let Expr::Call(c) = &e.expr else { return None };
     if c.func_name != op::IN || c.args.len() != 2 || c.target.is_some() {
         return None;

@@ -197,9 +197,19 @@ impl Segments {
             if !ok {
                 continue;
             }
-            let fast = rule::compile(program.expression(), &|name| {
-                fields.iter().find(|(n, _)| n == name).map(|(_, f)| *f)
-            });
+            // An empty profile: the compiled form reads field types off it, and a rule that
+            // fails on it (comparing a string with a number, say) would fail on every profile.
+            let empty = crate::Profile::default();
+            let pop = crate::population::Population::default();
+            let view = View::new(spec, &pop, &empty, 0);
+            let resolve = |name: &str| fields.iter().find(|(n, _)| n == name).map(|(_, f)| *f);
+            let fast = rule::compile(
+                program.expression(),
+                &rule::Fields {
+                    resolve: &resolve,
+                    sample: &view,
+                },
+            );
             let rule = SegmentSpec {
                 name: c.name.clone(),
                 version: c.version,
@@ -210,11 +220,6 @@ impl Segments {
                 fields,
                 fast,
             };
-            // A rule that fails on an empty profile (comparing a string with a number, say)
-            // would fail on every profile.
-            let empty = crate::Profile::default();
-            let pop = crate::population::Population::default();
-            let view = View::new(spec, &pop, &empty, 0);
             if let Err(e) = interpret(&env, &rule, &view) {
                 fail(format!("rule fails on an empty profile: {e}"));
                 continue;

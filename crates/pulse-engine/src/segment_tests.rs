@@ -2,12 +2,12 @@
 //! transitions driven by time alone, min_dwell, cooldown, config errors.
 
 use crate::analytics_config::SegmentConfig;
-use crate::partition::{Partition, Source};
+use crate::partition::Partition;
 use crate::spec::EngineSpec;
 use crate::test_support::*;
 use crate::Millis;
 use pulse_events::time::DAY;
-use pulse_events::{Cause, OutputData, OutputEvent, OutputKind, TopicRole};
+use pulse_events::{Cause, OutputData, OutputEvent, OutputKind};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,22 +25,6 @@ fn with_segments(segments: Vec<SegmentConfig>) -> Partition {
     let mut cfg = config(vec![]);
     cfg.segments = segments;
     Partition::new(Arc::new(EngineSpec::compile(&cfg).expect("valid")))
-}
-
-fn feed(p: &mut Partition, events: &[(&str, &str, Millis)]) -> Vec<OutputEvent> {
-    let mut out = Vec::new();
-    for (i, (c, k, t)) in events.iter().enumerate() {
-        let src = Source {
-            role: TopicRole::Clickstream,
-            forwarded: false,
-            topic: "clickstream",
-            partition: 0,
-            offset: i as i64,
-        };
-        p.apply(&event(c, k, *t), &src, *t, &mut out)
-            .expect("accepted");
-    }
-    out
 }
 
 fn segment_events(out: &[OutputEvent]) -> Vec<String> {
@@ -307,24 +291,13 @@ fn bad_rules_are_config_errors_naming_rule_and_position() {
         "{}",
         e[0].message
     );
-    let e = compile("orders_total >");
-    assert!(
-        e[0].message.contains("does not compile at line 1"),
-        "{}",
-        e[0].message
-    );
-    let e = compile("rfm.segment > 3");
-    assert!(
-        e[0].message.contains("fails on an empty profile"),
-        "{}",
-        e[0].message
-    );
-    let e = compile("counts.page_view_13d > 1");
-    assert!(
-        e[0].message.contains("counts.page_view_13d"),
-        "{}",
-        e[0].message
-    );
+    let says = |rule: &str, fragment: &str| {
+        let e = compile(rule);
+        assert!(e[0].message.contains(fragment), "{}", e[0].message);
+    };
+    says("orders_total >", "does not compile at line 1");
+    says("rfm.segment > 3", "fails on an empty profile");
+    says("counts.page_view_13d > 1", "counts.page_view_13d");
     // Comprehension variables are not fields.
     let mut cfg = config(vec![]);
     cfg.segments = vec![rule("ok", "[1, 2].exists(x, x > orders_total)")];
@@ -417,14 +390,8 @@ mod compiled {
             let mut out = Vec::new();
             for (i, (k, gap)) in steps.iter().enumerate() {
                 t += gap;
-                let src = Source {
-                    role: TopicRole::Clickstream,
-                    forwarded: false,
-                    topic: "clickstream",
-                    partition: 0,
-                    offset: i as i64,
-                };
-                p.apply(&event("a", KINDS[*k], t), &src, t, &mut out).unwrap();
+                p.apply(&event("a", KINDS[*k], t), &clickstream(i as i64), t, &mut out)
+                    .unwrap();
                 let profile = p.profile("a").unwrap();
                 for now in [t, t + later] {
                     let view = View::new(&spec, p.population(), profile, now);

@@ -39,6 +39,12 @@ impl NpsCategory {
     }
 }
 
+/// A validated standard-survey score as stored: scores are integers in range, so rounding
+/// and clamping only guard the conversion.
+pub fn stored_score(score: f64) -> u8 {
+    score.round().clamp(0.0, 255.0) as u8
+}
+
 /// CSAT counts a 4 or 5 on 1–5 as satisfied.
 pub fn csat_satisfied(score: u8) -> bool {
     score >= 4

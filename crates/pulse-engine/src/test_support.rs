@@ -100,21 +100,30 @@ pub fn event(customer: &str, kind: &str, ts: Millis) -> InputEvent<'static> {
     }
 }
 
-/// Feeds events (customer, type, time) in order, returning the outputs rendered compactly.
-pub fn run(p: &mut Partition, events: &[(&str, &str, Millis)]) -> Vec<String> {
+/// The source of the `i`-th record of a test stream.
+pub fn clickstream(offset: i64) -> Source<'static> {
+    Source {
+        role: pulse_events::TopicRole::Clickstream,
+        forwarded: false,
+        topic: "clickstream",
+        partition: 0,
+        offset,
+    }
+}
+
+/// Feeds events (customer, type, time) in order, returning the outputs.
+pub fn feed(p: &mut Partition, events: &[(&str, &str, Millis)]) -> Vec<OutputEvent> {
     let mut out = Vec::new();
     for (i, (c, k, t)) in events.iter().enumerate() {
-        let src = Source {
-            role: pulse_events::TopicRole::Clickstream,
-            forwarded: false,
-            topic: "clickstream",
-            partition: 0,
-            offset: i as i64,
-        };
-        p.apply(&event(c, k, *t), &src, *t, &mut out)
+        p.apply(&event(c, k, *t), &clickstream(i as i64), *t, &mut out)
             .expect("accepted");
     }
-    render(&out)
+    out
+}
+
+/// Feeds events (customer, type, time) in order, returning the outputs rendered compactly.
+pub fn run(p: &mut Partition, events: &[(&str, &str, Millis)]) -> Vec<String> {
+    render(&feed(p, events))
 }
 
 pub fn render(out: &[OutputEvent]) -> Vec<String> {

@@ -3,11 +3,25 @@
 //! The broker is tansu 0.6.0 with in-memory storage (`make deps` installs it), started on a free
 //! port and stopped when dropped, so tests can each run their own.
 
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::ToBytes;
 use rdkafka::producer::{BaseProducer, BaseRecord};
+use rdkafka::{Offset, TopicPartitionList};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// Assigns partitions `0..partitions` of every topic to `consumer`, from the beginning.
+pub fn assign_from_beginning(consumer: &BaseConsumer, topics: &[&str], partitions: i32) {
+    let mut tpl = TopicPartitionList::new();
+    for topic in topics {
+        for p in 0..partitions {
+            tpl.add_partition_offset(topic, p, Offset::Beginning)
+                .expect("partition");
+        }
+    }
+    consumer.assign(&tpl).expect("assign");
+}
 
 /// Hands `record` to the producer, polling while its local queue is full.
 pub fn send_waiting<K, P>(producer: &BaseProducer, mut record: BaseRecord<'_, K, P>)
