@@ -1,7 +1,13 @@
 //! Test and benchmark support: a real Kafka-compatible broker process on a loopback port.
 //!
 //! The broker is tansu 0.6.0 with in-memory storage (`make deps` installs it), started on a free
-//! port and stopped when dropped, so tests can each run their own.
+//! port and stopped when dropped, so tests can each run their own. It can sit behind a proxy
+//! that refuses produce requests for chosen topics ([`Tansu::refuse_produce`]).
+
+mod proxy;
+mod wire;
+
+pub use proxy::FaultProxy;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::ToBytes;
@@ -57,6 +63,7 @@ pub fn signal(pid: u32, sig: &str) {
 pub struct Tansu {
     child: Child,
     pub bootstrap: String,
+    proxy: Option<FaultProxy>,
 }
 
 fn tansu_binary() -> std::path::PathBuf {
@@ -91,19 +98,34 @@ impl Tansu {
 
     /// Starts the broker and creates `topics` with `partitions` partitions each.
     pub fn start(topics: &[&str], partitions: i32) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        Self::start_with(topics, partitions, false)
+    }
+
+    /// Starts the broker behind a [`FaultProxy`]: clients reach it only through the proxy, and
+    /// [`Tansu::refuse_produce`] can make topics unwritable.
+    pub fn start_proxied(topics: &[&str], partitions: i32) -> Self {
+        Self::start_with(topics, partitions, true)
+    }
+
+    fn start_with(topics: &[&str], partitions: i32, proxied: bool) -> Self {
+        let free = || std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let port = free().local_addr().unwrap().port();
         let url = format!("tcp://127.0.0.1:{port}");
+        let (proxy, advertised) = if proxied {
+            let listener = free();
+            let front = listener.local_addr().unwrap().port();
+            let proxy = FaultProxy::start(listener, format!("127.0.0.1:{port}"));
+            (Some(proxy), format!("tcp://127.0.0.1:{front}"))
+        } else {
+            (None, url.clone())
+        };
         let child = Command::new(tansu_binary())
             .args([
                 "broker",
                 "--listener-url",
                 &url,
                 "--advertised-listener-url",
-                &url,
+                &advertised,
             ])
             .args(["--storage-engine", "memory://tansu/"])
             .env(
@@ -117,13 +139,17 @@ impl Tansu {
             .stderr(Stdio::null())
             .spawn()
             .expect("tansu is installed (make deps installs it)");
-        let bootstrap = format!("127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(&bootstrap).is_err() {
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "tansu did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
-        let broker = Self { child, bootstrap };
+        let bootstrap = advertised.trim_start_matches("tcp://").to_owned();
+        let broker = Self {
+            child,
+            bootstrap,
+            proxy,
+        };
         broker.create_topics(topics, partitions);
         broker
     }
@@ -161,6 +187,15 @@ impl Tansu {
 
     pub fn resume(&self) {
         signal(self.child.id(), "-CONT");
+    }
+
+    /// Refuses produce requests for `topics` as unauthorised until called with an empty list.
+    /// Only for a broker started with [`Tansu::start_proxied`].
+    pub fn refuse_produce(&self, topics: &[&str]) {
+        self.proxy
+            .as_ref()
+            .expect("refusals need a broker started with start_proxied")
+            .refuse_produce(topics);
     }
 }
 

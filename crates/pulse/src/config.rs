@@ -263,8 +263,15 @@ fn lookup<'a>(t: &'a Table, path: &[String]) -> Option<&'a Value> {
 
 /// An environment value: kept as text where the key holds text, otherwise read as a TOML value
 /// (numbers, booleans, arrays), falling back to text.
+/// Tables whose values are all strings, whatever they look like: librdkafka takes `"false"` and
+/// `"5000"` as text, so `PULSE__KAFKA__LIBRDKAFKA__ENABLE.IDEMPOTENCE=false` must stay one.
+const STRING_TABLES: [[&str; 2]; 1] = [["kafka", "librdkafka"]];
+
 fn env_value(current: &Table, path: &[String], raw: &str) -> Value {
-    if matches!(lookup(current, path), Some(Value::String(_))) {
+    let in_string_table = STRING_TABLES
+        .iter()
+        .any(|t| path.len() > t.len() && t.iter().zip(path).all(|(a, b)| a == b));
+    if in_string_table || matches!(lookup(current, path), Some(Value::String(_))) {
         return Value::String(raw.to_owned());
     }
     format!("v = {raw}")
@@ -351,6 +358,7 @@ mod tests {
                 ("PULSE__KAFKA__BROKERS", "env:9092"),
                 ("PULSE__WORKER__IDLE_TIMEOUT", "5s"),
                 ("PULSE__KAFKA__CLIENT_ID", "123"),
+                ("PULSE__KAFKA__LIBRDKAFKA__ENABLE.IDEMPOTENCE", "false"),
                 ("PULSE__ENGINE__WINDOWS__DURATIONS", "[\"1h\", \"2d\"]"),
                 ("UNRELATED", "x"),
             ]),
@@ -359,6 +367,7 @@ mod tests {
         assert_eq!(c.kafka.brokers, "env:9092");
         assert_eq!(c.kafka.group_id, "from-file");
         assert_eq!(c.kafka.client_id, "123");
+        assert_eq!(c.kafka.librdkafka["enable.idempotence"], "false");
         assert_eq!(c.worker.max_batch, 64);
         assert_eq!(c.worker.idle_timeout, Duration::from_secs(5));
         assert_eq!(c.engine.windows.durations.len(), 2);
