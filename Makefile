@@ -2,24 +2,34 @@
 
 CARGO ?= cargo
 APT_PACKAGES := build-essential pkg-config zlib1g-dev
+# The real tools the operations tests run: Prometheus and promtool.
+TEST_APT_PACKAGES := prometheus
 # The real broker the tests run against (DESIGN §6); building it takes 12-18 minutes, once.
 TANSU_VERSION := 0.6.0
 TANSU := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin/tansu
 
 .DEFAULT_GOAL := help
-.PHONY: help deps tansu build run test bench lint fmt clean
+.PHONY: help deps test-deps tansu build run test check-rules bench lint fmt clean
 
 help: ## Show this help.
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-8s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-deps: ## Install what a fresh Debian machine lacks to build librdkafka (bundled) and Pulse.
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+# Installs the Debian packages named in $(1) that are missing.
+define apt_install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "Installing:$$missing"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+endef
+
+deps: ## Install what a fresh Debian machine lacks to build librdkafka (bundled) and Pulse.
+	$(call apt_install,$(APT_PACKAGES))
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs"; exit 1; }
+
+test-deps: deps ## Install the real tools the tests run (Prometheus and promtool), if missing.
+	$(call apt_install,$(TEST_APT_PACKAGES))
 
 tansu: ## Install the tansu broker used by the real-broker tests, if missing.
 	@if [ -x "$(TANSU)" ] && "$(TANSU)" --version 2>/dev/null | grep -q "$(TANSU_VERSION)"; then :; else \
@@ -33,9 +43,13 @@ build: deps ## Build the pulse binary.
 run: build ## Start Pulse on the embedded Kafka cluster with demo traffic (Ctrl-C stops it).
 	$(CARGO) run -q -p pulse -- run
 
-test: deps tansu ## Build and run every test: unit, property, CLI, end-to-end and fault tests (embedded cluster and tansu).
+test: test-deps tansu check-rules ## Build and run every test: unit, property, CLI, end-to-end, fault (embedded cluster and tansu) and monitoring tests.
 	$(CARGO) test --workspace --doc
 	$(CARGO) test --workspace --all-targets
+
+check-rules: test-deps ## Check the Prometheus alert rules and run their unit tests (promtool).
+	promtool check rules deploy/prometheus/alerts.yml
+	promtool test rules deploy/prometheus/alerts.test.yml
 
 bench: deps tansu ## Run the benchmarks: hot path (criterion); memory per customer (10M customers, ~8 GiB, ~15 min); restore and end-to-end throughput and latency through tansu (release build).
 	$(CARGO) bench -p pulse-benches

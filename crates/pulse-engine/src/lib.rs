@@ -22,6 +22,7 @@ mod segment;
 mod session;
 mod spec;
 mod survey;
+mod tally;
 mod timer;
 mod window;
 
@@ -43,6 +44,7 @@ pub use rfm::{CutPoints, Rfm, RfmSegment, RfmValues};
 pub use session::Session;
 pub use spec::{EngineSpec, Metric, SpecError};
 pub use survey::{Answer, NpsCategory, PopulationScores, SurveyPopulation, Surveys};
+pub use tally::Tally;
 pub use timer::{TimerIndex, TimerKind};
 pub use window::Windows;
 

@@ -8,6 +8,7 @@ use crate::population::Population;
 use crate::profile::Profile;
 use crate::rfm::Sketch;
 use crate::spec::{EngineSpec, FunnelSpec};
+use crate::tally::{Standing, Tally};
 use crate::timer::{TimerIndex, TimerKind};
 use crate::Millis;
 use pulse_events::time::format_rfc3339;
@@ -92,12 +93,12 @@ pub struct Partition {
     population: Population,
     /// Whether the population changed since the last drain.
     population_dirty: bool,
+    tally: Tally,
 }
 
 impl Partition {
     pub fn new(spec: Arc<EngineSpec>) -> Self {
         Self {
-            spec,
             profiles: Map::default(),
             timers: TimerIndex::default(),
             inputs: [Input::default(); INPUTS],
@@ -105,6 +106,8 @@ impl Partition {
             dirty: Vec::new(),
             population: Population::default(),
             population_dirty: false,
+            tally: Tally::new(spec.segments.rules.len()),
+            spec,
         }
     }
 
@@ -132,6 +135,7 @@ impl Partition {
                 p.timers
                     .schedule(profile.derived.recheck, &key, TimerKind::Recheck);
             }
+            p.tally.arrive(Standing::of(&profile));
             p.profiles.insert(
                 key.clone(),
                 Box::new(Slot {
@@ -211,6 +215,11 @@ impl Partition {
         self.profiles.iter().map(|(k, v)| (&**k, &v.profile))
     }
 
+    /// Customers by segment, churn level and RFM segment, kept as profiles change.
+    pub fn tally(&self) -> &Tally {
+        &self.tally
+    }
+
     pub fn customers(&self) -> usize {
         self.profiles.len()
     }
@@ -254,8 +263,12 @@ impl Partition {
 
         let spec = &*self.spec;
         let customer: &str = &ev.customer_id;
+        let mut standing = None;
         let slot = match self.profiles.get_mut(customer) {
-            Some(s) => s,
+            Some(s) => {
+                standing = Some(Standing::of(&s.profile));
+                s
+            }
             None => {
                 let key: Arc<str> = customer.into();
                 let slot = Box::new(Slot {
@@ -341,6 +354,10 @@ impl Partition {
         };
         let due = evaluate(spec, &self.population, customer, profile, &trigger, out);
         schedule_recheck(&mut self.timers, &slot.key, profile, due);
+        match standing {
+            Some(before) => self.tally.moved(before, Standing::of(profile)),
+            None => self.tally.arrive(Standing::of(profile)),
+        }
 
         let input = &mut self.inputs[src.input()];
         input.frontier = Some(input.frontier.map_or(ts, |f| f.max(ts)));
@@ -403,6 +420,7 @@ impl Partition {
             return;
         };
         let profile = &mut entry.profile;
+        let before = Standing::of(profile);
         match kind {
             TimerKind::FunnelDeadline { funnel, attempt } => {
                 let Some(i) = profile.funnels.iter().position(|a| a.funnel == funnel) else {
@@ -438,6 +456,7 @@ impl Partition {
                 schedule_recheck(&mut self.timers, &entry.key, profile, next);
             }
         }
+        self.tally.moved(before, Standing::of(&entry.profile));
         if !entry.dirty {
             entry.dirty = true;
             self.dirty.push(entry.key.clone());
@@ -471,6 +490,7 @@ impl Partition {
                 continue;
             }
             let before = (slot.profile.derived.rfm, out.len());
+            let standing = Standing::of(&slot.profile);
             let trigger = Trigger {
                 sources: source::REFRESH,
                 now: at,
@@ -485,6 +505,7 @@ impl Partition {
                 out,
             );
             schedule_recheck(&mut self.timers, &slot.key, &mut slot.profile, next);
+            self.tally.moved(standing, Standing::of(&slot.profile));
             if before != (slot.profile.derived.rfm, out.len()) && !slot.dirty {
                 slot.dirty = true;
                 self.dirty.push(slot.key.clone());

@@ -409,3 +409,49 @@ mod compiled {
         }
     }
 }
+
+/// The live tally equals a recount of the profiles after entries and exits driven by events,
+/// timers (a dormancy rule, churn rising with inactivity) and RFM refreshes.
+#[test]
+fn the_tally_follows_every_change() {
+    use crate::tally::{Standing, Tally};
+    let mut cfg = config(vec![]);
+    cfg.segments = vec![
+        rule("champions", "rfm.segment == 'champions'"),
+        rule("dormant", "days_since_last_seen >= 3"),
+        rule("buyers", "orders_total >= 2"),
+    ];
+    let spec = Arc::new(EngineSpec::compile(&cfg).expect("valid"));
+    let mut p = Partition::new(spec.clone());
+    let names: Vec<String> = (1..=12).map(|k| format!("c{k:02}")).collect();
+    let mut events = Vec::new();
+    for (k, name) in names.iter().enumerate() {
+        for d in 0..=(k % 5) as i64 {
+            events.push((name.as_str(), "purchase", T0 + 3 * d * DAY + k as i64));
+        }
+        events.push((name.as_str(), "page_view", T0 + k as i64 * DAY));
+    }
+    events.sort_by_key(|e| e.2);
+    let mut out = feed(&mut p, &events);
+    p.advance_to(T0 + 40 * DAY, &mut out);
+    let recount = |p: &Partition| {
+        let mut t = Tally::new(3);
+        for (_, profile) in p.profiles() {
+            t.arrive(Standing::of(profile));
+        }
+        t
+    };
+    let tally = p.tally().clone();
+    assert_eq!(tally, recount(&p));
+    assert_eq!(tally.customers, 12);
+    assert!(tally.segments.iter().all(|n| *n > 0), "{tally:?}");
+    assert!(tally.churn[0] < 12, "churn rose for someone: {tally:?}");
+    assert!(tally.rfm.iter().sum::<u64>() > 0, "{tally:?}");
+    let restored = Partition::restore(
+        spec,
+        p.profiles().map(|(k, v)| (k.to_owned(), v.clone())),
+        p.frontiers(),
+        p.population().clone(),
+    );
+    assert_eq!(restored.tally(), &tally);
+}

@@ -100,6 +100,27 @@ fn ms(d: std::time::Duration) -> Millis {
 }
 
 impl EngineSpec {
+    /// Days in the rolling window of population NPS and CSAT.
+    pub fn survey_window_days(&self) -> i64 {
+        self.survey_window_days
+    }
+
+    /// The configured funnels by name, each with its step names in order.
+    pub fn funnel_steps(&self) -> Vec<(&str, Vec<&str>)> {
+        self.funnels
+            .iter()
+            .map(|f| {
+                let steps = f.steps.iter().map(|s| s.name.as_str()).collect();
+                (f.name.as_str(), steps)
+            })
+            .collect()
+    }
+
+    /// The configured segment names, by rule index.
+    pub fn segment_names(&self) -> impl Iterator<Item = &str> {
+        self.segments.rules.iter().map(|r| r.name.as_str())
+    }
+
     pub fn compile(cfg: &EngineConfig) -> Result<Self, Vec<SpecError>> {
         let mut errors = Vec::new();
         let mut err = |key: String, message: &str| {

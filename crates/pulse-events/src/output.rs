@@ -113,6 +113,15 @@ pub enum AbandonReason {
     Excluded,
 }
 
+impl AbandonReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Expired => "expired",
+            Self::Excluded => "excluded",
+        }
+    }
+}
+
 /// The kind-specific part of an output event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]

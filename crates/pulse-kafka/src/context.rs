@@ -27,7 +27,28 @@ fn partition_numbers(tpl: &TopicPartitionList) -> Vec<i32> {
     numbers
 }
 
-impl ClientContext for PulseContext {}
+impl ClientContext for PulseContext {
+    /// Consumer lag per assigned partition, from librdkafka's periodic statistics.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                // -1 is librdkafka's internal unassigned partition; a lag of -1 means unknown.
+                if *partition < 0 {
+                    continue;
+                }
+                let labels = [topic.as_str(), &partition.to_string()];
+                if p.consumer_lag >= 0 {
+                    self.metrics
+                        .consumer_lag
+                        .with_label_values(&labels)
+                        .set(p.consumer_lag);
+                } else {
+                    let _ = self.metrics.consumer_lag.remove_label_values(&labels);
+                }
+            }
+        }
+    }
+}
 
 impl ConsumerContext for PulseContext {
     /// On revoke: drain the partitions' tasks, commit what they stored, drop their state. Only
@@ -47,6 +68,8 @@ impl ConsumerContext for PulseContext {
             for p in numbers {
                 self.state.remove(p);
             }
+            // Lag of partitions this worker no longer owns is another worker's to report.
+            self.metrics.consumer_lag.reset();
         }
     }
 

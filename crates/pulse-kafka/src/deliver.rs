@@ -6,7 +6,7 @@ use crate::outbox::{InFlight, Outbox};
 use crate::task::TaskCtx;
 use crate::txn::{Failure, Txn};
 use crate::KafkaError;
-use pulse_events::{EventError, OutputEvent, TopicRole};
+use pulse_events::{EventError, OutputData, OutputEvent, OutputKind, TopicRole};
 use rdkafka::consumer::Consumer;
 use rdkafka::message::OwnedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -159,8 +159,37 @@ fn count(ctx: &TaskCtx, p: &Products<'_>) {
     let mut by_kind: BTreeMap<&'static str, u64> = BTreeMap::new();
     for o in p.outputs {
         *by_kind.entry(o.kind.as_str()).or_default() += 1;
+        count_insight(m, o);
     }
     for (k, n) in by_kind {
         m.output_events.with_label_values(&[k]).inc_by(n);
+    }
+}
+
+/// Segment transitions and funnel progress, labelled by configured names (bounded).
+fn count_insight(m: &pulse_telemetry::Metrics, o: &OutputEvent) {
+    match &o.data {
+        OutputData::Segment { segment } => {
+            let direction = if o.kind == OutputKind::SegmentEntered {
+                "entered"
+            } else {
+                "exited"
+            };
+            m.segment_transitions
+                .with_label_values(&[segment.as_str(), direction])
+                .inc();
+        }
+        OutputData::Milestone { funnel, step, .. } => {
+            m.funnel_steps.with_label_values(&[funnel, step]).inc();
+        }
+        OutputData::Converted { funnel, .. } => {
+            m.funnel_conversions.with_label_values(&[funnel]).inc();
+        }
+        OutputData::Abandoned { funnel, reason, .. } => {
+            m.funnel_abandonments
+                .with_label_values(&[funnel.as_str(), reason.as_str()])
+                .inc();
+        }
+        OutputData::ChurnRisk { .. } => {}
     }
 }

@@ -10,6 +10,7 @@ mod dead_letter;
 mod deliver;
 mod embedded;
 mod error;
+mod gauges;
 mod outbox;
 mod state;
 mod task;

@@ -17,6 +17,9 @@ use crate::config::TopicNames;
 /// Metric label of changelog records.
 const CHANGELOG: &str = "changelog";
 
+/// Every topic-role label of produce failures.
+pub(crate) const LABELS: [&str; 4] = ["output", "dead_letter", "repartition", CHANGELOG];
+
 /// Header naming the input a forwarded record came from (`clickstream`, `purchases`,
 /// `surveys`).
 pub(crate) const ROLE_HEADER: &str = "pulse.input";

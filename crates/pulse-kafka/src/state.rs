@@ -4,7 +4,7 @@
 //! `.await`.
 
 use dashmap::DashMap;
-use pulse_engine::{Partition, Profile};
+use pulse_engine::{Partition, PopulationScores, Profile, Tally};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Shared handle to every partition state of this worker.
@@ -71,6 +71,28 @@ impl StateRegistry {
 
     pub fn customers(&self) -> usize {
         self.snapshot().iter().map(|p| lock(p).customers()).sum()
+    }
+
+    /// Customers by segment, churn level and RFM segment, over this worker's partitions.
+    pub fn tally(&self) -> Tally {
+        let mut total = Tally::default();
+        for p in self.snapshot() {
+            total.merge(lock(&p).tally());
+        }
+        total
+    }
+
+    /// Survey answers in each partition's rolling window (ending at its watermark), summed.
+    pub fn survey_scores(&self) -> PopulationScores {
+        let mut total = PopulationScores::default();
+        for p in self.snapshot() {
+            let p = lock(&p);
+            if let Some(wm) = p.watermark() {
+                let window = p.spec().survey_window_days();
+                total.add(&p.population().surveys.scores(window, wm));
+            }
+        }
+        total
     }
 
     pub fn pending_timers(&self) -> usize {

@@ -10,6 +10,7 @@ use crate::context::PulseContext;
 use crate::deliver::{deliver, input_offsets, Forward, Products};
 use crate::outbox::Outbox;
 use crate::state::{lock, StateRegistry};
+use crate::tasks::Fetched;
 use crate::txn::Txn;
 use crate::wall_clock_ms;
 use crate::KafkaError;
@@ -70,7 +71,7 @@ struct Position {
 /// drained. The caller has counted this partition as restoring.
 pub(crate) async fn run(
     partition: i32,
-    mut rx: mpsc::Receiver<OwnedMessage>,
+    mut rx: mpsc::Receiver<Fetched>,
     ctx: Arc<TaskCtx>,
     // Dropped when this task returns, which tells a waiting revoke that it has drained.
     _done: std::sync::mpsc::Sender<()>,
@@ -105,14 +106,19 @@ pub(crate) async fn run(
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut batch = Vec::with_capacity(ctx.worker.max_batch);
+    let mut arrived = Vec::with_capacity(ctx.worker.max_batch);
     loop {
         tokio::select! {
             m = rx.recv() => {
-                let Some(m) = m else { break };
+                let Some((m, at)) = m else { break };
                 batch.push(m);
+                arrived.push(at);
                 while batch.len() < ctx.worker.max_batch {
                     match rx.try_recv() {
-                        Ok(m) => batch.push(m),
+                        Ok((m, at)) => {
+                            batch.push(m);
+                            arrived.push(at);
+                        }
                         Err(_) => break,
                     }
                 }
@@ -127,7 +133,11 @@ pub(crate) async fn run(
                     tracing::warn!(partition, "Stopping with outputs unacknowledged; their inputs will be processed again.");
                     return;
                 }
+                // Everything the batch caused is acknowledged now.
+                let waited: Vec<f64> = arrived.iter().map(|t| t.elapsed().as_secs_f64()).collect();
+                ctx.metrics.latency.record(&waited);
                 batch.clear();
+                arrived.clear();
             }
             _ = tick.tick() => {
                 let idle_inputs: Vec<usize> = (0..INPUTS)

@@ -11,8 +11,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+/// A fetched record and when the worker received it (the start of its event-to-output time).
+pub(crate) type Fetched = (OwnedMessage, Instant);
+
 struct Slot {
-    tx: mpsc::Sender<OwnedMessage>,
+    tx: mpsc::Sender<Fetched>,
     /// Disconnects when the task has returned.
     done: std_mpsc::Receiver<()>,
     handle: JoinHandle<()>,
@@ -36,7 +39,7 @@ impl Tasks {
 
     /// The queue of partition `p`'s task, starting the task (and its restore) if needed. Must be
     /// called from within the runtime.
-    pub fn sender(&self, p: i32) -> Option<mpsc::Sender<OwnedMessage>> {
+    pub fn sender(&self, p: i32) -> Option<mpsc::Sender<Fetched>> {
         let ctx = self.ctx.lock().unwrap_or_else(|e| e.into_inner()).clone()?;
         let mut slots = self.slots();
         let slot = slots.entry(p).or_insert_with(|| {

@@ -62,6 +62,8 @@ pub(crate) fn consumer_config(kafka: &KafkaConfig) -> ClientConfig {
         // Range assignment keeps partition N of every input topic on the same worker, which
         // the per-partition state needs (the input topics are co-partitioned by customer id).
         .set("partition.assignment.strategy", "range")
+        // Consumer lag per partition for the metrics.
+        .set("statistics.interval.ms", "5000")
         .set(
             "queued.max.messages.kbytes",
             (kafka.max_prefetch.0 / 1024).max(1).to_string(),
@@ -230,6 +232,7 @@ pub async fn run_worker(
         fatal: Mutex::new(None),
     });
 
+    crate::gauges::zero_labels(&deps.metrics, &ctx.spec);
     tasks.set_ctx(ctx.clone());
     let failed = |ctx: &TaskCtx| {
         ctx.fatal
@@ -238,6 +241,7 @@ pub async fn run_worker(
             .is_some()
     };
     let mut gauges = tokio::time::interval(Duration::from_secs(1));
+    let mut ticks = 0u64;
     while !*stop.borrow() {
         tokio::select! {
             _ = stop.changed() => break,
@@ -245,9 +249,8 @@ pub async fn run_worker(
                 if failed(&ctx) {
                     break;
                 }
-                deps.metrics.customers.set(deps.state.customers() as i64);
-                deps.metrics.timers_pending.set(deps.state.pending_timers() as i64);
-                deps.metrics.ready.set(i64::from(deps.health.is_ready()));
+                ticks += 1;
+                crate::gauges::refresh(&deps.metrics, &deps.state, &deps.health, &ctx.spec, ticks);
             }
             received = consumer.recv() => {
                 let msg = match received {
@@ -262,7 +265,7 @@ pub async fn run_worker(
                 let Some(queue) = tasks.sender(partition) else { break };
                 // A full queue parks the loop here: fetching stops until the task catches up.
                 tokio::select! {
-                    sent = queue.send(msg) => if sent.is_err() {
+                    sent = queue.send((msg, std::time::Instant::now())) => if sent.is_err() {
                         tracing::error!(partition, "Partition task ended early; stopping so the partition is re-read.");
                         break;
                     },

@@ -3,10 +3,12 @@
 
 mod health;
 mod http;
+mod latency;
 mod logging;
 mod metrics;
 
 pub use health::Health;
 pub use http::{serve, HttpError, HttpServer};
+pub use latency::Latency;
 pub use logging::{init_tracing, LogFormat};
 pub use metrics::{counter_total, names, Metrics};

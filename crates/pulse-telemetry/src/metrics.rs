@@ -2,9 +2,10 @@
 //! event kinds, dead-letter kinds, partition numbers), never customer ids. The worker updates
 //! these once per batch, not per event.
 
+use crate::latency::Latency;
 use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry,
+    GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry,
 };
 
 /// Metric names, so dashboards, alerts and tests refer to the same strings.
@@ -33,6 +34,65 @@ pub mod names {
     pub const RESTORE_SECONDS: &str = "pulse_restore_seconds";
     pub const RESTORING_PARTITIONS: &str = "pulse_restoring_partitions";
     pub const SKIPPED_RECORDS: &str = "pulse_restore_skipped_records_total";
+    pub const EVENT_TO_OUTPUT: &str = "pulse_event_to_output_seconds";
+    pub const EVENT_TO_OUTPUT_EXACT: &str = "pulse_event_to_output_exact_seconds";
+    pub const CONSUMER_LAG: &str = "pulse_consumer_lag_records";
+    pub const SEGMENT_MEMBERS: &str = "pulse_segment_members";
+    pub const SEGMENT_TRANSITIONS: &str = "pulse_segment_transitions_total";
+    pub const CHURN_RISK_CUSTOMERS: &str = "pulse_churn_risk_customers";
+    pub const RFM_SEGMENT_CUSTOMERS: &str = "pulse_rfm_segment_customers";
+    pub const FUNNEL_STEPS: &str = "pulse_funnel_steps_reached_total";
+    pub const FUNNEL_CONVERSIONS: &str = "pulse_funnel_conversions_total";
+    pub const FUNNEL_ABANDONMENTS: &str = "pulse_funnel_abandonments_total";
+    pub const SURVEY_SCORE: &str = "pulse_survey_score";
+    pub const SURVEY_ANSWERS: &str = "pulse_survey_answers";
+    /// Registered by the `prometheus` crate's process collector (Linux).
+    pub const PROCESS_RESIDENT_MEMORY: &str = "process_resident_memory_bytes";
+    pub const PROCESS_CPU: &str = "process_cpu_seconds_total";
+    pub const PROCESS_OPEN_FDS: &str = "process_open_fds";
+
+    /// Every name above.
+    pub const ALL: [&str; 39] = [
+        INPUT_RECORDS,
+        INPUT_EVENTS,
+        DEAD_LETTERS,
+        LATE_RECORDS,
+        OUTPUT_EVENTS,
+        PRODUCE_ERRORS,
+        TRANSACTIONS,
+        REPARTITIONED_RECORDS,
+        BATCH_SIZE,
+        PROCESSING_SECONDS,
+        WATERMARK_LAG,
+        CUSTOMERS,
+        TIMERS_PENDING,
+        ASSIGNED_PARTITIONS,
+        REBALANCES,
+        COMMITS,
+        READY,
+        CHANGELOG_RECORDS,
+        CHANGELOG_BYTES,
+        RESTORED_PROFILES,
+        RESTORED_BYTES,
+        RESTORE_SECONDS,
+        RESTORING_PARTITIONS,
+        SKIPPED_RECORDS,
+        EVENT_TO_OUTPUT,
+        EVENT_TO_OUTPUT_EXACT,
+        CONSUMER_LAG,
+        SEGMENT_MEMBERS,
+        SEGMENT_TRANSITIONS,
+        CHURN_RISK_CUSTOMERS,
+        RFM_SEGMENT_CUSTOMERS,
+        FUNNEL_STEPS,
+        FUNNEL_CONVERSIONS,
+        FUNNEL_ABANDONMENTS,
+        SURVEY_SCORE,
+        SURVEY_ANSWERS,
+        PROCESS_RESIDENT_MEMORY,
+        PROCESS_CPU,
+        PROCESS_OPEN_FDS,
+    ];
 }
 
 /// The registry and handles to every metric.
@@ -73,6 +133,30 @@ pub struct Metrics {
     pub restoring_partitions: IntGauge,
     /// Input records below a restored checkpoint: already in the state, not applied again.
     pub skipped_records: IntCounter,
+    /// From the worker receiving an input record to its batch's outputs, dead letters and
+    /// changelog records being acknowledged, with exact quantiles over the last interval.
+    pub latency: Latency,
+    /// By `topic` and `partition`, from librdkafka's statistics.
+    pub consumer_lag: IntGaugeVec,
+    /// By `segment` name (bounded by the configuration).
+    pub segment_members: IntGaugeVec,
+    /// By `segment` and `direction` (`entered`, `exited`).
+    pub segment_transitions: IntCounterVec,
+    /// By `level`.
+    pub churn_risk_customers: IntGaugeVec,
+    /// By RFM `segment`.
+    pub rfm_segment_customers: IntGaugeVec,
+    /// By `funnel` and `step`.
+    pub funnel_steps: IntCounterVec,
+    /// By `funnel`.
+    pub funnel_conversions: IntCounterVec,
+    /// By `funnel` and `reason`.
+    pub funnel_abandonments: IntCounterVec,
+    /// Rolling population score by `survey` (`nps` from -100 to 100, `csat` as the share
+    /// satisfied, in percent); absent while the window holds no answer.
+    pub survey_score: GaugeVec,
+    /// Answers in the rolling window, by `survey`.
+    pub survey_answers: IntGaugeVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
@@ -97,6 +181,10 @@ fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCoun
 
 fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
     reg(r, IntGauge::new(name, help))
+}
+
+fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    reg(r, IntGaugeVec::new(Opts::new(name, help), labels))
 }
 
 impl Metrics {
@@ -147,7 +235,80 @@ impl Metrics {
                 .buckets(prometheus::exponential_buckets(0.01, 2.0, 14).expect("valid buckets")),
             ),
         );
+        // Memory, CPU and open file descriptors, read from /proc at each scrape.
+        #[cfg(target_os = "linux")]
+        r.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))
+        .expect("process collector registered once");
+        let latency = Latency::register(&r);
+        let survey_score = reg(
+            &r,
+            GaugeVec::new(
+                Opts::new(
+                    names::SURVEY_SCORE,
+                    "Rolling population NPS (-100..100) and CSAT (percent satisfied) of this worker's partitions.",
+                ),
+                &["survey"],
+            ),
+        );
         Self {
+            latency,
+            survey_score,
+            survey_answers: gauge_vec(
+                &r,
+                names::SURVEY_ANSWERS,
+                "Survey answers in the rolling window of this worker's partitions.",
+                &["survey"],
+            ),
+            consumer_lag: gauge_vec(
+                &r,
+                names::CONSUMER_LAG,
+                "Records between the consumer's position and the partition's end (librdkafka statistics).",
+                &["topic", "partition"],
+            ),
+            segment_members: gauge_vec(
+                &r,
+                names::SEGMENT_MEMBERS,
+                "Customers of this worker in each segment.",
+                &["segment"],
+            ),
+            segment_transitions: counter_vec(
+                &r,
+                names::SEGMENT_TRANSITIONS,
+                "Segment entries and exits produced.",
+                &["segment", "direction"],
+            ),
+            churn_risk_customers: gauge_vec(
+                &r,
+                names::CHURN_RISK_CUSTOMERS,
+                "Customers of this worker at each churn-risk level.",
+                &["level"],
+            ),
+            rfm_segment_customers: gauge_vec(
+                &r,
+                names::RFM_SEGMENT_CUSTOMERS,
+                "Scored customers of this worker in each RFM segment.",
+                &["segment"],
+            ),
+            funnel_steps: counter_vec(
+                &r,
+                names::FUNNEL_STEPS,
+                "Funnel steps reached.",
+                &["funnel", "step"],
+            ),
+            funnel_conversions: counter_vec(
+                &r,
+                names::FUNNEL_CONVERSIONS,
+                "Funnel attempts converted.",
+                &["funnel"],
+            ),
+            funnel_abandonments: counter_vec(
+                &r,
+                names::FUNNEL_ABANDONMENTS,
+                "Funnel attempts abandoned, by reason.",
+                &["funnel", "reason"],
+            ),
             input_records: counter_vec(
                 &r,
                 names::INPUT_RECORDS,
@@ -287,33 +448,28 @@ mod tests {
             .with_label_values(&["batch"])
             .observe(0.001);
         m.batch_size.observe(10.0);
+        m.latency.record(&[0.004, 0.02]);
+        m.latency.rotate();
+        m.consumer_lag
+            .with_label_values(&["clickstream", "0"])
+            .set(5);
+        m.segment_members.with_label_values(&["champions"]).set(3);
+        m.segment_transitions
+            .with_label_values(&["champions", "entered"])
+            .inc();
+        m.churn_risk_customers.with_label_values(&["low"]).set(9);
+        m.rfm_segment_customers.with_label_values(&["lost"]).set(1);
+        m.funnel_steps
+            .with_label_values(&["checkout", "cart"])
+            .inc();
+        m.funnel_conversions.with_label_values(&["checkout"]).inc();
+        m.funnel_abandonments
+            .with_label_values(&["checkout", "timeout"])
+            .inc();
+        m.survey_score.with_label_values(&["nps"]).set(12.5);
+        m.survey_answers.with_label_values(&["nps"]).set(40);
         let text = m.render();
-        for name in [
-            names::INPUT_RECORDS,
-            names::INPUT_EVENTS,
-            names::DEAD_LETTERS,
-            names::LATE_RECORDS,
-            names::OUTPUT_EVENTS,
-            names::PRODUCE_ERRORS,
-            names::TRANSACTIONS,
-            names::REPARTITIONED_RECORDS,
-            names::BATCH_SIZE,
-            names::PROCESSING_SECONDS,
-            names::WATERMARK_LAG,
-            names::CUSTOMERS,
-            names::TIMERS_PENDING,
-            names::ASSIGNED_PARTITIONS,
-            names::REBALANCES,
-            names::COMMITS,
-            names::READY,
-            names::CHANGELOG_RECORDS,
-            names::CHANGELOG_BYTES,
-            names::RESTORED_PROFILES,
-            names::RESTORED_BYTES,
-            names::RESTORE_SECONDS,
-            names::RESTORING_PARTITIONS,
-            names::SKIPPED_RECORDS,
-        ] {
+        for name in names::ALL {
             assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing");
         }
     }

@@ -1,12 +1,15 @@
-//! Test and benchmark support: a real Kafka-compatible broker process on a loopback port.
+//! Test and benchmark support: a real Kafka-compatible broker process on a loopback port, and
+//! a real Prometheus server.
 //!
 //! The broker is tansu 0.6.0 with in-memory storage (`make deps` installs it), started on a free
 //! port and stopped when dropped, so tests can each run their own. It can sit behind a proxy
 //! that refuses produce requests for chosen topics ([`Tansu::refuse_produce`]).
 
+mod prometheus;
 mod proxy;
 mod wire;
 
+pub use prometheus::{http_get, url_encode, Prometheus};
 pub use proxy::FaultProxy;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
