@@ -49,7 +49,7 @@ async fn generated_traffic_produces_every_output_type_with_deterministic_ids() {
     let now = pulse_kafka::wall_clock_ms();
     let mut gen = GeneratorConfig::new(300, 5, now - 65 * DAY, 60 * DAY);
     gen.acquisition = 45 * DAY;
-    let producer = pulse::produce::traffic_producer(&brokers).expect("producer");
+    let producer = pulse::produce::traffic_producer(&brokers, "murmur2_random").expect("producer");
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
     let total = pulse::produce::produce_records(&producer, &topics, Generator::new(gen), 0, stop)
         .await

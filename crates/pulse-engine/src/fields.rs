@@ -151,8 +151,20 @@ const NAMED: &[(&str, Field, u16)] = &[
     ("engagement.drop", Field::ActivityDrop, NEW_DAY | TIME),
 ];
 
+/// A window length as rules write it: `90d`, `6h`, `30m` or `45s`, the largest whole unit.
+fn short_duration(ms: Millis) -> String {
+    const UNITS: [(Millis, &str); 4] = [(DAY, "d"), (3_600_000, "h"), (60_000, "m"), (1_000, "s")];
+    for (unit, suffix) in UNITS {
+        if ms % unit == 0 {
+            return format!("{}{suffix}", ms / unit);
+        }
+    }
+    format!("{ms}ms")
+}
+
 /// A CEL value of a field.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(untagged)]
 pub enum FieldValue {
     Int(i64),
     Float(f64),
@@ -184,6 +196,24 @@ impl Field {
             _ => return None,
         };
         Some((field, FUNNEL | TIME))
+    }
+
+    /// Every concrete field name of this configuration: the fixed ones, one per windowed
+    /// metric and window, three per funnel.
+    pub fn all_names(spec: &EngineSpec) -> Vec<String> {
+        let mut names: Vec<String> = NAMED.iter().map(|(n, _, _)| (*n).to_owned()).collect();
+        for m in &spec.metrics {
+            for w in &spec.windows {
+                let window = short_duration(*w);
+                names.push(format!("counts.{}_{window}", m.name()));
+            }
+        }
+        for f in &spec.funnels {
+            for what in ["step", "active", "converted"] {
+                names.push(format!("funnels.{}.{what}", f.name));
+            }
+        }
+        names
     }
 
     /// Every name a rule may use, for error messages.

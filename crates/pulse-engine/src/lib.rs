@@ -16,6 +16,7 @@ mod insight;
 mod partition;
 mod population;
 mod profile;
+mod report;
 mod rfm;
 mod rule;
 mod segment;
@@ -35,12 +36,18 @@ pub use analytics_config::{
 pub use churn::Level as ChurnLevel;
 pub use config::{EngineConfig, FunnelConfig, HumanDuration, StepConfig, WindowConfig};
 pub use engagement::Activity;
+pub use fields::FieldValue;
 pub use funnel::FunnelAttempt;
 pub use insight::View;
 pub use partition::{Partition, Source, FORWARDED, INPUTS};
 pub use population::{Cohorts, Period, Population};
 pub use profile::{Derived, Profile, PurchasePeriod, PurchaseStats};
+pub use report::{
+    funnel_summaries, report, CustomerReport, DriverReport, FunnelReport, FunnelSummary, Node,
+    StepCount,
+};
 pub use rfm::{CutPoints, Rfm, RfmSegment, RfmValues};
+pub use segment::SegmentSpec;
 pub use session::Session;
 pub use spec::{EngineSpec, Metric, SpecError};
 pub use survey::{Answer, NpsCategory, PopulationScores, SurveyPopulation, Surveys};

@@ -27,6 +27,8 @@ pub const MAX_SEGMENTS: usize = 64;
 pub struct SegmentSpec {
     pub name: String,
     pub version: u32,
+    /// The CEL source, as configured.
+    pub rule: String,
     pub min_dwell: Option<Millis>,
     pub cooldown: Option<Millis>,
     /// Sources whose firing may change the rule's result.
@@ -213,6 +215,7 @@ impl Segments {
             let rule = SegmentSpec {
                 name: c.name.clone(),
                 version: c.version,
+                rule: c.rule.clone(),
                 min_dwell,
                 cooldown,
                 sources,

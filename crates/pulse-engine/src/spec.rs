@@ -116,6 +116,11 @@ impl EngineSpec {
             .collect()
     }
 
+    /// The compiled segment rules, by index.
+    pub fn segments(&self) -> &[crate::segment::SegmentSpec] {
+        &self.segments.rules
+    }
+
     /// The configured segment names, by rule index.
     pub fn segment_names(&self) -> impl Iterator<Item = &str> {
         self.segments.rules.iter().map(|r| r.name.as_str())

@@ -12,6 +12,7 @@ mod embedded;
 mod error;
 mod gauges;
 mod outbox;
+mod partitioner;
 mod state;
 mod task;
 mod tasks;
@@ -26,6 +27,7 @@ pub use config::{ByteSize, Delivery, KafkaConfig, OffsetReset, TopicNames, Worke
 pub use dead_letter::header;
 pub use embedded::EmbeddedCluster;
 pub use error::KafkaError;
+pub use partitioner::{murmur2, partition_for};
 pub use state::StateRegistry;
 pub use worker::{run_worker, WorkerDeps};
 

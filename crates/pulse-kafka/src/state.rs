@@ -4,13 +4,19 @@
 //! `.await`.
 
 use dashmap::DashMap;
-use pulse_engine::{Partition, PopulationScores, Profile, Tally};
+use pulse_engine::{
+    funnel_summaries, report, CustomerReport, FunnelSummary, Partition, Period, PopulationScores,
+    Profile, Tally,
+};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Shared handle to every partition state of this worker.
 #[derive(Debug, Clone, Default)]
 pub struct StateRegistry {
     partitions: Arc<DashMap<i32, Arc<Mutex<Partition>>>>,
+    /// The input topics' partition count, once the topic layout was checked; 0 before.
+    input_partitions: Arc<std::sync::atomic::AtomicI32>,
 }
 
 /// A poisoned lock means a panic mid-update; the state is still the best we have, so reads go on.
@@ -19,6 +25,17 @@ pub(crate) fn lock(p: &Mutex<Partition>) -> MutexGuard<'_, Partition> {
 }
 
 impl StateRegistry {
+    pub(crate) fn set_input_partitions(&self, n: i32) {
+        self.input_partitions
+            .store(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The input topics' partition count (0 until known).
+    pub fn input_partitions(&self) -> i32 {
+        self.input_partitions
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub(crate) fn get_or_insert(
         &self,
         partition: i32,
@@ -51,6 +68,79 @@ impl StateRegistry {
         self.snapshot()
             .iter()
             .find_map(|p| lock(p).profile(customer).cloned())
+    }
+
+    /// The partition numbers this worker holds state for, ascending.
+    pub fn partitions(&self) -> Vec<i32> {
+        let mut v: Vec<i32> = self.partitions.iter().map(|e| *e.key()).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// A customer's analytics as of their partition's event time (the later of its watermark
+    /// and the customer's own latest evaluation).
+    pub fn report(&self, customer: &str) -> Option<CustomerReport> {
+        self.snapshot().iter().find_map(|p| {
+            let p = lock(p);
+            let profile = p.profile(customer)?;
+            let now = p
+                .watermark()
+                .unwrap_or(i64::MIN)
+                .max(profile.last_seen)
+                .max(profile.derived.evaluated_at);
+            Some(report(p.spec(), p.population(), customer, profile, now))
+        })
+    }
+
+    /// Up to `limit` members of segment `index` with ids after `after`, in id order, and
+    /// whether more follow. Each partition is scanned once under its lock, one partition at a
+    /// time.
+    pub fn members(&self, index: usize, after: Option<&str>, limit: usize) -> (Vec<String>, bool) {
+        let bit = 1u64 << index;
+        // The `limit + 1` smallest matching ids: one more than a page says whether more follow.
+        let mut page = std::collections::BTreeSet::new();
+        for p in self.snapshot() {
+            let p = lock(&p);
+            for (id, profile) in p.profiles() {
+                if profile.derived.segments & bit == 0 || after.is_some_and(|a| id <= a) {
+                    continue;
+                }
+                if page.len() <= limit {
+                    page.insert(id.to_owned());
+                } else if page.last().is_some_and(|last: &String| id < last.as_str()) {
+                    page.insert(id.to_owned());
+                    page.pop_last();
+                }
+            }
+        }
+        let more = page.len() > limit;
+        (page.into_iter().take(limit).collect(), more)
+    }
+
+    /// Funnel summaries over this worker's customers (one pass over each partition).
+    pub fn funnels(&self) -> Vec<FunnelSummary> {
+        let mut total: Option<Vec<FunnelSummary>> = None;
+        for p in self.snapshot() {
+            let p = lock(&p);
+            let part = funnel_summaries(p.spec(), p.profiles().map(|(_, v)| v));
+            match &mut total {
+                None => total = Some(part),
+                Some(t) => t.iter_mut().zip(&part).for_each(|(a, b)| a.merge(b)),
+            }
+        }
+        total.unwrap_or_default()
+    }
+
+    /// Retention counts, `(cohort period, offset) → customers active`, summed over partitions.
+    pub fn cohorts(&self, period: Period) -> BTreeMap<(i64, u32), u64> {
+        let mut total = BTreeMap::new();
+        for p in self.snapshot() {
+            let p = lock(&p);
+            for (k, n) in p.population().cohorts.counts(period) {
+                *total.entry(*k).or_default() += u64::from(*n);
+            }
+        }
+        total
     }
 
     /// Every profile held by this worker, sorted by customer id.

@@ -89,7 +89,7 @@ pub(crate) fn producer_config(kafka: &KafkaConfig) -> ClientConfig {
 async fn check_topology(
     consumer: Arc<StreamConsumer<PulseContext>>,
     kafka: &KafkaConfig,
-) -> Result<(), KafkaError> {
+) -> Result<Option<usize>, KafkaError> {
     let topics = kafka.topics.clone();
     let counts = tokio::task::spawn_blocking(move || {
         let md = consumer.fetch_metadata(None, Duration::from_secs(10))?;
@@ -118,7 +118,7 @@ async fn check_topology(
         // Metadata unavailable (brokers starting): the consumer will retry; do not block startup.
         Err(e) => {
             tracing::warn!(error = %e, "Could not check the topic layout; continuing.");
-            return Ok(());
+            return Ok(None);
         }
     };
     let missing: Vec<&str> = inputs
@@ -145,7 +145,7 @@ async fn check_topology(
         )));
     }
     match changelog {
-        Some(n) if n >= counts[0] => Ok(()),
+        Some(n) if n >= counts[0] => Ok(Some(counts[0])),
         Some(n) => Err(KafkaError::Topology(format!(
             "changelog topic {changelog_name} has {n} partitions, fewer than the inputs' {} (kafka.topics.profiles)",
             counts[0]
@@ -185,7 +185,9 @@ pub async fn run_worker(
                 role: "producer",
                 source,
             })?;
-    check_topology(consumer.clone(), kafka).await?;
+    if let Some(n) = check_topology(consumer.clone(), kafka).await? {
+        deps.state.set_input_partitions(n as i32);
+    }
     let inputs: Vec<&str> = TopicRole::ALL
         .iter()
         .map(|r| kafka.topics.input(*r))

@@ -1,6 +1,7 @@
 //! The HTTP server: `/metrics` (Prometheus text), `/healthz` (the process is up) and
-//! `/readyz` (the worker can process its partitions). Handlers only read shared state, so a
-//! scrape never blocks processing.
+//! `/readyz` (the worker can process its partitions), plus whatever routes the caller adds
+//! (the query API and the status page). Handlers only read shared state, so a scrape never
+//! blocks processing.
 
 use crate::{Health, Metrics};
 use axum::extract::State;
@@ -57,11 +58,12 @@ async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     }
 }
 
-/// Binds `addr` and serves until `shutdown` completes.
+/// Binds `addr` and serves the probes, `/metrics` and `routes` until `shutdown` completes.
 pub async fn serve(
     addr: &str,
     metrics: Metrics,
     health: Health,
+    routes: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<HttpServer, HttpError> {
     let listener = tokio::net::TcpListener::bind(addr)
@@ -78,7 +80,8 @@ pub async fn serve(
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(AppState { metrics, health });
+        .with_state(AppState { metrics, health })
+        .merge(routes);
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)

@@ -65,16 +65,22 @@ impl Running {
         };
 
         let mut http_stop = stop_rx.clone();
+        let api = crate::api::routes(crate::api::ApiState {
+            state: state.clone(),
+            spec: spec.clone(),
+            partitioner: config.kafka.partitioner.clone(),
+        });
         let server = pulse_telemetry::serve(
             &config.http.listen,
             metrics.clone(),
             health.clone(),
+            api,
             async move {
                 let _ = http_stop.wait_for(|s| *s).await;
             },
         )
         .await?;
-        tracing::info!(addr = %server.addr, "Serving /metrics, /healthz and /readyz.");
+        tracing::info!(addr = %server.addr, "Serving /metrics, /healthz, /readyz and the query API.");
 
         let deps = WorkerDeps {
             metrics: metrics.clone(),
@@ -146,9 +152,11 @@ fn spawn_demo_traffic(
     stop: watch::Receiver<bool>,
 ) -> Result<JoinHandle<()>, RunError> {
     let producer =
-        traffic_producer(&config.kafka.brokers).map_err(|source| KafkaError::Client {
-            role: "demo producer",
-            source,
+        traffic_producer(&config.kafka.brokers, &config.kafka.partitioner).map_err(|source| {
+            KafkaError::Client {
+                role: "demo producer",
+                source,
+            }
         })?;
     let demo = config.demo.clone();
     let history = i64::try_from(demo.history.as_millis()).unwrap_or(i64::MAX / 2);

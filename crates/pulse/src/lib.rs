@@ -2,6 +2,7 @@
 //! the HTTP server and, with no brokers configured, the embedded cluster and demo traffic.
 //! `main.rs` is a thin command-line shell around [`run`].
 
+mod api;
 mod app;
 pub mod config;
 pub mod fit;

@@ -206,7 +206,8 @@ async fn generate(args: GenerateArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let brokers = brokers_or_error(args.brokers, &cfg)?;
-    let producer = produce::traffic_producer(&brokers)?;
+    // The Java client's partitioner, Pulse's default `kafka.partitioner`.
+    let producer = produce::traffic_producer(&brokers, "murmur2_random")?;
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
     let n =
         produce::produce_records(&producer, &cfg.kafka.topics, records, args.rate, stop).await?;

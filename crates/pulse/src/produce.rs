@@ -11,11 +11,13 @@ use std::collections::VecDeque;
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// A producer for generated traffic.
-pub fn traffic_producer(brokers: &str) -> Result<FutureProducer, KafkaError> {
+/// A producer for generated traffic, keying records to partitions with `partitioner` (a
+/// librdkafka partitioner name; `murmur2_random` is the Java client's default).
+pub fn traffic_producer(brokers: &str, partitioner: &str) -> Result<FutureProducer, KafkaError> {
     ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("client.id", "pulse-generate")
+        .set("partitioner", partitioner)
         .set("linger.ms", "10")
         .set("acks", "all")
         .create()
