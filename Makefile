@@ -2,8 +2,8 @@
 
 CARGO ?= cargo
 APT_PACKAGES := build-essential pkg-config zlib1g-dev
-# The real tools the operations tests run: Prometheus and promtool.
-TEST_APT_PACKAGES := prometheus
+# The real tools the operations tests run: Prometheus and promtool, and a headless browser.
+TEST_APT_PACKAGES := prometheus chromium chromium-driver
 # The real broker the tests run against (DESIGN §6); building it takes 12-18 minutes, once.
 TANSU_VERSION := 0.6.0
 TANSU := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin/tansu
@@ -28,7 +28,7 @@ deps: ## Install what a fresh Debian machine lacks to build librdkafka (bundled)
 	$(call apt_install,$(APT_PACKAGES))
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs"; exit 1; }
 
-test-deps: deps ## Install the real tools the tests run (Prometheus and promtool), if missing.
+test-deps: deps ## Install the real tools the tests run (Prometheus, promtool, Chromium, ChromeDriver), if missing.
 	$(call apt_install,$(TEST_APT_PACKAGES))
 
 tansu: ## Install the tansu broker used by the real-broker tests, if missing.

@@ -55,6 +55,11 @@ impl Latency {
         }
     }
 
+    /// The exact quantiles of the last interval, by `percentile`.
+    pub fn exact(&self) -> &GaugeVec {
+        &self.exact
+    }
+
     /// Records one batch's latencies, in seconds: one lock for the whole batch.
     pub fn record(&self, seconds: &[f64]) {
         let mut hdr = self.interval.lock().unwrap_or_else(PoisonError::into_inner);

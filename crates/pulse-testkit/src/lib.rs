@@ -1,14 +1,16 @@
-//! Test and benchmark support: a real Kafka-compatible broker process on a loopback port, and
-//! a real Prometheus server.
+//! Test and benchmark support: a real Kafka-compatible broker process on a loopback port, a
+//! real Prometheus server and a real headless browser.
 //!
 //! The broker is tansu 0.6.0 with in-memory storage (`make deps` installs it), started on a free
 //! port and stopped when dropped, so tests can each run their own. It can sit behind a proxy
 //! that refuses produce requests for chosen topics ([`Tansu::refuse_produce`]).
 
+mod browser;
 mod prometheus;
 mod proxy;
 mod wire;
 
+pub use browser::Browser;
 pub use prometheus::{http_get, url_encode, Prometheus};
 pub use proxy::FaultProxy;
 

@@ -11,6 +11,7 @@ use axum::{Json, Router};
 use pulse_engine::{funnel_summaries, EngineSpec, Period};
 use pulse_events::time::{format_rfc3339, DAY};
 use pulse_kafka::{partition_for, StateRegistry};
+use pulse_telemetry::{Health, Metrics};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -23,13 +24,19 @@ const DEFAULT_LIMIT: usize = 100;
 pub struct ApiState {
     pub state: StateRegistry,
     pub spec: Arc<EngineSpec>,
+    pub metrics: Metrics,
+    pub health: Health,
     /// The producers' partitioner (`kafka.partitioner`), to say where a customer lives.
     pub partitioner: String,
 }
 
 type Params = Query<HashMap<String, String>>;
 
+/// The query API and the status page at `/`.
 pub fn routes(s: ApiState) -> Router {
+    let status = Router::new()
+        .route("/", get(crate::status::page))
+        .with_state((s.clone(), crate::status::SharedRates::default()));
     Router::new()
         .route("/v1/customers/{id}", get(customer))
         .route("/v1/segments", get(segments))
@@ -38,6 +45,7 @@ pub fn routes(s: ApiState) -> Router {
         .route("/v1/cohorts", get(cohorts))
         .route("/v1/{*rest}", get(unknown))
         .with_state(s)
+        .merge(status)
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {

@@ -68,6 +68,8 @@ impl Running {
         let api = crate::api::routes(crate::api::ApiState {
             state: state.clone(),
             spec: spec.clone(),
+            metrics: metrics.clone(),
+            health: health.clone(),
             partitioner: config.kafka.partitioner.clone(),
         });
         let server = pulse_telemetry::serve(
@@ -80,7 +82,7 @@ impl Running {
             },
         )
         .await?;
-        tracing::info!(addr = %server.addr, "Serving /metrics, /healthz, /readyz and the query API.");
+        tracing::info!(addr = %server.addr, "Serving the status page, /metrics, /healthz, /readyz and the query API.");
 
         let deps = WorkerDeps {
             metrics: metrics.clone(),

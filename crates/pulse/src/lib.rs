@@ -7,6 +7,7 @@ mod app;
 pub mod config;
 pub mod fit;
 pub mod produce;
+mod status;
 mod summary;
 pub mod tail;
 
