@@ -10,6 +10,7 @@ use std::sync::{mpsc as std_mpsc, Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 /// A fetched record and when the worker received it (the start of its event-to-output time).
 pub(crate) type Fetched = (OwnedMessage, Instant);
@@ -47,7 +48,9 @@ impl Tasks {
             ctx.metrics.restoring_partitions.inc();
             let (tx, rx) = mpsc::channel(ctx.worker.queue_capacity.max(1));
             let (done_tx, done) = std_mpsc::channel();
-            let handle = tokio::spawn(task::run(p, rx, ctx.clone(), done_tx));
+            // Every log line of the task carries its partition through this span.
+            let span = tracing::info_span!("partition", partition = p);
+            let handle = tokio::spawn(task::run(p, rx, ctx.clone(), done_tx).instrument(span));
             Slot { tx, done, handle }
         });
         Some(slot.tx.clone())

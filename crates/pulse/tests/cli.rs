@@ -62,6 +62,18 @@ fn demo_runs_serves_probes_tails_and_exits_cleanly_on_ctrl_c() {
         rest.iter().any(|l| l.contains("Final offsets committed")),
         "{rest:?}"
     );
+    // A partition task's lines carry its span; a healthy run logs no ERROR (an ERROR means
+    // data loss or that an operator must act).
+    assert!(
+        rest.iter().any(|l| l.contains("Partition restored.")
+            && l.contains("\"span\":{")
+            && l.contains("\"name\":\"partition\"")),
+        "{rest:?}"
+    );
+    assert!(
+        !rest.iter().any(|l| l.contains("\"level\":\"ERROR\"")),
+        "{rest:?}"
+    );
 }
 
 #[test]
