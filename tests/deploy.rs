@@ -110,7 +110,7 @@ fn the_compose_file_holds_together() {
     let mut groups = Vec::new();
     for worker in ["pulse-1", "pulse-2"] {
         let w = merged(&compose["services"][worker]);
-        let env: Vec<(String, String)> = w["environment"]
+        let env: Vec<(String, String)> = merged(&w["environment"])
             .as_hash()
             .expect("environment")
             .iter()
@@ -127,6 +127,7 @@ fn the_compose_file_holds_together() {
         groups.push(cfg.kafka.group_id.clone());
         assert_eq!(cfg.kafka.brokers, "kafka:9092");
         let port = port_of(&cfg.http.listen);
+        assert_eq!(cfg.http.advertise, format!("http://{worker}:{port}"));
         assert!(
             cfg.http.listen.starts_with("0.0.0.0:"),
             "{worker} listens on loopback only"
@@ -248,6 +249,19 @@ fn the_kubernetes_manifests_hold_together() {
         assert_eq!(get["path"].as_str(), Some(path), "{probe}");
         assert_eq!(get["port"].as_str(), Some(port_name), "{probe}");
     }
+    // Other workers point clients at the pod's stable name on that port.
+    let advertise = container["env"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"].as_str() == Some("PULSE__HTTP__ADVERTISE"))
+        .and_then(|e| e["value"].as_str())
+        .expect("PULSE__HTTP__ADVERTISE");
+    let headless_name = set["spec"]["serviceName"].as_str().unwrap();
+    assert_eq!(
+        advertise,
+        format!("http://$(POD_NAME).{headless_name}:{port}")
+    );
     // Termination outlasts the drain deadline.
     let grace = pod["terminationGracePeriodSeconds"].as_i64().unwrap();
     assert!(Duration::from_secs(grace as u64) > cfg.worker.shutdown_deadline);

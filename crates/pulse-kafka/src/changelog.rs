@@ -50,6 +50,9 @@ pub(crate) struct Record {
     /// The partition's population state, in population records.
     #[serde(default)]
     pub population: Option<Population>,
+    /// In checkpoints: where the writing worker serves its query API (`http.advertise`).
+    #[serde(default)]
+    pub owner: Option<String>,
 }
 
 /// Next offset to read per input: clickstream, purchases, surveys (by [`TopicRole::index`]),
@@ -85,6 +88,7 @@ struct RecordRef<'a> {
     repartition: Option<i64>,
     repartition_frontier: Option<Millis>,
     population: Option<&'a Population>,
+    owner: Option<&'a str>,
 }
 
 fn encode(
@@ -92,6 +96,7 @@ fn encode(
     profile: Option<&Profile>,
     frontiers: Option<[Option<Millis>; INPUTS]>,
     population: Option<&Population>,
+    owner: Option<&str>,
 ) -> Vec<u8> {
     let r = RecordRef {
         v: FORMAT_VERSION,
@@ -104,6 +109,7 @@ fn encode(
         repartition: Some(tag.offsets[REPARTITION]),
         repartition_frontier: frontiers.and_then(|f| f[FORWARDED]),
         population,
+        owner,
     };
     rmp_serde::to_vec(&r).unwrap_or_default()
 }
@@ -112,7 +118,7 @@ fn encode(
 pub fn encode_profile(tag: &BatchTag, customer: &str, profile: &Profile) -> (Vec<u8>, Vec<u8>) {
     (
         customer.as_bytes().to_vec(),
-        encode(tag, Some(profile), None, None),
+        encode(tag, Some(profile), None, None, None),
     )
 }
 
@@ -120,7 +126,7 @@ pub fn encode_profile(tag: &BatchTag, customer: &str, profile: &Profile) -> (Vec
 pub fn encode_population(tag: &BatchTag, population: &Population) -> (Vec<u8>, Vec<u8>) {
     (
         POPULATION_KEY.to_vec(),
-        encode(tag, None, None, Some(population)),
+        encode(tag, None, None, Some(population), None),
     )
 }
 
@@ -129,10 +135,71 @@ pub fn encode_checkpoint(
     tag: &BatchTag,
     frontiers: [Option<Millis>; INPUTS],
 ) -> (Vec<u8>, Vec<u8>) {
+    encode_checkpoint_by(tag, frontiers, None)
+}
+
+/// The checkpoint closing a batch, naming where its writer serves the query API.
+pub fn encode_checkpoint_by(
+    tag: &BatchTag,
+    frontiers: [Option<Millis>; INPUTS],
+    owner: Option<&str>,
+) -> (Vec<u8>, Vec<u8>) {
     (
         CHECKPOINT_KEY.to_vec(),
-        encode(tag, None, Some(frontiers), None),
+        encode(tag, None, Some(frontiers), None, owner),
     )
+}
+
+/// Where the worker that last wrote changelog partition `partition` serves its query API:
+/// the owner named by the newest checkpoint among the partition's last records. `None` when
+/// the partition has none (no batch yet, or written by a worker without `http.advertise`).
+/// Blocks for at most `timeout`.
+pub fn latest_owner(
+    client: &ClientConfig,
+    topic: &str,
+    partition: i32,
+    timeout: Duration,
+) -> Result<Option<String>, KafkaError> {
+    let consumer: BaseConsumer = client
+        .clone()
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("group.id", "pulse-owner-lookup")
+        .create()
+        .map_err(|source| KafkaError::Client {
+            role: "owner lookup",
+            source,
+        })?;
+    let mut tpl = TopicPartitionList::new();
+    // A batch ends with its checkpoint, so the newest one is among the last few records.
+    tpl.add_partition_offset(topic, partition, Offset::OffsetTail(16))
+        .map_err(|source| KafkaError::Client {
+            role: "owner lookup",
+            source,
+        })?;
+    consumer.assign(&tpl).map_err(|source| KafkaError::Client {
+        role: "owner lookup",
+        source,
+    })?;
+    let deadline = Instant::now() + timeout;
+    let mut owner = None;
+    while Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                if m.key().unwrap_or_default() == CHECKPOINT_KEY {
+                    if let Some(r) = m
+                        .payload()
+                        .and_then(|v| rmp_serde::from_slice::<Record>(v).ok())
+                    {
+                        owner = r.owner.or(owner);
+                    }
+                }
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
+            Some(Err(_)) | None => {}
+        }
+    }
+    Ok(owner)
 }
 
 /// Restored profiles by customer id. Keys come from our own changelog, so a fast hasher is safe.

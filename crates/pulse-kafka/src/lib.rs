@@ -29,7 +29,7 @@ pub use embedded::EmbeddedCluster;
 pub use error::KafkaError;
 pub use partitioner::{murmur2, partition_for};
 pub use state::StateRegistry;
-pub use worker::{run_worker, WorkerDeps};
+pub use worker::{partition_owner, run_worker, WorkerDeps};
 
 /// Milliseconds since the Unix epoch by the wall clock; the engine never reads a clock itself.
 pub fn wall_clock_ms() -> i64 {

@@ -29,6 +29,8 @@ use tokio::sync::{mpsc, watch};
 /// What every partition task shares.
 pub(crate) struct TaskCtx {
     pub consumer: Arc<StreamConsumer<PulseContext>>,
+    /// Where this worker serves its query API, written into every checkpoint.
+    pub advertise: Option<String>,
     pub outbox: Outbox,
     pub topics: TopicNames,
     pub spec: Arc<EngineSpec>,
@@ -270,7 +272,7 @@ async fn idle(
         if outputs.is_empty() && p.changed() == 0 {
             None
         } else {
-            Some(changelog_records(&mut p, pos))
+            Some(changelog_records(&mut p, pos, ctx.advertise.as_deref()))
         }
     };
     report_watermark(pos.partition, state, ctx);
@@ -291,7 +293,11 @@ async fn idle(
 }
 
 /// The changed profiles and the checkpoint closing this batch, as changelog `(key, value)`s.
-fn changelog_records(p: &mut Partition, pos: &mut Position) -> Vec<(Vec<u8>, Vec<u8>)> {
+fn changelog_records(
+    p: &mut Partition,
+    pos: &mut Position,
+    owner: Option<&str>,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
     pos.batch += 1;
     let tag = BatchTag {
         partition: pos.partition,
@@ -305,7 +311,7 @@ fn changelog_records(p: &mut Partition, pos: &mut Position) -> Vec<(Vec<u8>, Vec
     if let Some(population) = p.take_population_change() {
         records.push(changelog::encode_population(&tag, population));
     }
-    records.push(changelog::encode_checkpoint(&tag, frontiers));
+    records.push(changelog::encode_checkpoint_by(&tag, frontiers, owner));
     records
 }
 
@@ -400,7 +406,7 @@ async fn process(
                 Err(e) => rejected.push((i, e)),
             }
         }
-        changelog_records(&mut p, pos)
+        changelog_records(&mut p, pos, ctx.advertise.as_deref())
     };
     let products = Products {
         partition: pos.partition,

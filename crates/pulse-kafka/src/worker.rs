@@ -25,6 +25,8 @@ pub struct WorkerDeps {
     pub metrics: Metrics,
     pub health: Health,
     pub state: StateRegistry,
+    /// Base URL of this worker's HTTP server as other workers reach it (`http.advertise`).
+    pub advertise: Option<String>,
 }
 
 fn client_config(kafka: &KafkaConfig) -> ClientConfig {
@@ -70,6 +72,18 @@ pub(crate) fn consumer_config(kafka: &KafkaConfig) -> ClientConfig {
         );
     apply_overrides(&mut c, kafka);
     c
+}
+
+/// Where the worker that last wrote changelog partition `partition` serves its query API.
+pub fn partition_owner(
+    kafka: &KafkaConfig,
+    partition: i32,
+    timeout: Duration,
+) -> Result<Option<String>, KafkaError> {
+    let mut c = client_config(kafka);
+    c.set("isolation.level", "read_committed");
+    apply_overrides(&mut c, kafka);
+    crate::changelog::latest_owner(&c, &kafka.topics.profiles, partition, timeout)
 }
 
 pub(crate) fn producer_config(kafka: &KafkaConfig) -> ClientConfig {
@@ -203,6 +217,7 @@ pub async fn run_worker(
 
     let ctx = Arc::new(TaskCtx {
         consumer: consumer.clone(),
+        advertise: deps.advertise.clone(),
         outbox: Outbox {
             producer: producer.clone(),
             topics: kafka.topics.clone(),

@@ -10,11 +10,14 @@ use axum::routing::get;
 use axum::{Json, Router};
 use pulse_engine::{funnel_summaries, EngineSpec, Period};
 use pulse_events::time::{format_rfc3339, DAY};
-use pulse_kafka::{partition_for, StateRegistry};
+use pulse_kafka::{partition_for, partition_owner, KafkaConfig, StateRegistry};
 use pulse_telemetry::{Health, Metrics};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+
+/// How long a lookup of a partition's owner may take.
+const OWNER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Longest page of segment members.
 pub const MAX_LIMIT: usize = 10_000;
@@ -28,6 +31,8 @@ pub struct ApiState {
     pub health: Health,
     /// The producers' partitioner (`kafka.partitioner`), to say where a customer lives.
     pub partitioner: String,
+    /// To look up which worker holds a partition (from the changelog's checkpoints).
+    pub kafka: KafkaConfig,
 }
 
 type Params = Query<HashMap<String, String>>;
@@ -46,6 +51,18 @@ pub fn routes(s: ApiState) -> Router {
         .route("/v1/{*rest}", get(unknown))
         .with_state(s)
         .merge(status)
+}
+
+/// Percent-encodes a path segment.
+fn path_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -85,16 +102,35 @@ async fn customer(State(s): State<ApiState>, Path(id): Path<String>) -> Response
             let held = s.state.partitions();
             let partition =
                 partition_for(id.as_bytes(), s.state.input_partitions(), &s.partitioner);
-            let message = match partition {
-                Some(p) if !held.contains(&p) => format!(
+            let elsewhere = partition.filter(|p| !held.contains(p));
+            let owner = match elsewhere {
+                Some(p) => {
+                    let kafka = s.kafka.clone();
+                    read(move || partition_owner(&kafka, p, OWNER_TIMEOUT).ok().flatten())
+                        .await
+                        .ok()
+                        .flatten()
+                }
+                None => None,
+            };
+            let message = match (elsewhere, &owner) {
+                (Some(p), Some(o)) => {
+                    format!("customer {id:?} lives in partition {p}, held by the worker at {o}")
+                }
+                (Some(p), None) => format!(
                     "customer {id:?} lives in partition {p}, which another worker of the group holds"
                 ),
                 _ => format!("no customer {id:?}"),
             };
+            let location = owner
+                .as_ref()
+                .map(|o| format!("{o}/v1/customers/{}", path_encode(&id)));
             let body = json!({
                 "error": message,
                 "partition": partition,
                 "held_partitions": held,
+                "owner": owner,
+                "location": location,
             });
             (StatusCode::NOT_FOUND, Json(body)).into_response()
         }

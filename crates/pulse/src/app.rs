@@ -71,6 +71,7 @@ impl Running {
             metrics: metrics.clone(),
             health: health.clone(),
             partitioner: config.kafka.partitioner.clone(),
+            kafka: config.kafka.clone(),
         });
         let server = pulse_telemetry::serve(
             &config.http.listen,
@@ -85,6 +86,7 @@ impl Running {
         tracing::info!(addr = %server.addr, "Serving the status page, /metrics, /healthz, /readyz and the query API.");
 
         let deps = WorkerDeps {
+            advertise: Some(advertised_url(&config.http.advertise, server.addr)),
             metrics: metrics.clone(),
             health: health.clone(),
             state: state.clone(),
@@ -146,6 +148,25 @@ impl Running {
         let _ = (&mut self.http).await;
         drop(self.embedded.take());
         worker.map_err(RunError::from)
+    }
+}
+
+/// The base URL other workers give out for this one: the configured one, or the bound
+/// address with the host name in place of an unspecified IP.
+fn advertised_url(configured: &str, bound: SocketAddr) -> String {
+    if !configured.is_empty() {
+        return configured.trim_end_matches('/').to_owned();
+    }
+    if bound.ip().is_unspecified() {
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|| "localhost".to_owned());
+        format!("http://{host}:{}", bound.port())
+    } else {
+        format!("http://{bound}")
     }
 }
 

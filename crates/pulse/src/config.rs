@@ -31,6 +31,9 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     pub listen: String,
+    /// Base URL other workers' query API points clients to; empty: derived from the bound
+    /// address (the host name when listening on all interfaces).
+    pub advertise: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,7 +1,7 @@
 //! The query API of the real binary on demo traffic: every endpoint answers with JSON that
 //! agrees with the worker's state and metrics; unknown customers, segments and endpoints are
 //! 404s and bad parameters 400s, each with a JSON error; a second worker in the group says
-//! which partition a customer it does not hold lives in.
+//! which partition and which worker hold a customer it does not hold.
 
 mod common;
 
@@ -188,26 +188,35 @@ fn every_endpoint_answers_in_json_and_agrees_with_the_state() {
         ("PULSE__KAFKA__GROUP_ID", "pulse"),
     ]);
     let b = second.addr.clone();
-    let (id, partition, held) = eventually(Duration::from_secs(60), || {
+    let (id, body) = eventually(Duration::from_secs(60), || {
         for id in &seen {
             let (s, body) = get(&b, &format!("/v1/customers/{}", url_encode(id)));
-            if s == 404 && body["error"].as_str()?.contains("another worker") {
-                let held: Vec<i64> = body["held_partitions"]
-                    .as_array()?
-                    .iter()
-                    .filter_map(Value::as_i64)
-                    .collect();
-                if !held.is_empty() {
-                    return Some((id.clone(), body["partition"].as_i64()?, held));
-                }
+            let held_some = body["held_partitions"]
+                .as_array()
+                .is_some_and(|h| !h.is_empty());
+            if s == 404 && held_some && body["partition"].is_i64() {
+                return Some((id.clone(), body));
             }
         }
         None
     });
+    let partition = body["partition"].as_i64().unwrap();
+    let held: Vec<i64> = body["held_partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_i64)
+        .collect();
     assert!(!held.contains(&partition), "{id}: {partition} in {held:?}");
-    // The first worker holds that partition and answers for the customer.
-    let (s, c) = get(&a, &format!("/v1/customers/{}", url_encode(&id)));
+    // It names the worker that holds the partition (from the changelog's checkpoints) and
+    // where to ask; that worker answers.
+    assert_eq!(body["owner"], format!("http://{a}").as_str(), "{body}");
+    assert!(body["error"].as_str().unwrap().contains(&a), "{body}");
+    let location = body["location"].as_str().unwrap();
+    let path = location.strip_prefix(&format!("http://{a}")).unwrap();
+    let (s, c) = get(&a, path);
     assert_eq!(s, 200, "{c}");
+    assert_eq!(c["customer_id"], id.as_str());
 
     stop_cleanly(&mut second);
     stop_cleanly(&mut demo);
