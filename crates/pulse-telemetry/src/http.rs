@@ -58,6 +58,19 @@ async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     }
 }
 
+/// Percent-encodes `s` for a URL path segment or query value (RFC 3986 unreserved characters
+/// stay as they are).
+pub fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// Binds `addr` and serves the probes, `/metrics` and `routes` until `shutdown` completes.
 pub async fn serve(
     addr: &str,

@@ -8,7 +8,7 @@ mod logging;
 mod metrics;
 
 pub use health::Health;
-pub use http::{serve, HttpError, HttpServer};
+pub use http::{percent_encode, serve, HttpError, HttpServer};
 pub use latency::Latency;
 pub use logging::{init_tracing, LogFormat};
 pub use metrics::{counter_total, names, Metrics};

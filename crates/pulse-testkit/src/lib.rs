@@ -11,7 +11,7 @@ mod proxy;
 mod wire;
 
 pub use browser::Browser;
-pub use prometheus::{http_get, url_encode, Prometheus};
+pub use prometheus::{http_get, Prometheus};
 pub use proxy::FaultProxy;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};

@@ -2,6 +2,7 @@
 //! given targets every second and evaluating given rule files, stopped and cleaned up when
 //! dropped. Queries go through its HTTP API.
 
+use pulse_telemetry::percent_encode;
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -32,18 +33,6 @@ pub fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
         .split_once("\r\n\r\n")
         .map_or(String::new(), |(_, b)| b.to_owned());
     Ok((status, body))
-}
-
-/// Percent-encodes a query-string value.
-pub fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn free_port() -> u16 {
@@ -104,7 +93,7 @@ impl Prometheus {
 
     /// The result vector of an instant query; panics if the query is rejected.
     pub fn query(&self, expr: &str) -> Vec<Value> {
-        let data = self.api(&format!("/api/v1/query?query={}", url_encode(expr)));
+        let data = self.api(&format!("/api/v1/query?query={}", percent_encode(expr)));
         data["result"].as_array().cloned().unwrap_or_default()
     }
 

@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use pulse_engine::{funnel_summaries, EngineSpec, Period};
 use pulse_events::time::{format_rfc3339, DAY};
 use pulse_kafka::{partition_for, partition_owner, KafkaConfig, StateRegistry};
-use pulse_telemetry::{Health, Metrics};
+use pulse_telemetry::{percent_encode, Health, Metrics};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -51,18 +51,6 @@ pub fn routes(s: ApiState) -> Router {
         .route("/v1/{*rest}", get(unknown))
         .with_state(s)
         .merge(status)
-}
-
-/// Percent-encodes a path segment.
-fn path_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -124,7 +112,7 @@ async fn customer(State(s): State<ApiState>, Path(id): Path<String>) -> Response
             };
             let location = owner
                 .as_ref()
-                .map(|o| format!("{o}/v1/customers/{}", path_encode(&id)));
+                .map(|o| format!("{o}/v1/customers/{}", percent_encode(&id)));
             let body = json!({
                 "error": message,
                 "partition": partition,

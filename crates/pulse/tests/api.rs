@@ -6,7 +6,8 @@
 mod common;
 
 use common::*;
-use pulse_testkit::{http_get, url_encode};
+use pulse_telemetry::percent_encode;
+use pulse_testkit::http_get;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -64,7 +65,7 @@ fn every_endpoint_answers_in_json_and_agrees_with_the_state() {
             None => "/v1/segments/new_customers/members?limit=7".to_owned(),
             Some(c) => format!(
                 "/v1/segments/new_customers/members?limit=7&cursor={}",
-                url_encode(c)
+                percent_encode(c)
             ),
         };
         let (s, page) = get(&a, &path);
@@ -95,7 +96,7 @@ fn every_endpoint_answers_in_json_and_agrees_with_the_state() {
 
     // A member's full profile: every analytics group, and the segment it was listed in.
     let id = seen.iter().next().unwrap().clone();
-    let (s, c) = get(&a, &format!("/v1/customers/{}", url_encode(&id)));
+    let (s, c) = get(&a, &format!("/v1/customers/{}", percent_encode(&id)));
     assert_eq!(s, 200, "{c}");
     assert_eq!(c["customer_id"], id.as_str());
     for group in [
@@ -190,7 +191,7 @@ fn every_endpoint_answers_in_json_and_agrees_with_the_state() {
     let b = second.addr.clone();
     let (id, body) = eventually(Duration::from_secs(60), || {
         for id in &seen {
-            let (s, body) = get(&b, &format!("/v1/customers/{}", url_encode(id)));
+            let (s, body) = get(&b, &format!("/v1/customers/{}", percent_encode(id)));
             let held_some = body["held_partitions"]
                 .as_array()
                 .is_some_and(|h| !h.is_empty());
