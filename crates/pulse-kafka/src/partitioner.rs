@@ -27,11 +27,13 @@ pub fn murmur2(data: &[u8]) -> u32 {
     h ^ (h >> 15)
 }
 
-/// 32-bit FNV-1a, as librdkafka's `fnv1a` partitioner.
+/// 32-bit FNV-1a made non-negative as a signed number, as librdkafka's `fnv1a` partitioner
+/// (matching Sarama's hash partitioner).
 fn fnv1a(data: &[u8]) -> u32 {
-    data.iter().fold(0x811c_9dc5u32, |h, b| {
+    let h = data.iter().fold(0x811c_9dc5u32, |h, b| {
         (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
-    })
+    }) as i32;
+    (if h < 0 { h.wrapping_neg() } else { h }) as u32
 }
 
 /// The partition `partitioner` (a librdkafka partitioner name) gives `key` among
