@@ -210,7 +210,11 @@ async fn cohorts(State(s): State<ApiState>, Query(q): Params) -> Response {
             )
         }
     };
-    let counts = s.state.cohorts(period);
+    let state = s.state.clone();
+    let counts = match read(move || state.cohorts(period)).await {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
     let mut rows: BTreeMap<i64, Vec<u64>> = BTreeMap::new();
     for ((cohort, offset), n) in counts {
         let row = rows.entry(cohort).or_default();

@@ -35,6 +35,16 @@ fn dashboard_expressions() -> Vec<String> {
     exprs
 }
 
+/// An alert expression with every comparison turned into a 0/1 value (`a > bool 1`), so that
+/// it returns one sample per series whether or not the alert would fire.
+fn as_values(expr: &str) -> String {
+    let mut out = expr.to_owned();
+    for op in [" > ", " < ", " >= ", " <= ", " == ", " != "] {
+        out = out.replace(op, &format!("{}bool ", op));
+    }
+    out
+}
+
 /// Metric names a PromQL expression selects.
 fn metric_names(expr: &str) -> Vec<String> {
     let mut names = Vec::new();
@@ -140,7 +150,8 @@ fn metrics_pass_promtool_and_prometheus_evaluates_the_dashboard_and_the_alerts()
     }
 
     // Prometheus loaded every alert rule and evaluates it without error; every series a rule
-    // reads exists on a live worker, so the rule measures something real.
+    // reads exists on a live worker, and the rule's expression returns data there (with its
+    // thresholds read as 0/1: a healthy worker must not fire them).
     let rules = prometheus.rules();
     let loaded: Vec<&str> = rules.iter().filter_map(|r| r["name"].as_str()).collect();
     for alert in [
@@ -171,6 +182,13 @@ fn metrics_pass_promtool_and_prometheus_evaluates_the_dashboard_and_the_alerts()
     for rule in &rules {
         let expr = rule["query"].as_str().expect("query");
         prometheus.query(expr);
+        // With its thresholds as 0/1 values, the rule returns data on a live worker.
+        let values = as_values(expr);
+        assert!(
+            !prometheus.query(&values).is_empty(),
+            "{} returns nothing: {values}",
+            rule["name"]
+        );
         for name in metric_names(expr) {
             let series = prometheus.query(&format!("count({{__name__=\"{name}\"}})"));
             assert!(
