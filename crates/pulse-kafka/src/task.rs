@@ -146,7 +146,7 @@ pub(crate) async fn run(
                     .filter(|i| last_input[*i].elapsed() >= ctx.worker.idle_timeout)
                     .collect();
                 let all_idle = last_any.elapsed() >= ctx.worker.idle_timeout;
-                if !idle_inputs.is_empty() && !idle(&state, &ctx, txn.as_ref(), &mut pos, &idle_inputs, all_idle).await {
+                if (!idle_inputs.is_empty() || unannounced(&pos, &ctx)) && !idle(&state, &ctx, txn.as_ref(), &mut pos, &idle_inputs, all_idle).await {
                     return;
                 }
             }
@@ -250,8 +250,17 @@ async fn resume_at(pos: &Position, ctx: &Arc<TaskCtx>) {
     }
 }
 
+/// Whether this worker has yet to write a checkpoint for the partition since restoring it. The
+/// first tick then writes one even if nothing changed, so the changelog names the new owner
+/// (for the query API's owner lookup) at once rather than at the partition's next record,
+/// which on a quiet partition may be long after the previous owner has gone.
+fn unannounced(pos: &Position, ctx: &TaskCtx) -> bool {
+    pos.batch == 0 && ctx.advertise.is_some()
+}
+
 /// Idle inputs stop holding back the watermark; when the whole partition is idle its event
-/// time follows the wall clock, so timers still fire in live use.
+/// time follows the wall clock, so timers still fire in live use. A partition not yet
+/// announced writes its checkpoint here too.
 async fn idle(
     state: &Mutex<Partition>,
     ctx: &TaskCtx,
@@ -269,7 +278,7 @@ async fn idle(
         if all {
             p.advance_to(wall_clock_ms(), &mut outputs);
         }
-        if outputs.is_empty() && p.changed() == 0 {
+        if outputs.is_empty() && p.changed() == 0 && !unannounced(pos, ctx) {
             None
         } else {
             Some(changelog_records(&mut p, pos, ctx.advertise.as_deref()))
