@@ -3,13 +3,17 @@
 CARGO ?= cargo
 APT_PACKAGES := build-essential pkg-config zlib1g-dev
 # The real tools the operations tests run: Prometheus and promtool, and a headless browser.
-TEST_APT_PACKAGES := prometheus chromium chromium-driver
+TEST_APT_PACKAGES := prometheus chromium chromium-driver openssl
 # The real broker the tests run against (DESIGN §6); building it takes 12-18 minutes, once.
 TANSU_VERSION := 0.6.0
 TANSU := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin/tansu
+# Apache Kafka, the reference broker of the tests and benchmarks: its jars, resolved from Maven
+# Central once into a per-user cache (outside the build tree); the harness reads the same path.
+KAFKA_VERSION := $(shell sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' tests/kafka/pom.xml)
+export PULSE_KAFKA_LIBS ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/pulse/kafka-$(KAFKA_VERSION)
 
 .DEFAULT_GOAL := help
-.PHONY: help deps test-deps tansu build run test check-rules bench lint fmt clean
+.PHONY: help deps test-deps tansu kafka build run test check-rules bench lint fmt clean
 
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -37,13 +41,23 @@ tansu: ## Install the tansu broker used by the real-broker tests, if missing.
 		$(CARGO) install tansu --version $(TANSU_VERSION) --locked --features dynostore; \
 	fi
 
+kafka: ## Resolve Apache Kafka (broker and tools) from Maven Central into the cache the tests use, if missing; installs a JDK 17 and Maven when absent.
+	@if [ -f "$(PULSE_KAFKA_LIBS)/.resolved" ]; then :; else \
+		command -v java >/dev/null && command -v mvn >/dev/null || { \
+			SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+			$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless maven; }; \
+		echo "Resolving Apache Kafka $(KAFKA_VERSION) into $(PULSE_KAFKA_LIBS)"; \
+		mvn -B -q -f tests/kafka/pom.xml dependency:copy-dependencies -DincludeScope=runtime \
+			-DoutputDirectory="$(PULSE_KAFKA_LIBS)" && touch "$(PULSE_KAFKA_LIBS)/.resolved"; \
+	fi
+
 build: deps ## Build the pulse binary.
 	$(CARGO) build -p pulse
 
 run: build ## Start Pulse on the embedded Kafka cluster with demo traffic (Ctrl-C stops it).
 	$(CARGO) run -q -p pulse -- run
 
-test: test-deps tansu check-rules ## Build and run every test: unit, property, CLI, end-to-end, fault (embedded cluster and tansu) and monitoring tests.
+test: test-deps tansu kafka check-rules ## Build and run every test: unit, property, CLI, end-to-end, fault (embedded cluster and tansu) and monitoring tests.
 	$(CARGO) test --workspace --doc
 	$(CARGO) test --workspace --all-targets
 

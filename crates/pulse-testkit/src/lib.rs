@@ -6,13 +6,18 @@
 //! that refuses produce requests for chosen topics ([`Tansu::refuse_produce`]).
 
 mod browser;
+mod kafka;
 mod prometheus;
 mod proxy;
 mod wire;
 
 pub use browser::Browser;
+pub use kafka::{kafka_libs, kafka_version, namespace, Kafka, KafkaBuilder, Secured};
 pub use prometheus::{http_get, Prometheus};
 pub use proxy::FaultProxy;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::ToBytes;
@@ -47,6 +52,64 @@ where
                 record = back;
                 producer.poll(Duration::from_millis(5));
             }
+        }
+    }
+}
+
+/// An admin client of the cluster at `bootstrap`.
+pub fn admin(bootstrap: &str) -> AdminClient<DefaultClientContext> {
+    rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin client")
+}
+
+/// Creates `(name, partitions, configs)` topics with `replication` replicas each, and waits
+/// until every partition has a leader, so a client's first request finds them.
+pub fn create_topics(bootstrap: &str, replication: i32, topics: &[(&str, i32, &[(&str, &str)])]) {
+    let admin = admin(bootstrap);
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|(t, partitions, configs)| {
+            configs.iter().fold(
+                NewTopic::new(t, *partitions, TopicReplication::Fixed(replication)),
+                |n, (k, v)| n.set(k, v),
+            )
+        })
+        .collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let results = rt
+        .block_on(admin.create_topics(
+            &new,
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        ))
+        .expect("create topics");
+    for r in results {
+        r.expect("topic created");
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for (t, partitions, _) in topics {
+        loop {
+            let led = admin
+                .inner()
+                .fetch_metadata(Some(t), Duration::from_secs(5))
+                .ok()
+                .and_then(|m| {
+                    m.topics().first().map(|topic| {
+                        topic.error().is_none()
+                            && topic.partitions().len() == *partitions as usize
+                            && topic.partitions().iter().all(|p| p.leader() >= 0)
+                    })
+                })
+                .unwrap_or(false);
+            if led {
+                break;
+            }
+            assert!(Instant::now() < deadline, "topic {t} has no leaders");
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 }
@@ -160,29 +223,9 @@ impl Tansu {
     }
 
     fn create_topics(&self, topics: &[&str], partitions: i32) {
-        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-        use rdkafka::client::DefaultClientContext;
-        let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
-            .set("bootstrap.servers", &self.bootstrap)
-            .create()
-            .expect("admin client");
-        let new: Vec<NewTopic<'_>> = topics
-            .iter()
-            .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
-            .collect();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let results = rt
-            .block_on(admin.create_topics(
-                &new,
-                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-            ))
-            .expect("create topics");
-        for r in results {
-            r.expect("topic created");
-        }
+        let spec: Vec<(&str, i32, &[(&str, &str)])> =
+            topics.iter().map(|t| (*t, partitions, &[][..])).collect();
+        create_topics(&self.bootstrap, 1, &spec);
     }
 
     /// Freezes the broker process: connections hang, as with a stopped machine or a partition.
