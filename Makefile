@@ -1,19 +1,16 @@
 # Pulse: real-time customer analytics over Kafka. `make` lists the targets.
 
 CARGO ?= cargo
-APT_PACKAGES := build-essential pkg-config zlib1g-dev
+APT_PACKAGES := build-essential pkg-config zlib1g-dev libssl-dev
 # The real tools the operations tests run: Prometheus and promtool, and a headless browser.
 TEST_APT_PACKAGES := prometheus chromium chromium-driver openssl
-# The real broker the tests run against (DESIGN §6); building it takes 12-18 minutes, once.
-TANSU_VERSION := 0.6.0
-TANSU := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin/tansu
 # Apache Kafka, the reference broker of the tests and benchmarks: its jars, resolved from Maven
 # Central once into a per-user cache (outside the build tree); the harness reads the same path.
 KAFKA_VERSION := $(shell sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' tests/kafka/pom.xml)
 export PULSE_KAFKA_LIBS ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/pulse/kafka-$(KAFKA_VERSION)
 
 .DEFAULT_GOAL := help
-.PHONY: help deps test-deps tansu kafka build run test check-rules bench lint fmt clean
+.PHONY: help deps test-deps kafka build run test check-rules bench lint fmt clean
 
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -35,12 +32,6 @@ deps: ## Install what a fresh Debian machine lacks to build librdkafka (bundled)
 test-deps: deps ## Install the real tools the tests run (Prometheus, promtool, Chromium, ChromeDriver), if missing.
 	$(call apt_install,$(TEST_APT_PACKAGES))
 
-tansu: ## Install the tansu broker used by the real-broker tests, if missing.
-	@if [ -x "$(TANSU)" ] && "$(TANSU)" --version 2>/dev/null | grep -q "$(TANSU_VERSION)"; then :; else \
-		echo "Installing tansu $(TANSU_VERSION) (takes a while, once)"; \
-		$(CARGO) install tansu --version $(TANSU_VERSION) --locked --features dynostore; \
-	fi
-
 kafka: ## Resolve Apache Kafka (broker and tools) from Maven Central into the cache the tests use, if missing; installs a JDK 17 and Maven when absent.
 	@if [ -f "$(PULSE_KAFKA_LIBS)/.resolved" ]; then :; else \
 		command -v java >/dev/null && command -v mvn >/dev/null || { \
@@ -57,7 +48,7 @@ build: deps ## Build the pulse binary.
 run: build ## Start Pulse on the embedded Kafka cluster with demo traffic (Ctrl-C stops it).
 	$(CARGO) run -q -p pulse -- run
 
-test: test-deps tansu kafka check-rules ## Build and run every test: unit, property, CLI, end-to-end, fault (embedded cluster and tansu) and monitoring tests.
+test: test-deps kafka check-rules ## Build and run every test: unit, property, CLI, end-to-end, fault (embedded cluster and Apache Kafka) and monitoring tests.
 	$(CARGO) test --workspace --doc
 	$(CARGO) test --workspace --all-targets
 
@@ -65,7 +56,7 @@ check-rules: test-deps ## Check the Prometheus alert rules and run their unit te
 	promtool check rules deploy/prometheus/alerts.yml
 	promtool test rules deploy/prometheus/alerts.test.yml
 
-bench: deps tansu ## Run the benchmarks: hot path (criterion); memory per customer (10M customers, ~8 GiB, ~15 min); restore and end-to-end throughput and latency through tansu (release build).
+bench: deps kafka ## Run the benchmarks: hot path (criterion); memory per customer (10M customers, ~8 GiB, ~15 min); restore and end-to-end throughput and latency through Apache Kafka (release build).
 	$(CARGO) bench -p pulse-benches
 
 lint: ## Check formatting and clippy warnings.

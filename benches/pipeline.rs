@@ -1,6 +1,6 @@
-//! End to end through a real broker process (tansu): Pulse's throughput against a bare
-//! consume-and-produce loop over the same input on the same broker, and event-to-output latency
-//! at a fixed input rate. Prints its figures; run with `make bench`.
+//! End to end through Apache Kafka (one KRaft node on loopback, started by the bench): Pulse's
+//! throughput against a bare consume-and-produce loop over the same input on the same broker,
+//! and event-to-output latency at fixed input rates. Prints its figures; run with `make bench`.
 //!
 //! - `pipeline/bare`: a consumer reads every input record and a producer writes each one to
 //!   another topic; done when every copy is acknowledged. The ceiling for any processor on this
@@ -11,15 +11,15 @@
 //!   `milestone.reached`; latency is from handing the input to the producer to reading the
 //!   output back from the broker, recorded in an HDR histogram.
 //!
-//! `PULSE_PIPELINE_EVENTS` (default 200,000), `PULSE_LATENCY_RATE` (events/s, default 10,000)
-//! and `PULSE_LATENCY_SECONDS` (default 20) size the runs.
+//! `PULSE_PIPELINE_EVENTS` (default 200,000), `PULSE_LATENCY_RATES` (events/s, default
+//! `1000,10000,50000`) and `PULSE_LATENCY_SECONDS` (default 20) size the runs.
 
 use hdrhistogram::Histogram;
 use pulse::Config;
 use pulse_events::{Cause, Encoding, OutputEvent, TopicRole};
 use pulse_loadgen::{Generator, GeneratorConfig, Record};
 use pulse_telemetry::counter_total;
-use pulse_testkit::{send_waiting, Tansu};
+use pulse_testkit::{send_waiting, Kafka, TopicSpec};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::BorrowedMessage;
@@ -58,6 +58,7 @@ fn producer(brokers: &str, linger_ms: &str) -> BaseProducer {
     ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("linger.ms", linger_ms)
+        .set("enable.idempotence", "true")
         .set("queue.buffering.max.messages", "1000000")
         .create()
         .expect("producer")
@@ -97,17 +98,11 @@ fn input_topics(cfg: &Config) -> Vec<&str> {
         .collect()
 }
 
-/// tansu holds every fetch for at least half of `fetch.wait.max.ms`, even when records are
-/// waiting (Kafka answers as soon as `fetch.min.bytes` are there), so both sides of every
-/// measurement here ask for short waits.
-const FETCH_WAIT_MS: &str = "2";
-
-/// A consumer of every partition of `topics` from the beginning, asking for short fetch waits.
+/// A consumer of every partition of `topics` from the beginning.
 fn reader(brokers: &str, group: &str, topics: &[&str]) -> BaseConsumer {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", group)
-        .set("fetch.wait.max.ms", FETCH_WAIT_MS)
         .create()
         .expect("consumer");
     pulse_testkit::assign_from_beginning(&c, topics, PARTITIONS);
@@ -161,9 +156,6 @@ fn bench_config(brokers: &str, group: &str) -> Config {
     cfg.kafka.brokers = brokers.to_owned();
     cfg.kafka.group_id = group.to_owned();
     cfg.http.listen = "127.0.0.1:0".into();
-    cfg.kafka
-        .librdkafka
-        .insert("fetch.wait.max.ms".into(), FETCH_WAIT_MS.into());
     cfg
 }
 
@@ -347,56 +339,80 @@ fn read_latencies(
     (h, got)
 }
 
+/// A Kafka node with Pulse's topics (the changelog compacted, as in production) and the bare
+/// loop's output topic.
+fn broker(cfg: &Config) -> Kafka {
+    let kafka = Kafka::builder().label("pipeline-bench").start();
+    let compacted: &[(&str, &str)] = &[("cleanup.policy", "compact")];
+    let mut topics: Vec<TopicSpec<'_>> = cfg
+        .kafka
+        .topics
+        .all()
+        .into_iter()
+        .map(|t| {
+            let config: &[(&str, &str)] = if t == cfg.kafka.topics.profiles {
+                compacted
+            } else {
+                &[]
+            };
+            (t, PARTITIONS, config)
+        })
+        .collect();
+    topics.push((BARE_OUT, PARTITIONS, &[]));
+    kafka.create_topics_with(&topics);
+    kafka
+}
+
 fn main() {
     // `cargo test --benches` runs bench targets without `--bench`: keep that run tiny.
     let benching = std::env::args().any(|a| a == "--bench");
-    if !Tansu::installed() {
-        println!("pipeline: skipped, tansu is not installed (make tansu)");
-        return;
-    }
     let n: usize = env_or(
         "PULSE_PIPELINE_EVENTS",
         if benching { 200_000 } else { 2_000 },
     );
-    let rate: u64 = env_or("PULSE_LATENCY_RATE", if benching { 10_000 } else { 500 });
+    let rates: Vec<u64> = std::env::var("PULSE_LATENCY_RATES")
+        .unwrap_or_else(|_| if benching { "1000,10000,50000" } else { "500" }.into())
+        .split(',')
+        .filter_map(|r| r.trim().parse().ok())
+        .collect();
     let seconds: u64 = env_or("PULSE_LATENCY_SECONDS", if benching { 20 } else { 2 });
     let cfg = Config::embedded_default();
-    let mut topics: Vec<&str> = cfg.kafka.topics.all().to_vec();
-    topics.push(BARE_OUT);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
 
-    let broker = Tansu::start(&topics, PARTITIONS);
-    let n = fill_inputs(&broker.bootstrap, &cfg, n);
-    let bare = bare_copy(&broker.bootstrap, &cfg, n);
+    let kafka = broker(&cfg);
+    let n = fill_inputs(&kafka.bootstrap, &cfg, n);
+    let bare = bare_copy(&kafka.bootstrap, &cfg, n);
     println!(
         "pipeline/bare: {n} records consumed and produced in {bare:.2} s = {:.0} records/s",
         n as f64 / bare
     );
-    let (secs, outputs, changelog) = rt.block_on(pulse_run(&broker.bootstrap, n));
+    let (secs, outputs, changelog) = rt.block_on(pulse_run(&kafka.bootstrap, n));
     println!(
-        "pipeline/pulse: {n} events in {secs:.2} s = {:.0} events/s in; {outputs} outputs and dead letters ({:.0}/s), {changelog} changelog records ({:.0}/s); {:.2}x the bare loop's time",
+        "pipeline/pulse: {n} events in {secs:.2} s = {:.0} events/s in; {outputs} outputs and dead letters ({:.0}/s), {changelog} changelog records ({:.0}/s); {:.2}x the bare loop's throughput",
         n as f64 / secs,
         outputs as f64 / secs,
         changelog as f64 / secs,
-        secs / bare
+        bare / secs
     );
-    drop(broker);
+    drop(kafka);
 
-    for under in [Under::Bare, Under::Pulse] {
-        let broker = Tansu::start(&topics, PARTITIONS);
-        let (h, got) = rt.block_on(latency(&broker.bootstrap, &cfg, under, rate, seconds));
-        let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
-        let name = match under {
-            Under::Bare => "latency-bare",
-            Under::Pulse => "latency",
-        };
-        println!(
-            "pipeline/{name}: {rate} events/s for {seconds} s, {got} of {} outputs; input to output p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
-            rate * seconds,
-            ms(0.5),
-            ms(0.99),
-            ms(0.999),
-            h.max() as f64 / 1000.0
-        );
+    for rate in rates {
+        for under in [Under::Bare, Under::Pulse] {
+            let kafka = broker(&cfg);
+            let (h, got) = rt.block_on(latency(&kafka.bootstrap, &cfg, under, rate, seconds));
+            let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+            let name = match under {
+                Under::Bare => "latency-bare",
+                Under::Pulse => "latency",
+            };
+            println!(
+                "pipeline/{name}: {rate} events/s for {seconds} s, {got} of {} outputs; input to output p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+                rate * seconds,
+                ms(0.5),
+                ms(0.99),
+                ms(0.999),
+                h.max() as f64 / 1000.0
+            );
+        }
     }
 }

@@ -1,14 +1,17 @@
 //! Restore rate: how fast a worker reads a partition's state back from the changelog. Fills one
 //! changelog partition with realistic profiles (taken from a partition that applied generated
-//! traffic), then times `read_changelog` through the embedded cluster and, when installed,
-//! through a tansu broker process. Prints its figures; run with `make bench`.
+//! traffic), every customer written twice as a long-running worker would, then times
+//! `read_changelog` through the embedded cluster and through Apache Kafka, before and after
+//! Kafka's log cleaner has compacted the partition. Prints its figures; run with `make bench`.
 //!
 //! `PULSE_RESTORE_PROFILES` sets how many profiles (default 1,000,000; the embedded cluster,
 //! which trims its log, is measured with at most 10,000).
 
 use pulse_events::Encoding;
-use pulse_kafka::{encode_checkpoint, encode_profile, read_changelog, BatchTag, EmbeddedCluster};
-use pulse_testkit::{send_waiting, Tansu};
+use pulse_kafka::{
+    encode_checkpoint, encode_profile, read_changelog, BatchTag, Checkpoint, EmbeddedCluster,
+};
+use pulse_testkit::{send_waiting, Kafka};
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use std::time::{Duration, Instant};
@@ -16,10 +19,17 @@ use std::time::{Duration, Instant};
 const TOPIC: &str = "pulse.profiles";
 const BATCH: usize = 512;
 
-fn fill(bootstrap: &str, profiles: &[(String, pulse_engine::Profile)], n: usize) -> u64 {
+/// Writes `n` profiles, `rounds` times each, in batches closed by checkpoints.
+fn fill(
+    bootstrap: &str,
+    profiles: &[(String, pulse_engine::Profile)],
+    n: usize,
+    rounds: usize,
+) -> u64 {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("linger.ms", "20")
+        .set("enable.idempotence", "true")
         .set("batch.size", "1000000")
         .set("queue.buffering.max.messages", "1000000")
         .create()
@@ -32,7 +42,9 @@ fn fill(bootstrap: &str, profiles: &[(String, pulse_engine::Profile)], n: usize)
             BaseRecord::to(TOPIC).key(key).payload(value).partition(0),
         );
     };
-    for (b, chunk) in (0..n).collect::<Vec<_>>().chunks(BATCH).enumerate() {
+    let customers: Vec<usize> = (0..n).collect();
+    let batches = (0..rounds).flat_map(|_| customers.chunks(BATCH));
+    for (b, chunk) in batches.enumerate() {
         let tag = BatchTag {
             partition: 0,
             generation: 1,
@@ -44,7 +56,11 @@ fn fill(bootstrap: &str, profiles: &[(String, pulse_engine::Profile)], n: usize)
             let (k, v) = encode_profile(&tag, &format!("c-{i:08}"), p);
             send(&k, &v);
         }
-        let (k, v) = encode_checkpoint(&tag, [Some(1_767_225_600_000); 4]);
+        let (k, v) = encode_checkpoint(&Checkpoint {
+            tag,
+            frontiers: [Some(1_767_225_600_000); 4],
+            ..Checkpoint::default()
+        });
         send(&k, &v);
     }
     producer.flush(Duration::from_secs(120)).expect("flushed");
@@ -52,7 +68,7 @@ fn fill(bootstrap: &str, profiles: &[(String, pulse_engine::Profile)], n: usize)
 }
 
 /// Reads partition 0 of the changelog to its end without decoding: the broker and client alone.
-fn bare_read(bootstrap: &str, n: usize) -> f64 {
+fn bare_read(bootstrap: &str, records: u64) -> f64 {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::{Offset, TopicPartitionList};
     let c: BaseConsumer = ClientConfig::new()
@@ -66,11 +82,9 @@ fn bare_read(bootstrap: &str, n: usize) -> f64 {
         .expect("partition");
     c.assign(&tpl).expect("assign");
     let started = Instant::now();
-    let mut seen = 0usize;
+    let mut seen = 0u64;
     let mut quiet = Instant::now();
-    // Profiles plus one checkpoint per batch.
-    let total = n + n.div_ceil(BATCH);
-    while seen < total && quiet.elapsed() < Duration::from_secs(5) {
+    while seen < records && quiet.elapsed() < Duration::from_secs(5) {
         if let Some(Ok(_)) = c.poll(Duration::from_millis(100)) {
             seen += 1;
             quiet = Instant::now();
@@ -79,25 +93,71 @@ fn bare_read(bootstrap: &str, n: usize) -> f64 {
     started.elapsed().as_secs_f64()
 }
 
-fn measure(name: &str, bootstrap: &str, profiles: &[(String, pulse_engine::Profile)], n: usize) {
-    let started = Instant::now();
-    let bytes = fill(bootstrap, profiles, n);
-    let filled = started.elapsed();
+/// Times a restore of the partition; returns how many records it read.
+fn measure(name: &str, bootstrap: &str, n: usize) -> u64 {
     let mut client = ClientConfig::new();
     client.set("bootstrap.servers", bootstrap);
     let started = Instant::now();
     let c = read_changelog(&client, TOPIC, 0).expect("changelog reads");
     let secs = started.elapsed().as_secs_f64();
     assert_eq!(c.profiles.len(), n, "every profile restored");
-    let bare = bare_read(bootstrap, n);
-    println!("restore/{name}/bare-consumer: the same records read without decoding in {bare:.2} s = {:.0} records/s", n as f64 / bare);
+    let bare = bare_read(bootstrap, c.records);
     println!(
-        "restore/{name}: {n} profiles, {:.1} MB in {secs:.2} s = {:.0} profiles/s ({:.1} MB/s); filling took {:.1} s",
-        bytes as f64 / 1e6,
-        n as f64 / secs,
-        bytes as f64 / 1e6 / secs,
-        filled.as_secs_f64()
+        "restore/{name}/bare-consumer: the same {} records read without decoding in {bare:.2} s = {:.0} records/s",
+        c.records,
+        c.records as f64 / bare
     );
+    println!(
+        "restore/{name}: {n} profiles from {} records, {:.1} MB in {secs:.2} s = {:.0} profiles/s ({:.1} MB/s)",
+        c.records,
+        c.bytes as f64 / 1e6,
+        n as f64 / secs,
+        c.bytes as f64 / 1e6 / secs,
+    );
+    c.records
+}
+
+/// Lets Kafka's cleaner compact the partition: segments roll every 100 ms from now on, and a
+/// record after that rolls the active one. Waits until a restore reads fewer records.
+fn compact(kafka: &Kafka, before: u64) {
+    use rdkafka::admin::{AdminOptions, AlterConfig, ResourceSpecifier};
+    let admin = pulse_testkit::admin(&kafka.bootstrap);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let config = AlterConfig::new(ResourceSpecifier::Topic(TOPIC))
+        .set("cleanup.policy", "compact")
+        .set("segment.ms", "100")
+        .set("min.cleanable.dirty.ratio", "0.01");
+    rt.block_on(admin.alter_configs(&[config], &AdminOptions::new()))
+        .expect("altered")
+        .into_iter()
+        .for_each(|r| {
+            r.expect("topic altered");
+        });
+    std::thread::sleep(Duration::from_millis(300));
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &kafka.bootstrap)
+        .create()
+        .expect("producer");
+    send_waiting(
+        &producer,
+        BaseRecord::<[u8], [u8]>::to(TOPIC)
+            .key(b"\xffroll")
+            .partition(0),
+    );
+    producer.flush(Duration::from_secs(10)).expect("flushed");
+    let mut client = ClientConfig::new();
+    client.set("bootstrap.servers", &kafka.bootstrap);
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while read_changelog(&client, TOPIC, 0).expect("reads").records > before / 2 + 1_000 {
+        assert!(
+            Instant::now() < deadline,
+            "the cleaner did not compact the changelog"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
 }
 
 fn main() {
@@ -117,17 +177,25 @@ fn main() {
     // The mock cluster keeps a bounded log per partition and trims older records, so it is
     // measured at a size it holds; the full figure comes from the real broker.
     let mock = EmbeddedCluster::start(1, &[(TOPIC, 1)]).expect("embedded cluster");
-    measure(
-        "embedded",
-        mock.bootstrap_servers(),
-        &profiles,
-        n.min(10_000),
-    );
+    let small = n.min(10_000);
+    fill(mock.bootstrap_servers(), &profiles, small, 1);
+    measure("embedded", mock.bootstrap_servers(), small);
     drop(mock);
-    if Tansu::installed() {
-        let broker = Tansu::start(&[TOPIC], 1);
-        measure("tansu", &broker.bootstrap, &profiles, n);
-    } else {
-        println!("restore/tansu: skipped, tansu is not installed (make tansu)");
-    }
+
+    // Apache Kafka, the cleaner held off (one huge segment) until the first measurement.
+    let kafka = Kafka::builder().label("restore-bench").start();
+    kafka.create_topics_with(&[(
+        TOPIC,
+        1,
+        &[("cleanup.policy", "delete"), ("retention.ms", "-1")],
+    )]);
+    let started = Instant::now();
+    fill(&kafka.bootstrap, &profiles, n, 2);
+    println!(
+        "restore/kafka: filling {n} profiles twice took {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let before = measure("kafka/uncompacted", &kafka.bootstrap, n);
+    compact(&kafka, before);
+    measure("kafka/compacted", &kafka.bootstrap, n);
 }

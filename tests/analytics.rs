@@ -11,32 +11,6 @@ use std::time::Duration;
 
 const DAY: i64 = 86_400_000;
 
-/// The rule numbers each output kind's id is built from.
-fn rule_of(o: &OutputEvent) -> (String, Vec<i64>) {
-    match &o.data {
-        OutputData::Milestone {
-            funnel,
-            attempt,
-            step_index,
-            ..
-        } => (
-            funnel.clone(),
-            vec![i64::from(*attempt), i64::from(*step_index)],
-        ),
-        OutputData::Converted {
-            funnel, attempt, ..
-        }
-        | OutputData::Abandoned {
-            funnel, attempt, ..
-        } => (funnel.clone(), vec![i64::from(*attempt), 0]),
-        OutputData::Segment { segment } => (segment.clone(), vec![]),
-        OutputData::ChurnRisk { level, .. } => {
-            let l = ["low", "medium", "high"].iter().position(|x| x == level);
-            ("churn_risk".into(), vec![l.expect("a known level") as i64])
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generated_traffic_produces_every_output_type_with_deterministic_ids() {
     let cluster = cluster();
@@ -49,7 +23,7 @@ async fn generated_traffic_produces_every_output_type_with_deterministic_ids() {
     let now = pulse_kafka::wall_clock_ms();
     let mut gen = GeneratorConfig::new(300, 5, now - 65 * DAY, 60 * DAY);
     gen.acquisition = 45 * DAY;
-    let producer = pulse::produce::traffic_producer(&brokers, "murmur2_random").expect("producer");
+    let producer = pulse::produce::traffic_producer(&cfg.kafka).expect("producer");
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
     let total = pulse::produce::produce_records(&producer, &topics, Generator::new(gen), 0, stop)
         .await
@@ -80,11 +54,11 @@ async fn generated_traffic_produces_every_output_type_with_deterministic_ids() {
             panic!("duplicate id {}: {same:#?}", o.event_id);
         }
         // The id is the hash of what the output says: customer, kind, rule and cause.
-        let (rule, numbers) = rule_of(o);
+        let (rule, numbers) = o.data.rule();
         let again = OutputEvent::new(
             o.kind,
             &o.customer_id,
-            (&rule, &numbers),
+            (rule, &numbers),
             o.at,
             o.cause.clone(),
             o.rule_version,

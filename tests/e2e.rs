@@ -1,4 +1,4 @@
-//! End to end, against the embedded cluster and against a real broker process (tansu): N records
+//! End to end, against the embedded cluster and against Apache Kafka: N records
 //! including bad ones of every kind go in; every good record is reflected in the profiles
 //! exactly once, every bad one sits in the dead-letter topic with the right reason and its
 //! original bytes, none stalls its partition, and the committed offsets cover the whole input.
@@ -28,24 +28,21 @@ struct Sent {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mock_every_record_is_applied_or_dead_lettered_exactly_once() {
     let cluster = cluster();
-    every_record_is_applied_or_dead_lettered_exactly_once(cluster.bootstrap_servers()).await;
+    let cfg = config(cluster.bootstrap_servers(), "e2e-exactly-once");
+    every_record_is_applied_or_dead_lettered_exactly_once(cfg).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tansu_every_record_is_applied_or_dead_lettered_exactly_once() {
-    let broker = tokio::task::spawn_blocking(|| {
-        let cfg = pulse::Config::embedded_default();
-        pulse_testkit::Tansu::start(&cfg.kafka.topics.all(), PARTITIONS)
-    })
-    .await
-    .expect("tansu starts");
-    every_record_is_applied_or_dead_lettered_exactly_once(&broker.bootstrap).await;
+async fn kafka_every_record_is_applied_or_dead_lettered_exactly_once() {
+    let cfg = tokio::task::spawn_blocking(|| on_kafka("e2e"))
+        .await
+        .expect("Kafka starts");
+    every_record_is_applied_or_dead_lettered_exactly_once(cfg).await;
 }
 
-async fn every_record_is_applied_or_dead_lettered_exactly_once(brokers: &str) {
-    let brokers = brokers.to_owned();
-    let group = "e2e-exactly-once";
-    let cfg = config(&brokers, group);
+async fn every_record_is_applied_or_dead_lettered_exactly_once(cfg: pulse::Config) {
+    let brokers = cfg.kafka.brokers.clone();
+    let group = cfg.kafka.group_id.clone();
     let topics = cfg.kafka.topics.clone();
     let lateness = i64::try_from(cfg.engine.allowed_lateness.as_millis()).unwrap();
     let running = Running::start(cfg).await.expect("pulse starts");
@@ -264,7 +261,7 @@ async fn every_record_is_applied_or_dead_lettered_exactly_once(brokers: &str) {
             end[s.partition as usize] = end[s.partition as usize].max(s.offset + 1);
         }
         assert_eq!(
-            committed(&brokers, group, topic),
+            committed(&brokers, &group, topic),
             end.iter()
                 .map(|e| if *e == 0 { -1 } else { *e })
                 .collect::<Vec<_>>(),

@@ -1,10 +1,11 @@
-//! `delivery = "exactly-once"` on the embedded cluster: every batch is a transaction; an
-//! aborted one is sent again whole; a fenced worker stops with a reason.
+//! `delivery = "exactly-once"` on the embedded cluster, where the broker's answers can be
+//! injected: every batch is a transaction; an aborted one is sent again whole; a worker the
+//! broker answers "fenced" stops with the reason.
 //!
-//! What the embedded cluster cannot show (docs/delivery.md): it writes no commit or abort
-//! markers (aborted records stay visible), stores no offsets sent with a transaction, and gives
-//! a second producer with the same transactional id a new producer id instead of fencing the
-//! first; tansu refuses transactions. Fencing is therefore injected as the broker's answer.
+//! The embedded cluster writes no commit or abort markers and does not fence a second producer
+//! with the same transactional id; what rests on that (aborted records invisible, a real zombie
+//! fenced, each output once across a crash) is shown on Apache Kafka in
+//! `crates/pulse/tests/crash.rs`.
 
 use pulse_kafka::Delivery;
 use pulse_loadgen::{Generator, GeneratorConfig};

@@ -5,6 +5,7 @@ use pulse::Config;
 pub use pulse_kafka::header;
 use pulse_kafka::EmbeddedCluster;
 pub use pulse_telemetry::counter_total;
+use pulse_testkit::TopicSpec;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
@@ -27,6 +28,49 @@ pub fn cluster() -> EmbeddedCluster {
     EmbeddedCluster::start(1, &topics).expect("embedded cluster starts")
 }
 
+/// The changelog's topic configuration on Kafka: compacted as users are told to create it, and
+/// compacted soon (segments roll every 100 ms), so tests restore from logs the cleaner has
+/// been at.
+pub const COMPACTED: [(&str, &str); 4] = [
+    ("cleanup.policy", "compact"),
+    ("segment.ms", "100"),
+    ("min.cleanable.dirty.ratio", "0.01"),
+    ("delete.retention.ms", "100"),
+];
+
+/// The default configuration pointed at the shared Apache Kafka node, with Pulse's topics and
+/// group in a namespace of this test's own, created there.
+pub fn on_kafka(label: &str) -> Config {
+    let kafka = pulse_testkit::Kafka::shared();
+    let ns = pulse_testkit::namespace(label);
+    let mut cfg = config(&kafka.bootstrap, &format!("{ns}.group"));
+    let t = &mut cfg.kafka.topics;
+    for name in [
+        &mut t.clickstream,
+        &mut t.purchases,
+        &mut t.surveys,
+        &mut t.segments,
+        &mut t.churn_risk,
+        &mut t.milestones,
+        &mut t.profiles,
+        &mut t.dead_letter,
+        &mut t.repartition,
+    ] {
+        *name = format!("{ns}.{name}");
+    }
+    let profiles = t.profiles.clone();
+    let spec: Vec<TopicSpec<'_>> = t
+        .all()
+        .into_iter()
+        .map(|name| {
+            let config: &[(&str, &str)] = if name == profiles { &COMPACTED } else { &[] };
+            (name, PARTITIONS, config)
+        })
+        .collect();
+    kafka.create_topics_with(&spec);
+    cfg
+}
+
 /// The default configuration pointed at `brokers`, with an ephemeral HTTP port.
 pub fn config(brokers: &str, group: &str) -> Config {
     let mut cfg = Config::embedded_default();
@@ -40,6 +84,7 @@ pub fn producer(brokers: &str) -> FutureProducer {
     ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("acks", "all")
+        .set("enable.idempotence", "true")
         .create()
         .expect("producer")
 }

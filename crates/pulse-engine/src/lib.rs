@@ -14,6 +14,7 @@ mod fields;
 mod funnel;
 mod insight;
 mod partition;
+mod periods;
 mod population;
 mod profile;
 mod report;
@@ -40,7 +41,8 @@ pub use fields::FieldValue;
 pub use funnel::FunnelAttempt;
 pub use insight::View;
 pub use partition::{Partition, Source, FORWARDED, INPUTS};
-pub use population::{Cohorts, Period, Population};
+pub use periods::{ActivePeriods, Period};
+pub use population::{Cohorts, Population};
 pub use profile::{Derived, Profile, PurchasePeriod, PurchaseStats};
 pub use report::{
     funnel_summaries, report, CustomerReport, DriverReport, FunnelReport, FunnelSummary, Node,

@@ -4,6 +4,7 @@
 use crate::fields::source;
 use crate::funnel::{FunnelAttempt, FunnelOutcome, Outcome};
 use crate::insight::{evaluate, sources_of, Trigger};
+use crate::periods::ActivePeriods;
 use crate::population::Population;
 use crate::profile::Profile;
 use crate::rfm::Sketch;
@@ -14,7 +15,7 @@ use crate::Millis;
 use pulse_events::time::format_rfc3339;
 use pulse_events::{
     AbandonReason, Cause, EventBody, EventError, InputEvent, OutputData, OutputEvent, OutputKind,
-    SurveyKind, TopicRole,
+    TopicRole,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -91,8 +92,8 @@ pub struct Partition {
     /// Customers whose profile changed since the last drain, each listed once.
     dirty: Vec<Arc<str>>,
     population: Population,
-    /// Whether the population changed since the last drain.
-    population_dirty: bool,
+    /// Whether an RFM refresh ran since the last [`Partition::take_refreshed`].
+    refreshed: bool,
     tally: Tally,
 }
 
@@ -105,15 +106,15 @@ impl Partition {
             scratch: Vec::new(),
             dirty: Vec::new(),
             population: Population::default(),
-            population_dirty: false,
+            refreshed: false,
             tally: Tally::new(spec.segments.rules.len()),
             spec,
         }
     }
 
-    /// Rebuilds a partition from restored profiles, input frontiers and population (a
-    /// changelog), with the timers their funnel attempts and rechecks need. Nothing is marked
-    /// changed.
+    /// Rebuilds a partition from restored profiles, input frontiers and population cut-points
+    /// (a changelog), with the timers their funnel attempts and rechecks need and the sums the
+    /// population keeps over profiles. Nothing is marked changed.
     pub fn restore(
         spec: Arc<EngineSpec>,
         profiles: impl IntoIterator<Item = (String, Profile)>,
@@ -121,8 +122,25 @@ impl Partition {
         population: Population,
     ) -> Self {
         let mut p = Self::new(spec);
-        p.population = population;
-        for (customer, profile) in profiles {
+        p.population = Population {
+            rfm: population.rfm,
+            next_refresh: population.next_refresh,
+            ..Population::default()
+        };
+        for (customer, mut profile) in profiles {
+            if profile.periods.is_empty() && profile.events_total > 0 {
+                // Stored before active periods were kept: its first and newest events are
+                // all that is known of them.
+                profile
+                    .periods
+                    .touch(profile.first_seen, None, profile.first_seen);
+                profile.periods.touch(
+                    profile.first_seen,
+                    Some(profile.first_seen),
+                    profile.last_seen,
+                );
+            }
+            p.population.count(&profile);
             let key: Arc<str> = customer.into();
             for a in profile.funnels.iter().filter(|a| a.active) {
                 let kind = TimerKind::FunnelDeadline {
@@ -148,6 +166,13 @@ impl Partition {
         for (input, f) in p.inputs.iter_mut().zip(frontiers) {
             input.frontier = f;
         }
+        // Answers older than the last refresh's window were dropped then; drop them again.
+        let last_refresh = p.population.next_refresh - p.spec.rfm_refresh;
+        if p.population.next_refresh > 0 && p.spec.rfm_refresh > 0 {
+            p.population
+                .surveys
+                .expire(p.spec.survey_window_days, last_refresh);
+        }
         p
     }
 
@@ -167,9 +192,11 @@ impl Partition {
         }
     }
 
-    /// The population-wide state if it changed since the last call, for the checkpoint.
-    pub fn take_population_change(&mut self) -> Option<&Population> {
-        std::mem::take(&mut self.population_dirty).then_some(&self.population)
+    /// Whether an RFM refresh ran since the last call. A refresh reads every profile, so a
+    /// batch ends with one: replaying a batch whose checkpoint was lost must find every profile
+    /// as the refresh found it, and profiles the batch changed after a refresh would not be.
+    pub fn take_refreshed(&mut self) -> bool {
+        std::mem::take(&mut self.refreshed)
     }
 
     pub fn population(&self) -> &Population {
@@ -239,7 +266,39 @@ impl Partition {
         out: &mut Vec<OutputEvent>,
     ) -> Result<(), EventError> {
         let ts = ev.timestamp;
-        if let Some(wm) = self.input_watermark(src.input()) {
+        self.accept(ts, src.input(), now)?;
+        self.update(ev, src, out);
+        self.advance(ts, src.input(), out);
+        Ok(())
+    }
+
+    /// An event whose effect on its customer the restored profile already holds (its batch's
+    /// profiles reached the changelog, its checkpoint did not): judged as [`Partition::apply`]
+    /// judges it, and then only its event time moves its input forward, as it did the first
+    /// time.
+    pub fn already_applied(
+        &mut self,
+        ts: Millis,
+        src: &Source<'_>,
+        now: Millis,
+        out: &mut Vec<OutputEvent>,
+    ) -> Result<(), EventError> {
+        self.accept(ts, src.input(), now)?;
+        self.advance(ts, src.input(), out);
+        Ok(())
+    }
+
+    /// Moves `input`'s frontier to `ts` and fires the timers that passes.
+    fn advance(&mut self, ts: Millis, input: usize, out: &mut Vec<OutputEvent>) {
+        let input = &mut self.inputs[input];
+        input.frontier = Some(input.frontier.map_or(ts, |f| f.max(ts)));
+        input.idle = false;
+        self.fire_timers(out);
+    }
+
+    /// Late or too-far-ahead events are rejected with the error to dead-letter.
+    fn accept(&self, ts: Millis, input: usize, now: Millis) -> Result<(), EventError> {
+        if let Some(wm) = self.input_watermark(input) {
             if ts < wm {
                 return Err(EventError::Late {
                     timestamp: format_rfc3339(ts),
@@ -260,7 +319,12 @@ impl Partition {
                 max_ahead_hours: self.spec.max_future_skew / 3_600_000,
             });
         }
+        Ok(())
+    }
 
+    /// The event's effect on its customer, the population's sums and the customer's outputs.
+    fn update(&mut self, ev: &InputEvent<'_>, src: &Source<'_>, out: &mut Vec<OutputEvent>) {
+        let ts = ev.timestamp;
         let spec = &*self.spec;
         let customer: &str = &ev.customer_id;
         let mut standing = None;
@@ -284,23 +348,26 @@ impl Partition {
             self.dirty.push(slot.key.clone());
         }
         let profile = &mut slot.profile;
-        let previous = (profile.events_total > 0).then_some(profile.last_seen);
+        let previous_first = (profile.events_total > 0).then_some(profile.first_seen);
+        let rebased = ActivePeriods::rebases(previous_first, ts).then(|| profile.periods.clone());
+        let answers = profile.surveys;
         let change = profile.record(spec, ev);
         let pop = &mut self.population;
-        if change.new_day {
-            // Weeks and months change only with the day.
-            pop.cohorts.record(profile.first_seen, previous, ts);
-        }
-        if let EventBody::SurveyResponse { survey, score, .. } = &ev.body {
-            let score = crate::survey::stored_score(*score);
-            match survey {
-                SurveyKind::Nps => pop.surveys.record_nps(score, ts),
-                SurveyKind::Csat => pop.surveys.record_csat(score, ts),
-                _ => {}
+        match (rebased, previous_first) {
+            (Some(old), Some(first)) => {
+                pop.cohorts.remove(&old, first);
+                pop.cohorts.add(&profile.periods, profile.first_seen);
             }
+            _ => change
+                .opened
+                .into_iter()
+                .flatten()
+                .for_each(|o| pop.cohorts.open(o)),
         }
-        self.population_dirty |=
-            change.new_day || matches!(ev.body, EventBody::SurveyResponse { .. });
+        if matches!(ev.body, EventBody::SurveyResponse { .. }) {
+            pop.surveys.replace_nps(answers.nps, profile.surveys.nps);
+            pop.surveys.replace_csat(answers.csat, profile.surveys.csat);
+        }
 
         let cause = || Cause::Event {
             event_id: ev.event_id.to_string(),
@@ -358,12 +425,6 @@ impl Partition {
             Some(before) => self.tally.moved(before, Standing::of(profile)),
             None => self.tally.arrive(Standing::of(profile)),
         }
-
-        let input = &mut self.inputs[src.input()];
-        input.frontier = Some(input.frontier.map_or(ts, |f| f.max(ts)));
-        input.idle = false;
-        self.fire_timers(out);
-        Ok(())
     }
 
     /// Marks an input idle (no records for the caller's idle timeout), so it stops holding
@@ -483,7 +544,7 @@ impl Partition {
         pop.rfm = sketch.cut_points(pop.rfm.version + 1, at);
         pop.next_refresh = at + spec.rfm_refresh;
         pop.surveys.expire(spec.survey_window_days, at);
-        self.population_dirty = true;
+        self.refreshed = true;
         let cause = Cause::Timer { due: at };
         for slot in self.profiles.values_mut() {
             if slot.profile.purchases.days == 0 {
@@ -594,3 +655,7 @@ mod tests;
 #[cfg(test)]
 #[path = "segment_tests.rs"]
 mod segment_tests;
+
+#[cfg(test)]
+#[path = "replay_tests.rs"]
+mod replay_tests;

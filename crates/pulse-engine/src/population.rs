@@ -1,11 +1,17 @@
-//! What a partition knows about its population as a whole: RFM cut-points and when they are
-//! next refreshed, rolling NPS/CSAT, and cohort retention. It cannot be rebuilt from the
-//! profiles, so it travels in the partition's checkpoint.
+//! What a partition knows about its population as a whole, of two kinds:
+//!
+//! - The RFM cut-points and when they are next refreshed. Segment rules read them, so a replay
+//!   must see the ones the original run saw: they travel in the partition's checkpoint.
+//! - Retention counts and rolling NPS/CSAT: sums over the profiles (each customer's active
+//!   periods, each customer's latest answers), kept as profiles change and rebuilt from them on
+//!   restore. Nothing reads them but reports, and a sum over profiles is exact whatever the
+//!   changelog's compaction kept and whatever order the events came in.
 
+use crate::periods::{ActivePeriods, Opened, Period};
+use crate::profile::Profile;
 use crate::rfm::CutPoints;
 use crate::survey::SurveyPopulation;
 use crate::Millis;
-use pulse_events::time::{civil_from_days, day_of};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -15,57 +21,72 @@ pub struct Population {
     pub rfm: CutPoints,
     /// Event time of the next RFM refresh; 0 until the partition has a watermark.
     pub next_refresh: Millis,
+    /// Derived from the profiles: not stored.
+    #[serde(skip)]
     pub surveys: SurveyPopulation,
+    /// Derived from the profiles: not stored.
+    #[serde(skip)]
     pub cohorts: Cohorts,
 }
 
-/// Cohort period granularity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Period {
-    Week,
-    Month,
-}
-
-impl Period {
-    /// The period number of an instant: weeks since 1970-01-05 (a Monday), or months since
-    /// 1970-01.
-    pub fn of(self, t: Millis) -> i64 {
-        let day = day_of(t);
-        match self {
-            Self::Week => (day - 4).div_euclid(7),
-            Self::Month => {
-                let (y, m, _) = civil_from_days(day);
-                (y - 1970) * 12 + m - 1
-            }
-        }
+impl Population {
+    /// Adds a restored profile to the sums.
+    pub(crate) fn count(&mut self, profile: &Profile) {
+        self.cohorts.add(&profile.periods, profile.first_seen);
+        self.surveys.replace_nps(None, profile.surveys.nps);
+        self.surveys.replace_csat(None, profile.surveys.csat);
     }
 }
 
 /// Retention counts: for each cohort (period of first activity) and each offset from it, the
 /// customers active in that period. Offset 0 is the cohort's size.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Cohorts {
-    pub weekly: BTreeMap<(i64, u32), u32>,
-    pub monthly: BTreeMap<(i64, u32), u32>,
+    weekly: BTreeMap<(i64, u32), u32>,
+    monthly: BTreeMap<(i64, u32), u32>,
 }
 
 impl Cohorts {
-    /// Counts an event at `ts` of a customer first seen at `first_seen`, whose newest event
-    /// before this one was at `previous` (None for a new customer). A customer counts once
-    /// per period: when the event opens a period later than any they were active in.
-    pub fn record(&mut self, first_seen: Millis, previous: Option<Millis>, ts: Millis) {
-        for (period, counts) in [
-            (Period::Week, &mut self.weekly),
-            (Period::Month, &mut self.monthly),
-        ] {
-            let now = period.of(ts);
-            let opens = previous.is_none_or(|p| now > period.of(p));
-            if opens {
-                let cohort = period.of(first_seen.min(ts));
-                let offset = u32::try_from(now - cohort).unwrap_or(0);
-                *counts.entry((cohort, offset)).or_default() += 1;
+    fn counts_mut(&mut self, period: Period) -> &mut BTreeMap<(i64, u32), u32> {
+        match period {
+            Period::Week => &mut self.weekly,
+            Period::Month => &mut self.monthly,
+        }
+    }
+
+    /// Counts a period a customer became active in.
+    pub(crate) fn open(&mut self, o: Opened) {
+        *self
+            .counts_mut(o.period)
+            .entry((o.cohort, o.offset))
+            .or_default() += 1;
+    }
+
+    /// Adds (`sign` 1) or removes (-1) every active period of a customer whose periods are
+    /// `periods` and whose cohort is `cohort(period)`.
+    fn apply(&mut self, periods: &ActivePeriods, cohort: impl Fn(Period) -> i64, sign: i32) {
+        for period in [Period::Week, Period::Month] {
+            let c = cohort(period);
+            let offsets: Vec<u32> = periods.offsets(period).collect();
+            let counts = self.counts_mut(period);
+            for o in offsets {
+                let n = counts.entry((c, o)).or_default();
+                *n = n.saturating_add_signed(sign);
+                if *n == 0 {
+                    counts.remove(&(c, o));
+                }
             }
         }
+    }
+
+    /// Adds a customer first seen at `first_seen`.
+    pub(crate) fn add(&mut self, periods: &ActivePeriods, first_seen: Millis) {
+        self.apply(periods, |p| p.of(first_seen), 1);
+    }
+
+    /// Removes a customer that was first seen at `first_seen`.
+    pub(crate) fn remove(&mut self, periods: &ActivePeriods, first_seen: Millis) {
+        self.apply(periods, |p| p.of(first_seen), -1);
     }
 
     pub fn counts(&self, period: Period) -> &BTreeMap<(i64, u32), u32> {
@@ -79,20 +100,27 @@ impl Cohorts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pulse_events::time::DAY;
+    use pulse_events::time::{DAY, HOUR};
 
     const MON: Millis = 1_767_571_200_000; // 2026-01-05, a Monday
 
-    #[test]
-    fn periods_start_on_monday_and_the_first_of_the_month() {
-        assert_eq!(
-            Period::Week.of(MON),
-            Period::Week.of(MON + 6 * DAY + DAY - 1)
-        );
-        assert_eq!(Period::Week.of(MON) + 1, Period::Week.of(MON + 7 * DAY));
-        assert_eq!(Period::Week.of(MON - 1) + 1, Period::Week.of(MON));
-        assert_eq!(Period::Month.of(MON), (2026 - 1970) * 12);
-        assert_eq!(Period::Month.of(MON + 27 * DAY), (2026 - 1970) * 12 + 1);
+    /// One customer's events, in arrival order, counted as the partition counts them.
+    fn customer(cohorts: &mut Cohorts, events: &[Millis]) {
+        let (mut periods, mut first) = (ActivePeriods::default(), None::<Millis>);
+        for &ts in events {
+            let new_first = first.map_or(ts, |f| f.min(ts));
+            if ActivePeriods::rebases(first, ts) {
+                let old = periods.clone();
+                periods.touch(new_first, first, ts);
+                cohorts.remove(&old, first.unwrap());
+                cohorts.add(&periods, new_first);
+            } else {
+                for o in periods.touch(new_first, first, ts).into_iter().flatten() {
+                    cohorts.open(o);
+                }
+            }
+            first = Some(new_first);
+        }
     }
 
     #[test]
@@ -100,12 +128,9 @@ mod tests {
         let mut c = Cohorts::default();
         let w0 = Period::Week.of(MON);
         // a: weeks 0, 0, 1, 3. b: week 0 only. c: joins in week 1.
-        c.record(MON, None, MON);
-        c.record(MON, Some(MON), MON + DAY);
-        c.record(MON, Some(MON + DAY), MON + 8 * DAY);
-        c.record(MON, Some(MON + 8 * DAY), MON + 22 * DAY);
-        c.record(MON + HOUR_, None, MON + HOUR_);
-        c.record(MON + 7 * DAY, None, MON + 7 * DAY);
+        customer(&mut c, &[MON, MON + DAY, MON + 8 * DAY, MON + 22 * DAY]);
+        customer(&mut c, &[MON + HOUR]);
+        customer(&mut c, &[MON + 7 * DAY]);
         let w = c.counts(Period::Week);
         assert_eq!(w.get(&(w0, 0)), Some(&2));
         assert_eq!(w.get(&(w0, 1)), Some(&1));
@@ -114,5 +139,21 @@ mod tests {
         assert_eq!(w.get(&(w0 + 1, 0)), Some(&1));
     }
 
-    const HOUR_: Millis = 3_600_000;
+    #[test]
+    fn retention_is_the_same_in_any_arrival_order() {
+        let events = [
+            MON + 22 * DAY,
+            MON + 8 * DAY,
+            MON,
+            MON + DAY,
+            MON + 40 * DAY,
+        ];
+        let mut sorted = events;
+        sorted.sort_unstable();
+        let (mut a, mut b) = (Cohorts::default(), Cohorts::default());
+        customer(&mut a, &events);
+        customer(&mut b, &sorted);
+        assert_eq!(a, b);
+        assert_eq!(a.counts(Period::Week).len(), 4);
+    }
 }

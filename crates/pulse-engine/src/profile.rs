@@ -3,6 +3,7 @@
 
 use crate::engagement::Activity;
 use crate::funnel::FunnelAttempt;
+use crate::periods::{ActivePeriods, Opened};
 use crate::rfm::RfmValues;
 use crate::session::{Session, Touch};
 use crate::spec::{EngineSpec, BUILTIN_METRICS, M_EVENTS, M_ORDERS, M_REVENUE, M_SESSIONS};
@@ -139,6 +140,8 @@ pub(crate) struct RecordChange {
     pub new_day: bool,
     /// The event used a feature not used before.
     pub new_feature: bool,
+    /// The cohort periods (week, month) the event made the customer active in.
+    pub opened: [Option<Opened>; 2],
 }
 
 /// Everything Pulse keeps about one customer.
@@ -158,6 +161,9 @@ pub struct Profile {
     pub surveys: Surveys,
     /// Analytics results the engine compares against to emit changes.
     pub derived: Derived,
+    /// Weeks and months active in, for cohort retention. Absent in profiles stored before it.
+    #[serde(default)]
+    pub periods: ActivePeriods,
 }
 
 /// What the engine last concluded about a customer: outputs fire when these change.
@@ -190,7 +196,9 @@ impl Profile {
         let mut change = RecordChange {
             new_day: self.activity.touch(day_of(ts)),
             new_feature: false,
+            opened: [None; 2],
         };
+        let previous_first = (self.events_total > 0).then_some(self.first_seen);
         if self.events_total == 0 {
             self.first_seen = ts;
             self.last_seen = ts;
@@ -198,6 +206,7 @@ impl Profile {
             self.first_seen = self.first_seen.min(ts);
             self.last_seen = self.last_seen.max(ts);
         }
+        change.opened = self.periods.touch(self.first_seen, previous_first, ts);
         self.events_total += 1;
 
         let mut incs = [(0usize, 0u32); 8];

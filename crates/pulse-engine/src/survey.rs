@@ -1,5 +1,5 @@
-//! NPS and CSAT: each customer's last answer, and the population's rolling scores kept in daily
-//! buckets per partition (the query API adds partitions up).
+//! NPS and CSAT: each customer's last answer, and the population's rolling scores over those
+//! latest answers, kept in daily buckets per partition (the query API adds partitions up).
 
 use crate::Millis;
 use pulse_events::time::day_of;
@@ -51,7 +51,7 @@ pub fn csat_satisfied(score: u8) -> bool {
 }
 
 /// A customer's latest NPS and CSAT answers (by event time).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Surveys {
     pub nps: Option<Answer>,
     pub csat: Option<Answer>,
@@ -76,7 +76,9 @@ pub struct DayAnswers {
     pub csat_answers: u32,
 }
 
-/// Rolling population scores over the last `window` days of event time.
+/// Rolling population scores: each customer's latest answer counts on the day it was given, so
+/// the scores over the last `window` days are those of the customers who answered within them,
+/// each once. A sum over profiles: the same whatever order answers arrive in.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SurveyPopulation {
     days: BTreeMap<i64, DayAnswers>,
@@ -114,19 +116,62 @@ impl PopulationScores {
 }
 
 impl SurveyPopulation {
-    pub fn record_nps(&mut self, score: u8, at: Millis) {
-        let d = self.days.entry(day_of(at)).or_default();
-        match NpsCategory::of(score) {
-            NpsCategory::Promoter => d.promoters += 1,
-            NpsCategory::Passive => d.passives += 1,
-            NpsCategory::Detractor => d.detractors += 1,
+    fn count_nps(&mut self, a: Answer, sign: i32) {
+        let Some(d) = self.day(a.at, sign) else {
+            return;
+        };
+        let n = match NpsCategory::of(a.score) {
+            NpsCategory::Promoter => &mut d.promoters,
+            NpsCategory::Passive => &mut d.passives,
+            NpsCategory::Detractor => &mut d.detractors,
+        };
+        *n = n.saturating_add_signed(sign);
+        self.drop_if_empty(a.at);
+    }
+
+    /// An emptied day is dropped: the buckets are the same as if its answers never came.
+    fn drop_if_empty(&mut self, at: Millis) {
+        let day = day_of(at);
+        if self.days.get(&day) == Some(&DayAnswers::default()) {
+            self.days.remove(&day);
         }
     }
 
-    pub fn record_csat(&mut self, score: u8, at: Millis) {
-        let d = self.days.entry(day_of(at)).or_default();
-        d.csat_answers += 1;
-        d.satisfied += u32::from(csat_satisfied(score));
+    fn count_csat(&mut self, a: Answer, sign: i32) {
+        let Some(d) = self.day(a.at, sign) else {
+            return;
+        };
+        d.csat_answers = d.csat_answers.saturating_add_signed(sign);
+        if csat_satisfied(a.score) {
+            d.satisfied = d.satisfied.saturating_add_signed(sign);
+        }
+        self.drop_if_empty(a.at);
+    }
+
+    /// The bucket of `at`'s day; a removal from a day already expired finds none.
+    fn day(&mut self, at: Millis, sign: i32) -> Option<&mut DayAnswers> {
+        let day = day_of(at);
+        if sign < 0 {
+            self.days.get_mut(&day)
+        } else {
+            Some(self.days.entry(day).or_default())
+        }
+    }
+
+    /// A customer's latest NPS answer changed from `old` to `new`.
+    pub fn replace_nps(&mut self, old: Option<Answer>, new: Option<Answer>) {
+        if old != new {
+            old.into_iter().for_each(|a| self.count_nps(a, -1));
+            new.into_iter().for_each(|a| self.count_nps(a, 1));
+        }
+    }
+
+    /// A customer's latest CSAT answer changed from `old` to `new`.
+    pub fn replace_csat(&mut self, old: Option<Answer>, new: Option<Answer>) {
+        if old != new {
+            old.into_iter().for_each(|a| self.count_csat(a, -1));
+            new.into_iter().for_each(|a| self.count_csat(a, 1));
+        }
     }
 
     /// Drops days that left every window ending at or after `t`.
@@ -168,13 +213,16 @@ mod tests {
     fn population_nps_rolls_over_the_window() {
         let t0 = 1_767_225_600_000;
         let mut p = SurveyPopulation::default();
+        // Four customers answer on day 0; the third answers again 40 days later.
+        let answer = |score, at| Some(Answer { score, at });
         for s in [10, 9, 8, 3] {
-            p.record_nps(s, t0);
+            p.replace_nps(None, answer(s, t0));
         }
-        p.record_nps(0, t0 + 40 * DAY);
-        p.record_csat(5, t0);
-        p.record_csat(2, t0);
-        assert_eq!(p.scores(30, t0).nps(), Some(25.0));
+        p.replace_nps(answer(8, t0), answer(0, t0 + 40 * DAY));
+        p.replace_csat(None, answer(5, t0));
+        p.replace_csat(None, answer(2, t0));
+        assert_eq!(p.scores(60, t0 + 40 * DAY).nps(), Some(0.0));
+        assert_eq!(p.scores(30, t0).nps(), Some(100.0 / 3.0));
         assert_eq!(p.scores(30, t0).csat(), Some(50.0));
         // 40 days later only the new detractor is inside the 30-day window.
         assert_eq!(p.scores(30, t0 + 40 * DAY).nps(), Some(-100.0));

@@ -164,6 +164,36 @@ pub enum OutputData {
     },
 }
 
+impl OutputData {
+    /// The rule instance an output's id is built from: the funnel with its attempt and step,
+    /// the segment, or churn risk with the level reached. With the kind, the customer and the
+    /// cause it determines the id, so a consumer (or a test) can recompute it from content.
+    pub fn rule(&self) -> (&str, Vec<i64>) {
+        match self {
+            Self::Milestone {
+                funnel,
+                attempt,
+                step_index,
+                ..
+            } => (funnel, vec![i64::from(*attempt), i64::from(*step_index)]),
+            Self::Converted {
+                funnel, attempt, ..
+            }
+            | Self::Abandoned {
+                funnel, attempt, ..
+            } => (funnel, vec![i64::from(*attempt), 0]),
+            Self::Segment { segment } => (segment, vec![]),
+            Self::ChurnRisk { level, .. } => {
+                let l = ["low", "medium", "high"]
+                    .iter()
+                    .position(|x| x == level)
+                    .map_or(-1, |l| l as i64);
+                ("churn_risk", vec![l])
+            }
+        }
+    }
+}
+
 /// One churn-risk driver and its contribution to the score.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Driver {

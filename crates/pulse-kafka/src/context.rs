@@ -12,6 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub(crate) struct PulseContext {
+    /// Stops the worker on errors retrying cannot fix; routes librdkafka's logs.
+    pub guard: crate::clients::Guard,
     pub metrics: Metrics,
     pub health: Health,
     pub tasks: Arc<Tasks>,
@@ -28,6 +30,14 @@ fn partition_numbers(tpl: &TopicPartitionList) -> Vec<i32> {
 }
 
 impl ClientContext for PulseContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        self.guard.log(level, fac, log_message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.guard.on_error(&error, reason);
+    }
+
     /// Consumer lag per assigned partition, from librdkafka's periodic statistics.
     fn stats(&self, statistics: rdkafka::Statistics) {
         for (topic, t) in &statistics.topics {

@@ -1,6 +1,7 @@
-//! How one batch's products reach Kafka. At-least-once: send everything, wait for every
-//! acknowledgement, re-send refusals; the caller then stores the input offsets. Exactly-once:
-//! everything and the input offsets in one transaction, sent again whole after an abort.
+//! How one batch's products reach Kafka. At-least-once: in steps, each waiting for every
+//! acknowledgement and re-sending refusals (outputs, then profiles, then the checkpoint); the
+//! caller then stores the input offsets. Exactly-once: everything and the input offsets in one
+//! transaction, sent again whole after an abort.
 
 use crate::outbox::{InFlight, Outbox};
 use crate::task::TaskCtx;
@@ -9,9 +10,13 @@ use crate::KafkaError;
 use pulse_events::{EventError, OutputData, OutputEvent, OutputKind, TopicRole};
 use rdkafka::consumer::Consumer;
 use rdkafka::message::OwnedMessage;
+use rdkafka::producer::Producer;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+/// How long a failpoint waits for a transaction's records to reach the log.
+const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// An input record to forward through the repartition topic.
 pub(crate) struct Forward {
@@ -29,8 +34,17 @@ pub(crate) struct Products<'a> {
     pub rejected: &'a [(usize, EventError)],
     pub forwards: &'a [Forward],
     pub outputs: &'a [OutputEvent],
-    /// Changelog `(key, value)`s, the batch's checkpoint last.
-    pub changes: Vec<(Vec<u8>, Vec<u8>)>,
+    pub changes: ChangelogBatch,
+}
+
+/// What a batch writes to the changelog.
+pub(crate) struct ChangelogBatch {
+    /// Changed profiles as `(key, value)`s.
+    pub profiles: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The checkpoint closing the batch.
+    pub checkpoint: (Vec<u8>, Vec<u8>),
+    /// Keys deleted once the checkpoint is durable (older generations' checkpoints).
+    pub obsolete: Vec<Vec<u8>>,
 }
 
 /// Delivers a batch. False if the worker is stopping (or, in a transaction, the partition was
@@ -46,36 +60,54 @@ pub(crate) async fn deliver(ctx: &TaskCtx, txn: Option<&Txn>, p: &Products<'_>) 
     delivered
 }
 
-/// Two steps: everything but the checkpoint, then the checkpoint. The checkpoint tells restore
-/// that the batch's inputs are done with; were it written while an output of the batch was
-/// still unacknowledged, a crash at that moment would restore past an output never produced.
+/// In steps, each waiting for the one before to be acknowledged:
+/// 1. outputs, dead letters and forwarded records;
+/// 2. the changed profiles, each of which tells restore that its customer's inputs up to the
+///    batch's end are applied: written before an output of theirs was acknowledged, a crash at
+///    that moment would restore past an output never produced;
+/// 3. the checkpoint, which tells restore where every other customer stands: written before a
+///    profile was acknowledged, it would restore that customer without the batch;
+/// 4. deleting what the checkpoint made obsolete.
 async fn acknowledged(ctx: &TaskCtx, outbox: &Outbox, p: &Products<'_>) -> bool {
-    let Some(((ck_key, ck_value), profiles)) = p.changes.split_last() else {
-        return true;
-    };
-    let mut in_flight: Vec<InFlight> =
-        Vec::with_capacity(p.rejected.len() + p.forwards.len() + p.outputs.len() + profiles.len());
+    let mut first: Vec<InFlight> =
+        Vec::with_capacity(p.rejected.len() + p.forwards.len() + p.outputs.len());
     for (i, e) in p.rejected {
-        in_flight.push(outbox.send_dead_letter(&p.inputs[*i], e).await);
+        first.push(outbox.send_dead_letter(&p.inputs[*i], e).await);
     }
     for f in p.forwards {
-        in_flight.push(
+        first.push(
             outbox
                 .send_forward(&p.inputs[f.input], f.role, &f.customer)
                 .await,
         );
     }
     for o in p.outputs {
-        in_flight.push(outbox.send_output(o).await);
+        first.push(outbox.send_output(o).await);
     }
-    for (key, value) in profiles {
-        in_flight.push(outbox.send_changelog(p.partition, key, value).await);
-    }
-    if !outbox.settle(in_flight, &ctx.stop).await {
+    if !outbox.settle(first, &ctx.stop).await {
         return false;
     }
-    let checkpoint = vec![outbox.send_changelog(p.partition, ck_key, ck_value).await];
-    outbox.settle(checkpoint, &ctx.stop).await
+    let c = &p.changes;
+    let mut profiles = Vec::with_capacity(c.profiles.len());
+    for (key, value) in &c.profiles {
+        profiles.push(outbox.send_changelog(p.partition, key, Some(value)).await);
+    }
+    if !outbox.settle(profiles, &ctx.stop).await {
+        return false;
+    }
+    if !c.profiles.is_empty() {
+        crate::failpoint::reached(crate::failpoint::BEFORE_CHECKPOINT);
+    }
+    let (key, value) = &c.checkpoint;
+    let checkpoint = vec![outbox.send_changelog(p.partition, key, Some(value)).await];
+    if !outbox.settle(checkpoint, &ctx.stop).await {
+        return false;
+    }
+    let mut deletions = Vec::with_capacity(c.obsolete.len());
+    for key in &c.obsolete {
+        deletions.push(outbox.send_changelog(p.partition, key, None).await);
+    }
+    outbox.settle(deletions, &ctx.stop).await
 }
 
 /// The next offset to read of every input topic in the batch: what its commit stores.
@@ -114,8 +146,22 @@ async fn transact(ctx: &TaskCtx, txn: &Txn, p: &Products<'_>) -> bool {
             for o in p.outputs {
                 drop(txn.outbox.send_output(o).await);
             }
-            for (key, value) in &p.changes {
-                drop(txn.outbox.send_changelog(p.partition, key, value).await);
+            let c = &p.changes;
+            for (key, value) in c.profiles.iter().chain([&c.checkpoint]) {
+                drop(
+                    txn.outbox
+                        .send_changelog(p.partition, key, Some(value))
+                        .await,
+                );
+            }
+            for key in &c.obsolete {
+                drop(txn.outbox.send_changelog(p.partition, key, None).await);
+            }
+            if !p.inputs.is_empty() && crate::failpoint::armed_at(crate::failpoint::BEFORE_COMMIT) {
+                // The crash must leave the transaction's records in the log, uncommitted.
+                let producer = txn.outbox.producer.clone();
+                let _ = tokio::task::spawn_blocking(move || producer.flush(TIMEOUT)).await;
+                crate::failpoint::reached(crate::failpoint::BEFORE_COMMIT);
             }
             txn.commit(input_offsets(p), ctx.consumer.group_metadata())
                 .await
@@ -153,9 +199,16 @@ async fn transact(ctx: &TaskCtx, txn: &Txn, p: &Products<'_>) -> bool {
 
 fn count(ctx: &TaskCtx, p: &Products<'_>) {
     let m = &ctx.metrics;
-    m.changelog_records.inc_by(p.changes.len() as u64);
-    m.changelog_bytes
-        .inc_by(p.changes.iter().map(|(_, v)| v.len() as u64).sum());
+    let c = &p.changes;
+    m.changelog_records
+        .inc_by((c.profiles.len() + 1 + c.obsolete.len()) as u64);
+    m.changelog_bytes.inc_by(
+        c.profiles
+            .iter()
+            .chain([&c.checkpoint])
+            .map(|(_, v)| v.len() as u64)
+            .sum(),
+    );
     let mut by_kind: BTreeMap<&'static str, u64> = BTreeMap::new();
     for o in p.outputs {
         *by_kind.entry(o.kind.as_str()).or_default() += 1;

@@ -10,6 +10,11 @@ pub enum KafkaError {
         role: &'static str,
         source: rdkafka::error::KafkaError,
     },
+    #[error("cannot read the metadata of topic {topic}: {source}")]
+    Metadata {
+        topic: String,
+        source: rdkafka::error::KafkaError,
+    },
     #[error("cannot subscribe to {topics}: {source}")]
     Subscribe {
         topics: String,
@@ -28,6 +33,19 @@ pub enum KafkaError {
         partition: i32,
         source: rdkafka::error::KafkaError,
     },
+    /// The brokers refused this client's credentials: an operator must fix them.
+    #[error("Kafka broker {broker} refused authentication with SASL {mechanism}: {reason} (check kafka.librdkafka sasl.username, sasl.password and sasl.mechanism)")]
+    Authentication {
+        broker: String,
+        mechanism: String,
+        reason: String,
+    },
+    /// The TLS handshake with a broker failed: a certificate or trust problem, not retryable.
+    #[error("TLS handshake with Kafka broker {broker} failed: {reason} (check kafka.librdkafka ssl.* settings)")]
+    Tls { broker: String, reason: String },
+    /// A changelog record this worker cannot read: written by a newer Pulse, or damaged.
+    #[error("changelog record at offset {offset} cannot be read: {reason}")]
+    Changelog { offset: i64, reason: String },
     /// The transactional producer of a partition could not be set up.
     #[error("cannot start transactions for partition {partition}: {reason}")]
     Transaction { partition: i32, reason: String },

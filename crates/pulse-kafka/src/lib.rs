@@ -4,13 +4,16 @@
 //! Business rules live in `pulse-engine`; this crate moves records.
 
 mod changelog;
+pub mod clients;
 mod config;
 mod context;
 mod dead_letter;
 mod deliver;
 mod embedded;
 mod error;
+mod failpoint;
 mod gauges;
+mod log;
 mod outbox;
 mod partitioner;
 mod state;
@@ -20,8 +23,8 @@ mod txn;
 mod worker;
 
 pub use changelog::{
-    encode_checkpoint, encode_profile, read_all, read_changelog, BatchTag, ChangelogContents,
-    Offsets, ProfileMap, REPARTITION,
+    encode_checkpoint, encode_profile, read_all, read_changelog, BatchTag, Checkpoint, Contents,
+    Offsets, ProfileMap, Restorer, REPARTITION,
 };
 pub use config::{ByteSize, Delivery, KafkaConfig, OffsetReset, TopicNames, WorkerConfig};
 pub use dead_letter::header;

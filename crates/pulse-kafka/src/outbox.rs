@@ -182,15 +182,21 @@ impl Outbox {
         }
     }
 
-    /// A changelog record, on the partition of the task that owns the state.
-    pub async fn send_changelog(&self, partition: i32, key: &[u8], value: &[u8]) -> InFlight {
+    /// A changelog record, on the partition of the task that owns the state; without a value,
+    /// a tombstone.
+    pub async fn send_changelog(
+        &self,
+        partition: i32,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> InFlight {
         let headers = OwnedHeaders::new().insert(Header {
             key: "content-type",
             value: Some("application/msgpack"),
         });
         let topic = &self.topics.profiles;
         let delivery = self
-            .send(topic, Some(partition), Some(key), Some(value), headers)
+            .send(topic, Some(partition), Some(key), value, headers)
             .await;
         InFlight {
             delivery,

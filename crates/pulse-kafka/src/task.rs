@@ -1,13 +1,13 @@
 //! One partition task: it owns the processing of one partition number across the input
-//! topics. It first restores the partition's state from the changelog, then per batch: decode
-//! and apply under the partition lock (no `.await` inside), produce outputs, dead letters, the
-//! changed profiles and a checkpoint, wait for every acknowledgement, then store the input
-//! offsets.
+//! topics. It first restores the partition's state from the changelog and claims the partition
+//! there with a checkpoint of a new generation, then per batch: decode and apply under the
+//! partition lock (no `.await` inside), produce outputs, dead letters, the changed profiles and
+//! a checkpoint, wait for every acknowledgement, then store the input offsets.
 
-use crate::changelog::{self, BatchTag, Offsets, REPARTITION};
+use crate::changelog::{self, BatchTag, Checkpoint, Offsets, REPARTITION};
 use crate::config::{Delivery, TopicNames, WorkerConfig};
 use crate::context::PulseContext;
-use crate::deliver::{deliver, input_offsets, Forward, Products};
+use crate::deliver::{deliver, input_offsets, ChangelogBatch, Forward, Products};
 use crate::outbox::Outbox;
 use crate::state::{lock, StateRegistry};
 use crate::tasks::Fetched;
@@ -21,7 +21,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::OwnedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -47,15 +47,14 @@ pub(crate) struct TaskCtx {
     pub producer_client: ClientConfig,
     pub group_id: String,
     pub stop: watch::Receiver<bool>,
-    /// Set when a partition task met an error that must stop the worker.
-    pub fatal: Mutex<Option<KafkaError>>,
+    /// Set when a partition task or a client met an error that must stop the worker.
+    pub fatal: crate::clients::Fatal,
 }
 
 impl TaskCtx {
     /// Records why the worker must stop; the first reason wins.
     pub fn fail(&self, e: KafkaError) {
-        let mut slot = self.fatal.lock().unwrap_or_else(|p| p.into_inner());
-        slot.get_or_insert(e);
+        self.fatal.set(e);
     }
 }
 
@@ -67,6 +66,11 @@ struct Position {
     next: Offsets,
     generation: u64,
     batch: u64,
+    /// Customers restored from a batch whose checkpoint was lost, with the offsets their state
+    /// reflects: their records below those are already applied. Emptied as the replay passes.
+    ahead: HashMap<String, Offsets>,
+    /// Where the changelog should be deleted once this task's claim is durable.
+    obsolete: Vec<Vec<u8>>,
 }
 
 /// Runs until the sender side closes (shutdown or the worker stopping) and the queue is
@@ -96,12 +100,19 @@ pub(crate) async fn run(
         }
     };
     let restored = restore(partition, &ctx).await;
-    ctx.health.restore_finished();
-    ctx.metrics.restoring_partitions.dec();
-    let Some(mut pos) = restored else { return };
     let state = ctx
         .state
         .get_or_insert(partition, || Partition::new(ctx.spec.clone()));
+    let claimed = match restored {
+        Some((mut pos, migrate)) => claim(&state, &ctx, txn.as_ref(), &mut pos, migrate)
+            .await
+            .then_some(pos),
+        None => None,
+    };
+    ctx.health.restore_finished();
+    ctx.metrics.restoring_partitions.dec();
+    let Some(mut pos) = claimed else { return };
+    resume_at(&pos, &ctx).await;
     // Per input (the three topics and the repartition topic): when its last record arrived.
     let mut last_input = [Instant::now(); INPUTS];
     let mut last_any = Instant::now();
@@ -131,9 +142,15 @@ pub(crate) async fn run(
                         last_input[index] = now;
                     }
                 }
-                if !process(&batch, &state, &ctx, txn.as_ref(), &mut pos).await {
-                    tracing::warn!(partition, "Stopping with outputs unacknowledged; their inputs will be processed again.");
-                    return;
+                let mut done = 0;
+                while done < batch.len() {
+                    match process(&batch[done..], &state, &ctx, txn.as_ref(), &mut pos).await {
+                        Some(n) => done += n,
+                        None => {
+                            tracing::warn!(partition, "Stopping with outputs unacknowledged; their inputs will be processed again.");
+                            return;
+                        }
+                    }
                 }
                 // Everything the batch caused is acknowledged now.
                 let waited: Vec<f64> = arrived.iter().map(|t| t.elapsed().as_secs_f64()).collect();
@@ -146,7 +163,7 @@ pub(crate) async fn run(
                     .filter(|i| last_input[*i].elapsed() >= ctx.worker.idle_timeout)
                     .collect();
                 let all_idle = last_any.elapsed() >= ctx.worker.idle_timeout;
-                if (!idle_inputs.is_empty() || unannounced(&pos, &ctx)) && !idle(&state, &ctx, txn.as_ref(), &mut pos, &idle_inputs, all_idle).await {
+                if !idle_inputs.is_empty() && !idle(&state, &ctx, txn.as_ref(), &mut pos, &idle_inputs, all_idle).await {
                     return;
                 }
             }
@@ -155,8 +172,9 @@ pub(crate) async fn run(
 }
 
 /// Restores the partition from the changelog, retrying while the broker is unreachable.
-/// `None` if the worker stopped first.
-async fn restore(partition: i32, ctx: &Arc<TaskCtx>) -> Option<Position> {
+/// `None` if the worker stopped first; otherwise the position and whether the changelog must be
+/// rewritten in the current format.
+async fn restore(partition: i32, ctx: &Arc<TaskCtx>) -> Option<(Position, bool)> {
     let mut backoff = Duration::from_millis(500);
     loop {
         if *ctx.stop.borrow() {
@@ -173,28 +191,33 @@ async fn restore(partition: i32, ctx: &Arc<TaskCtx>) -> Option<Position> {
         .await;
         match result {
             Ok(Ok(r)) => {
+                let c = r.contents;
+                let profiles = r.partition.customers();
                 tracing::info!(
                     partition,
-                    profiles = r.profiles,
-                    bytes = r.bytes,
+                    profiles,
+                    ahead = c.ahead.len(),
+                    records = c.records,
+                    bytes = c.bytes,
                     seconds = r.seconds,
-                    generation = r.generation,
-                    next = ?r.offsets,
+                    generation = c.next_generation,
+                    next = ?c.checkpoint.tag.offsets,
                     "Partition restored."
                 );
                 let m = &ctx.metrics;
-                m.restored_profiles.inc_by(r.profiles as u64);
-                m.restored_bytes.inc_by(r.bytes);
+                m.restored_profiles.inc_by(profiles as u64);
+                m.restored_bytes.inc_by(c.bytes);
                 m.restore_seconds.observe(r.seconds);
                 ctx.state.replace(partition, r.partition);
                 let pos = Position {
                     partition,
-                    next: r.offsets,
-                    generation: r.generation,
+                    next: c.checkpoint.tag.offsets,
+                    generation: c.next_generation,
                     batch: 0,
+                    ahead: c.ahead,
+                    obsolete: c.obsolete,
                 };
-                resume_at(&pos, ctx).await;
-                return Some(pos);
+                return Some((pos, c.migrate));
             }
             Ok(Err(e)) => tracing::warn!(error = %e, partition, "Restore failed; retrying."),
             Err(e) => tracing::warn!(error = %e, partition, "Restore task failed; retrying."),
@@ -202,6 +225,42 @@ async fn restore(partition: i32, ctx: &Arc<TaskCtx>) -> Option<Position> {
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(10));
     }
+}
+
+/// Claims the partition in the changelog before anything is processed: a checkpoint of this
+/// task's generation where the restored state stands, naming this worker as the owner. From
+/// then on a restore takes a generation past this one, and records an older generation writes
+/// later are known for a zombie's. A changelog of the previous format is first rewritten whole
+/// in the current one. False if the worker stopped before the claim was durable.
+async fn claim(
+    state: &Mutex<Partition>,
+    ctx: &TaskCtx,
+    txn: Option<&Txn>,
+    pos: &mut Position,
+    migrate: bool,
+) -> bool {
+    let changes = {
+        let mut p = lock(state);
+        let tag = tag_of(pos);
+        let mut batch = changelog_records(&mut p, pos, ctx.advertise.as_deref());
+        if migrate {
+            batch.profiles = p
+                .profiles()
+                .map(|(c, profile)| changelog::encode_profile(&tag, c, profile))
+                .collect();
+        }
+        batch.obsolete = std::mem::take(&mut pos.obsolete);
+        batch
+    };
+    let products = Products {
+        partition: pos.partition,
+        inputs: &[],
+        rejected: &[],
+        forwards: &[],
+        outputs: &[],
+        changes,
+    };
+    deliver(ctx, txn, &products).await
 }
 
 /// Starts fetching the partition's inputs (paused since assignment) where the restored state
@@ -250,17 +309,8 @@ async fn resume_at(pos: &Position, ctx: &Arc<TaskCtx>) {
     }
 }
 
-/// Whether this worker has yet to write a checkpoint for the partition since restoring it. The
-/// first tick then writes one even if nothing changed, so the changelog names the new owner
-/// (for the query API's owner lookup) at once rather than at the partition's next record,
-/// which on a quiet partition may be long after the previous owner has gone.
-fn unannounced(pos: &Position, ctx: &TaskCtx) -> bool {
-    pos.batch == 0 && ctx.advertise.is_some()
-}
-
 /// Idle inputs stop holding back the watermark; when the whole partition is idle its event
-/// time follows the wall clock, so timers still fire in live use. A partition not yet
-/// announced writes its checkpoint here too.
+/// time follows the wall clock, so timers still fire in live use.
 async fn idle(
     state: &Mutex<Partition>,
     ctx: &TaskCtx,
@@ -278,7 +328,7 @@ async fn idle(
         if all {
             p.advance_to(wall_clock_ms(), &mut outputs);
         }
-        if outputs.is_empty() && p.changed() == 0 && !unannounced(pos, ctx) {
+        if outputs.is_empty() && p.changed() == 0 {
             None
         } else {
             Some(changelog_records(&mut p, pos, ctx.advertise.as_deref()))
@@ -301,27 +351,34 @@ async fn idle(
     }
 }
 
-/// The changed profiles and the checkpoint closing this batch, as changelog `(key, value)`s.
-fn changelog_records(
-    p: &mut Partition,
-    pos: &mut Position,
-    owner: Option<&str>,
-) -> Vec<(Vec<u8>, Vec<u8>)> {
-    pos.batch += 1;
-    let tag = BatchTag {
+fn tag_of(pos: &Position) -> BatchTag {
+    BatchTag {
         partition: pos.partition,
         generation: pos.generation,
         batch: pos.batch,
         offsets: pos.next,
-    };
-    let frontiers = p.frontiers();
-    let mut records = Vec::with_capacity(p.changed() + 1);
-    p.drain_changes(|c, profile| records.push(changelog::encode_profile(&tag, c, profile)));
-    if let Some(population) = p.take_population_change() {
-        records.push(changelog::encode_population(&tag, population));
     }
-    records.push(changelog::encode_checkpoint_by(&tag, frontiers, owner));
-    records
+}
+
+/// The changed profiles and the checkpoint closing this batch.
+fn changelog_records(p: &mut Partition, pos: &mut Position, owner: Option<&str>) -> ChangelogBatch {
+    let tag = tag_of(pos);
+    pos.batch += 1;
+    let mut profiles = Vec::with_capacity(p.changed());
+    p.drain_changes(|c, profile| profiles.push(changelog::encode_profile(&tag, c, profile)));
+    let population = p.population();
+    let checkpoint = changelog::encode_checkpoint(&Checkpoint {
+        tag,
+        frontiers: p.frontiers(),
+        rfm: population.rfm.clone(),
+        next_refresh: population.next_refresh,
+        owner: owner.map(str::to_owned),
+    });
+    ChangelogBatch {
+        profiles,
+        checkpoint,
+        obsolete: Vec::new(),
+    }
 }
 
 fn report_watermark(partition: i32, state: &Mutex<Partition>, ctx: &TaskCtx) {
@@ -350,14 +407,15 @@ fn input_of(ctx: &TaskCtx, m: &OwnedMessage) -> Option<(TopicRole, usize)> {
     ctx.topics.role_of(m.topic()).map(|r| (r, r.index()))
 }
 
-/// Processes one batch. Returns false if the worker must stop without storing its offsets.
+/// Processes the records of `batch` up to the first that ends a batch (an RFM refresh), and
+/// returns how many it took. `None` if the worker must stop without storing their offsets.
 async fn process(
     batch: &[OwnedMessage],
     state: &Mutex<Partition>,
     ctx: &TaskCtx,
     txn: Option<&Txn>,
     pos: &mut Position,
-) -> bool {
+) -> Option<usize> {
     let started = Instant::now();
     let now = wall_clock_ms();
     let mut outputs = Vec::new();
@@ -366,6 +424,7 @@ async fn process(
     let mut by_type: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut by_topic: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut skipped = 0u64;
+    let mut taken = batch.len();
     let changes = {
         let mut p = lock(state);
         for (i, m) in batch.iter().enumerate() {
@@ -406,6 +465,16 @@ async fn process(
                     });
                     return Ok(None);
                 }
+                let applied_before = pos
+                    .ahead
+                    .get(ev.customer_id.as_ref())
+                    .is_some_and(|o| m.offset() < o[index]);
+                if applied_before {
+                    skipped += 1;
+                    return p
+                        .already_applied(ev.timestamp, &src, now, &mut outputs)
+                        .map(|()| None);
+                }
                 p.apply(&ev, &src, now, &mut outputs)
                     .map(|()| Some(ev.body.type_label()))
             });
@@ -414,9 +483,17 @@ async fn process(
                 Ok(None) => {}
                 Err(e) => rejected.push((i, e)),
             }
+            if p.take_refreshed() {
+                taken = i + 1;
+                break;
+            }
         }
+        let next = pos.next;
+        pos.ahead
+            .retain(|_, o| o.iter().zip(next).any(|(o, n)| *o > n));
         changelog_records(&mut p, pos, ctx.advertise.as_deref())
     };
+    let batch = &batch[..taken];
     let products = Products {
         partition: pos.partition,
         inputs: batch,
@@ -426,7 +503,7 @@ async fn process(
         changes,
     };
     if !deliver(ctx, txn, &products).await {
-        return false;
+        return None;
     }
     tracing::debug!(
         partition = pos.partition,
@@ -467,5 +544,5 @@ async fn process(
         .with_label_values(&["batch"])
         .observe(started.elapsed().as_secs_f64());
     report_watermark(pos.partition, state, ctx);
-    true
+    Some(taken)
 }

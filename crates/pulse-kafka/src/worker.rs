@@ -1,7 +1,8 @@
 //! The consumer group loop: fetch, hand each record to its partition task over a bounded queue
 //! (a full queue stops fetching), and on shutdown drain the tasks, commit and leave the group.
 
-use crate::config::{Delivery, KafkaConfig, WorkerConfig};
+use crate::clients::Guard;
+use crate::config::{KafkaConfig, WorkerConfig};
 use crate::context::PulseContext;
 use crate::outbox::Outbox;
 use crate::state::StateRegistry;
@@ -11,11 +12,10 @@ use crate::KafkaError;
 use pulse_engine::EngineSpec;
 use pulse_events::{Limits, TopicRole};
 use pulse_telemetry::{Health, Metrics};
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::Message;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -29,72 +29,14 @@ pub struct WorkerDeps {
     pub advertise: Option<String>,
 }
 
-fn client_config(kafka: &KafkaConfig) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &kafka.brokers)
-        .set("client.id", &kafka.client_id);
-    c
-}
-
-fn apply_overrides(c: &mut ClientConfig, kafka: &KafkaConfig) {
-    for (k, v) in &kafka.librdkafka {
-        c.set(k, v);
-    }
-}
-
-pub(crate) fn consumer_config(kafka: &KafkaConfig) -> ClientConfig {
-    let mut c = client_config(kafka);
-    // With transactions the offsets are committed inside each batch's transaction.
-    let auto_commit = kafka.delivery == Delivery::AtLeastOnce;
-    c.set("group.id", &kafka.group_id)
-        .set("enable.auto.commit", auto_commit.to_string())
-        .set(
-            "auto.commit.interval.ms",
-            kafka.commit_interval.as_millis().to_string(),
-        )
-        // Offsets are stored by the partition tasks once a record's effects are acknowledged.
-        .set("enable.auto.offset.store", "false")
-        // Inputs written in transactions are read once committed, never when aborted.
-        .set("isolation.level", "read_committed")
-        .set("auto.offset.reset", kafka.auto_offset_reset.as_str())
-        .set(
-            "session.timeout.ms",
-            kafka.session_timeout.as_millis().to_string(),
-        )
-        // Range assignment keeps partition N of every input topic on the same worker, which
-        // the per-partition state needs (the input topics are co-partitioned by customer id).
-        .set("partition.assignment.strategy", "range")
-        // Consumer lag per partition for the metrics.
-        .set("statistics.interval.ms", "5000")
-        .set(
-            "queued.max.messages.kbytes",
-            (kafka.max_prefetch.0 / 1024).max(1).to_string(),
-        );
-    apply_overrides(&mut c, kafka);
-    c
-}
-
 /// Where the worker that last wrote changelog partition `partition` serves its query API.
 pub fn partition_owner(
     kafka: &KafkaConfig,
     partition: i32,
     timeout: Duration,
 ) -> Result<Option<String>, KafkaError> {
-    let mut c = client_config(kafka);
-    c.set("isolation.level", "read_committed");
-    apply_overrides(&mut c, kafka);
+    let c = crate::clients::reader(kafka);
     crate::changelog::latest_owner(&c, &kafka.topics.profiles, partition, timeout)
-}
-
-pub(crate) fn producer_config(kafka: &KafkaConfig) -> ClientConfig {
-    let mut c = client_config(kafka);
-    c.set("partitioner", &kafka.partitioner)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "5")
-        .set("message.timeout.ms", "30000");
-    apply_overrides(&mut c, kafka);
-    c
 }
 
 /// Checks that the input topics exist with one partition count and that the changelog has as
@@ -178,14 +120,18 @@ pub async fn run_worker(
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), KafkaError> {
     let tasks = Arc::new(Tasks::default());
+    let consumer_config = crate::clients::consumer(kafka);
+    let guard = Guard::for_client(&consumer_config);
+    let fatal = guard.fatal.clone();
     let context = PulseContext {
+        guard,
         metrics: deps.metrics.clone(),
         health: deps.health.clone(),
         tasks: tasks.clone(),
         state: deps.state.clone(),
         drain_deadline: worker.shutdown_deadline,
     };
-    let consumer: StreamConsumer<PulseContext> = consumer_config(kafka)
+    let consumer: StreamConsumer<PulseContext> = consumer_config
         .create_with_context(context)
         .map_err(|source| KafkaError::Client {
             role: "consumer",
@@ -193,14 +139,21 @@ pub async fn run_worker(
         })?;
     let consumer = Arc::new(consumer);
     let producer: FutureProducer =
-        producer_config(kafka)
+        crate::clients::producer(kafka)
             .create()
             .map_err(|source| KafkaError::Client {
                 role: "producer",
                 source,
             })?;
-    if let Some(n) = check_topology(consumer.clone(), kafka).await? {
-        deps.state.set_input_partitions(n as i32);
+    match check_topology(consumer.clone(), kafka).await {
+        Ok(Some(n)) => deps.state.set_input_partitions(n as i32),
+        Ok(None) => {}
+        Err(e) => return Err(e),
+    }
+    // Credentials refused or a TLS handshake failed while the layout was checked: no retry
+    // fixes that.
+    if let Some(e) = fatal.take() {
+        return Err(e);
     }
     let inputs: Vec<&str> = TopicRole::ALL
         .iter()
@@ -235,35 +188,24 @@ pub async fn run_worker(
         metrics: deps.metrics.clone(),
         health: deps.health.clone(),
         state: deps.state.clone(),
-        changelog_client: {
-            let mut c = client_config(kafka);
-            // Changelog records of aborted transactions are skipped by brokers that mark them.
-            c.set("isolation.level", "read_committed");
-            apply_overrides(&mut c, kafka);
-            c
-        },
+        // Changelog records of aborted transactions are invisible to this reader.
+        changelog_client: crate::clients::reader(kafka),
         delivery: kafka.delivery,
-        producer_client: producer_config(kafka),
+        producer_client: crate::clients::producer(kafka),
         group_id: kafka.group_id.clone(),
         stop: stop.clone(),
-        fatal: Mutex::new(None),
+        fatal,
     });
 
     crate::gauges::zero_labels(&deps.metrics, &ctx.spec);
     tasks.set_ctx(ctx.clone());
-    let failed = |ctx: &TaskCtx| {
-        ctx.fatal
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some()
-    };
     let mut gauges = tokio::time::interval(Duration::from_secs(1));
     let mut ticks = 0u64;
     while !*stop.borrow() {
         tokio::select! {
             _ = stop.changed() => break,
             _ = gauges.tick() => {
-                if failed(&ctx) {
+                if ctx.fatal.is_set() {
                     break;
                 }
                 ticks += 1;
@@ -332,6 +274,5 @@ pub async fn run_worker(
     .await;
     deps.health.set_ready(false);
     tracing::info!("Worker stopped.");
-    let fatal = ctx.fatal.lock().unwrap_or_else(|p| p.into_inner()).take();
-    fatal.map_or(Ok(()), Err)
+    ctx.fatal.take().map_or(Ok(()), Err)
 }

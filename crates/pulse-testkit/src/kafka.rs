@@ -8,6 +8,7 @@
 //! ([`Kafka::deny_write`]). A secured cluster also has a `SASL_SSL` listener with SCRAM-SHA-512
 //! users and a certificate authority made for it ([`Secured`]).
 
+use crate::TopicSpec;
 use std::io::Write;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -541,13 +542,12 @@ impl Kafka {
 
     /// Creates `topics` with `partitions` partitions each and the cluster's replication.
     pub fn create_topics(&self, topics: &[&str], partitions: i32) {
-        let spec: Vec<(&str, i32, &[(&str, &str)])> =
-            topics.iter().map(|t| (*t, partitions, &[][..])).collect();
+        let spec: Vec<TopicSpec<'_>> = topics.iter().map(|t| (*t, partitions, &[][..])).collect();
         self.create_topics_with(&spec);
     }
 
     /// Creates topics with their own configuration (`cleanup.policy`, `segment.ms`, ...).
-    pub fn create_topics_with(&self, topics: &[(&str, i32, &[(&str, &str)])]) {
+    pub fn create_topics_with(&self, topics: &[TopicSpec<'_>]) {
         crate::create_topics(&self.bootstrap, self.nodes.len().min(3) as i32, topics);
     }
 

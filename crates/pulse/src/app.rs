@@ -174,13 +174,7 @@ fn spawn_demo_traffic(
     config: &Config,
     stop: watch::Receiver<bool>,
 ) -> Result<JoinHandle<()>, RunError> {
-    let producer =
-        traffic_producer(&config.kafka.brokers, &config.kafka.partitioner).map_err(|source| {
-            KafkaError::Client {
-                role: "demo producer",
-                source,
-            }
-        })?;
+    let producer = traffic_producer(&config.kafka)?;
     let demo = config.demo.clone();
     let history = i64::try_from(demo.history.as_millis()).unwrap_or(i64::MAX / 2);
     let mut gen = GeneratorConfig::new(

@@ -148,13 +148,18 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-fn brokers_or_error(flag: Option<String>, cfg: &Config) -> anyhow::Result<String> {
-    let b = flag.unwrap_or_else(|| cfg.kafka.brokers.clone());
+/// `[kafka]` of the configuration with `--brokers` applied: the tools' clients are built from
+/// it as the worker's are, `[kafka.librdkafka]` (TLS, SASL) included.
+fn kafka_or_error(flag: Option<String>, cfg: &Config) -> anyhow::Result<pulse_kafka::KafkaConfig> {
+    let mut kafka = cfg.kafka.clone();
+    if let Some(b) = flag {
+        kafka.brokers = b;
+    }
     anyhow::ensure!(
-        !b.is_empty(),
+        !kafka.brokers.is_empty(),
         "no brokers: pass --brokers (pulse run prints the embedded cluster's address) or set kafka.brokers"
     );
-    Ok(b)
+    Ok(kafka)
 }
 
 async fn generate(args: GenerateArgs) -> anyhow::Result<()> {
@@ -205,13 +210,11 @@ async fn generate(args: GenerateArgs) -> anyhow::Result<()> {
         out.flush()?;
         return Ok(());
     }
-    let brokers = brokers_or_error(args.brokers, &cfg)?;
-    // The Java client's partitioner, Pulse's default `kafka.partitioner`.
-    let producer = produce::traffic_producer(&brokers, "murmur2_random")?;
+    let kafka = kafka_or_error(args.brokers, &cfg)?;
+    let producer = produce::traffic_producer(&kafka)?;
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-    let n =
-        produce::produce_records(&producer, &cfg.kafka.topics, records, args.rate, stop).await?;
-    eprintln!("produced {n} records to {brokers}");
+    let n = produce::produce_records(&producer, &kafka.topics, records, args.rate, stop).await?;
+    eprintln!("produced {n} records to {}", kafka.brokers);
     Ok(())
 }
 
@@ -251,9 +254,8 @@ fn fit(args: FitArgs) -> anyhow::Result<()> {
         }
         None => {
             let cfg = load(args.config.as_ref())?;
-            let brokers = brokers_or_error(args.brokers, &cfg)?;
-            let mut client = rdkafka::ClientConfig::new();
-            client.set("bootstrap.servers", &brokers);
+            let kafka = kafka_or_error(args.brokers, &cfg)?;
+            let client = pulse_kafka::clients::reader(&kafka);
             let topic = &cfg.kafka.topics.profiles;
             let parts = pulse_kafka::read_all(&client, topic)
                 .with_context(|| format!("reading the changelog topic {topic}"))?;
@@ -296,12 +298,14 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
                 "dead-letter" => t.dead_letter.clone(),
                 _ => topic,
             };
-            let brokers = brokers_or_error(brokers, &cfg)?;
-            tail::tail(&brokers, &topic, from_beginning, count).await?;
+            let kafka = kafka_or_error(brokers, &cfg)?;
+            tail::tail(&kafka, &topic, from_beginning, count).await?;
         }
         Command::CheckConfig { file } => {
-            let cfg = load(Some(&file))?;
+            let mut cfg = load(Some(&file))?;
             println!("{}: OK", file.display());
+            // Resolved as the worker would run it, secrets (passwords, keys, tokens) redacted.
+            cfg.kafka = pulse_kafka::clients::redacted(&cfg.kafka);
             println!("{}", toml::to_string(&cfg).unwrap_or_default());
         }
     }

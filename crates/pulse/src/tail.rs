@@ -1,8 +1,8 @@
 //! `pulse tail`: follow an output or dead-letter topic and print each record readably.
 
 use pulse_events::{dead_letter, Encoding, OutputData, OutputEvent};
-use pulse_kafka::header;
-use rdkafka::config::ClientConfig;
+use pulse_kafka::clients::Guard;
+use pulse_kafka::{header, KafkaConfig, KafkaError};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::BorrowedMessage;
 use rdkafka::Message;
@@ -100,38 +100,46 @@ fn render_message(m: &BorrowedMessage<'_>) -> String {
     }
 }
 
-/// Follows `topic` on `brokers`, printing up to `limit` records (all if `None`).
+/// Follows `topic`, printing up to `limit` records (all if `None`). Stops with the reason if
+/// the brokers refuse the client (credentials, TLS).
 pub async fn tail(
-    brokers: &str,
+    kafka: &KafkaConfig,
     topic: &str,
     from_beginning: bool,
     limit: Option<u64>,
-) -> Result<(), rdkafka::error::KafkaError> {
+) -> Result<(), KafkaError> {
     let group = format!(
         "pulse-tail-{}-{}",
         std::process::id(),
         pulse_kafka::wall_clock_ms()
     );
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .set(
-            "auto.offset.reset",
-            if from_beginning { "earliest" } else { "latest" },
-        )
-        .create()?;
-    consumer.subscribe(&[topic])?;
+    let client = |source| KafkaError::Client {
+        role: "tail consumer",
+        source,
+    };
+    let config = pulse_kafka::clients::tail(kafka, &group, from_beginning);
+    let guard = Guard::for_client(&config);
+    let fatal = guard.fatal.clone();
+    let consumer: StreamConsumer<Guard> = config.create_with_context(guard).map_err(client)?;
+    consumer.subscribe(&[topic]).map_err(client)?;
     let mut seen = 0u64;
+    let mut check = tokio::time::interval(Duration::from_millis(500));
     while limit.is_none_or(|l| seen < l) {
-        match consumer.recv().await {
-            Ok(m) => {
-                println!("{}", render_message(&m));
-                seen += 1;
-            }
-            Err(e) => {
-                eprintln!("fetch failed: {e}");
-                tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::select! {
+            received = consumer.recv() => match received {
+                Ok(m) => {
+                    println!("{}", render_message(&m));
+                    seen += 1;
+                }
+                Err(e) => {
+                    eprintln!("fetch failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            },
+            _ = check.tick() => {
+                if let Some(e) = fatal.take() {
+                    return Err(e);
+                }
             }
         }
     }

@@ -1,7 +1,9 @@
-//! Fault tolerance with the real binary: SIGKILL workers mid-stream, take the broker away; the
-//! final state equals an uninterrupted run's, customer by customer and field by field, and
-//! every output of the uninterrupted run is present. The uninterrupted run also goes through
-//! a real broker process (tansu) and must agree exactly with the embedded cluster.
+//! Fault tolerance with the real binary, on the embedded cluster and on Apache Kafka: workers
+//! SIGKILLed mid-stream, a crash between a batch's profile records and its checkpoint, the
+//! broker stopped, one of three brokers lost for good, the output topics unauthorised, the
+//! changelog compacted. Every run's final state equals an uninterrupted run's, customer by
+//! customer and field by field, and every output of the uninterrupted run is present. The
+//! uninterrupted run on Kafka must agree exactly with the one on the embedded cluster.
 //!
 //! The traffic is clickstream only. Records of different input topics reach a partition task
 //! in fetch order, which differs between runs; with one input the order per partition is fixed,
@@ -9,32 +11,16 @@
 
 mod common;
 
+use common::cluster::*;
 use common::*;
 use pulse_engine::Profile;
-use pulse_events::{Cause, OutputEvent, TopicRole};
-use pulse_kafka::{read_changelog, EmbeddedCluster};
+use pulse_events::{Cause, TopicRole};
 use pulse_loadgen::{Generator, GeneratorConfig, Record};
-use pulse_testkit::{send_waiting, Tansu};
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use pulse_testkit::{send_waiting, Kafka};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{Message, Offset, TopicPartitionList};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-
-const PARTITIONS: i32 = 3;
-const TOPICS: [&str; 9] = [
-    "clickstream",
-    "purchases",
-    "surveys",
-    "pulse.segments",
-    "pulse.churn-risk",
-    "pulse.milestones",
-    "pulse.profiles",
-    "pulse.dead-letter",
-    "pulse.repartition",
-];
 
 fn partition_of(customer: &str) -> i32 {
     let h = customer.bytes().fold(0xcbf29ce484222325u64, |h, b| {
@@ -51,99 +37,24 @@ fn traffic() -> Vec<Record> {
         .collect()
 }
 
-/// The broker a test runs against.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum Kind {
-    Mock,
-    Tansu,
-}
-
-enum Broker {
-    Mock(EmbeddedCluster),
-    Tansu(Tansu),
-}
-
-impl Broker {
-    fn start(kind: Kind) -> Self {
-        match kind {
-            Kind::Mock => {
-                let topics: Vec<(&str, i32)> = TOPICS.iter().map(|t| (*t, PARTITIONS)).collect();
-                Broker::Mock(EmbeddedCluster::start(1, &topics).expect("cluster"))
-            }
-            Kind::Tansu => Broker::Tansu(Tansu::start(&TOPICS, PARTITIONS)),
-        }
-    }
-
-    fn bootstrap_servers(&self) -> &str {
-        match self {
-            Broker::Mock(c) => c.bootstrap_servers(),
-            Broker::Tansu(t) => &t.bootstrap,
-        }
-    }
-
-    /// A broker whose output topics can be made unwritable: the embedded cluster, or the real
-    /// broker behind a proxy that answers produce requests in its place.
-    fn start_refusable(kind: Kind) -> Self {
-        match kind {
-            Kind::Mock => Self::start(kind),
-            Kind::Tansu => Broker::Tansu(Tansu::start_proxied(&TOPICS, PARTITIONS)),
-        }
-    }
-
-    /// Refuses produce requests as unauthorised (`on`) or stops refusing. The embedded cluster
-    /// refuses every produce request; the real broker's proxy refuses the output topics and
-    /// lets the rest of each request through, as a broker with a revoked ACL does.
-    fn refuse_outputs(&self, on: bool) {
-        match self {
-            Broker::Mock(c) => c.refuse_produce(on).expect("refusing"),
-            Broker::Tansu(t) => t.refuse_produce(if on { &TOPICS[3..6] } else { &[] }),
-        }
-    }
-
-    /// Takes the broker away for `d`: the mock refuses connections, the real one is frozen.
-    fn outage(&self, d: Duration) {
-        match self {
-            Broker::Mock(c) => {
-                c.broker_down(1).expect("broker down");
-                std::thread::sleep(d);
-                c.broker_up(1).expect("broker up");
-            }
-            Broker::Tansu(t) => {
-                t.pause();
-                std::thread::sleep(d);
-                t.resume();
-            }
-        }
-    }
-}
-
-fn cluster_with(kind: Kind, records: &[Record]) -> (Broker, Vec<i64>) {
-    let cluster = Broker::start(kind);
-    let end = produce(kind, cluster.bootstrap_servers(), records);
-    (cluster, end)
-}
-
 /// Produces `records` to the clickstream topic, each on its customer's partition; returns the
-/// end offset per partition.
-fn produce(kind: Kind, brokers: &str, records: &[Record]) -> Vec<i64> {
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", brokers)
-        .set("linger.ms", "5");
-    if kind == Kind::Tansu {
-        // tansu 0.6.0 answers a fetch from an offset inside a record batch with the batches
-        // after it, skipping the rest of that batch. A restarted or rebalanced worker resumes
-        // from such offsets; with one record per batch every offset is a batch boundary.
-        config.set("batch.num.messages", "1");
-    }
-    let producer: BaseProducer = config.create().expect("producer");
+/// end offset per partition if they were the first records there.
+fn produce(cluster: &Cluster, records: &[Record]) -> Vec<i64> {
+    let producer: BaseProducer = cluster
+        .client()
+        .set("linger.ms", "5")
+        // Retries must not reorder a partition's records: the test compares exact states.
+        .set("enable.idempotence", "true")
+        .create()
+        .expect("producer");
+    let topic = cluster.topic("clickstream");
     let mut end = vec![0i64; PARTITIONS as usize];
     for r in records {
         let p = partition_of(&r.key);
         end[p as usize] += 1;
         send_waiting(
             &producer,
-            BaseRecord::to("clickstream")
+            BaseRecord::to(&topic)
                 .key(&r.key)
                 .payload(&r.value)
                 .partition(p),
@@ -153,101 +64,22 @@ fn produce(kind: Kind, brokers: &str, records: &[Record]) -> Vec<i64> {
     end
 }
 
-/// How long the broker keeps a silent member in the group: short, so a killed worker's
-/// partitions move quickly.
-const SESSION: Duration = Duration::from_secs(4);
-
-fn env(brokers: &str) -> Vec<(&'static str, &str)> {
-    with_session(brokers, "4s")
-}
-
-fn with_session<'a>(brokers: &'a str, session: &'a str) -> Vec<(&'static str, &'a str)> {
-    vec![
-        ("PULSE__KAFKA__BROKERS", brokers),
-        ("PULSE__KAFKA__SESSION_TIMEOUT", session),
-        ("PULSE__KAFKA__GROUP_ID", "crash-test"),
-        ("PULSE__WORKER__MAX_BATCH", "64"),
-        // Time must not move by the wall clock in this test: runs differ in duration.
-        ("PULSE__WORKER__IDLE_TIMEOUT", "1h"),
-    ]
-}
-
-fn committed(brokers: &str) -> Vec<i64> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "crash-test")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition("clickstream", p);
-    }
-    match c.committed_offsets(tpl, Duration::from_secs(5)) {
-        Ok(got) => (0..PARTITIONS)
-            .map(
-                |p| match got.find_partition("clickstream", p).map(|e| e.offset()) {
-                    Some(Offset::Offset(o)) => o,
-                    _ => -1,
-                },
-            )
-            .collect(),
-        Err(_) => vec![-1; PARTITIONS as usize],
-    }
-}
-
-/// Waits until the group has committed every input record.
-fn wait_caught_up(brokers: &str, end: &[i64]) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while committed(brokers) != end {
-        assert!(
-            Instant::now() < deadline,
-            "not caught up: {:?} of {end:?}",
-            committed(brokers)
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
-
-fn final_state(brokers: &str) -> BTreeMap<String, Profile> {
-    let mut client = ClientConfig::new();
-    client.set("bootstrap.servers", brokers);
-    let mut all = BTreeMap::new();
-    for p in 0..PARTITIONS {
-        let c = read_changelog(&client, "pulse.profiles", p).expect("changelog reads");
-        all.extend(c.profiles);
-    }
-    all
-}
-
-fn output_ids(brokers: &str) -> HashSet<String> {
-    outputs(brokers).into_iter().map(|o| o.event_id).collect()
-}
-
-fn outputs(brokers: &str) -> Vec<OutputEvent> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "ids-reader")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition_offset("pulse.milestones", p, Offset::Beginning)
-            .unwrap();
-    }
-    c.assign(&tpl).unwrap();
-    // Read until the topic has been quiet for a while: not every broker's high watermark can
-    // be trusted to say where the end is.
-    let mut all = Vec::new();
-    let mut quiet_since = Instant::now();
-    while quiet_since.elapsed() < Duration::from_secs(3) {
-        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
-            quiet_since = Instant::now();
-            let o =
-                OutputEvent::decode(m.payload().unwrap(), pulse_events::Encoding::Json).unwrap();
-            all.push(o);
-        }
-    }
-    all
+fn started(cluster: &Cluster, extra: &[(&str, &str)]) -> Proc {
+    let mut env = cluster.env();
+    env.extend(
+        [
+            // A short session, so a killed worker's partitions move quickly.
+            ("PULSE__KAFKA__SESSION_TIMEOUT", "6s"),
+            ("PULSE__WORKER__MAX_BATCH", "64"),
+            // Time must not move by the wall clock in this test: runs differ in duration.
+            ("PULSE__WORKER__IDLE_TIMEOUT", "1h"),
+        ]
+        .iter()
+        .chain(extra)
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    start(&env)
 }
 
 /// An uninterrupted run over [`traffic`]: its records, the end offset per partition, the final
@@ -265,27 +97,27 @@ struct Reference {
 /// tests comparing with it.
 fn reference(kind: Kind) -> &'static Reference {
     static MOCK: OnceLock<Reference> = OnceLock::new();
-    static TANSU: OnceLock<Reference> = OnceLock::new();
+    static KAFKA: OnceLock<Reference> = OnceLock::new();
     let cell = match kind {
         Kind::Mock => &MOCK,
-        Kind::Tansu => &TANSU,
+        Kind::Kafka => &KAFKA,
     };
     cell.get_or_init(|| {
         let records = traffic();
-        let (cluster, end) = cluster_with(kind, &records);
-        let b = cluster.bootstrap_servers().to_owned();
-        let mut run = start(&env(&b));
-        wait_caught_up(&b, &end);
+        let cluster = Cluster::start(kind, "reference");
+        let end = produce(&cluster, &records);
+        let mut run = started(&cluster, &[]);
+        cluster.wait_committed("clickstream", &end, Duration::from_secs(180));
         stop_cleanly(&mut run);
-        let state = final_state(&b);
-        let outputs = outputs(&b);
-        let ids = outputs.iter().map(|o| o.event_id.clone()).collect();
+        let state = cluster.changelog_state();
+        let outputs = cluster.outputs();
+        let ids = outputs.iter().map(|o| cluster.canonical_id(o)).collect();
         let caused_by = outputs
-            .into_iter()
+            .iter()
             .filter_map(|o| match o.cause {
                 Cause::Event {
                     partition, offset, ..
-                } => Some((o.event_id, partition, offset)),
+                } => Some((cluster.canonical_id(o), partition, offset)),
                 Cause::Timer { .. } => None,
             })
             .collect();
@@ -301,7 +133,7 @@ fn reference(kind: Kind) -> &'static Reference {
 
 /// Polls the workers' metrics until together they consumed at least `fraction` of the input.
 fn wait_consumed(workers: &[&Proc], total: f64, fraction: f64) -> f64 {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let n: f64 = workers
             .iter()
@@ -320,9 +152,10 @@ fn wait_consumed(workers: &[&Proc], total: f64, fraction: f64) -> f64 {
     }
 }
 
-fn assert_matches_reference(kind: Kind, brokers: &str) {
-    assert_state_matches_reference(kind, brokers);
-    assert_outputs_present(kind, &output_ids(brokers));
+fn assert_matches_reference(cluster: &Cluster) {
+    assert_state_matches_reference(cluster);
+    let have: HashSet<String> = cluster.output_ids().into_iter().collect();
+    assert_outputs_present(cluster.kind, &have);
 }
 
 /// Every output id of the uninterrupted run is among `have`.
@@ -337,9 +170,9 @@ fn assert_outputs_present(kind: Kind, have: &HashSet<String>) {
     );
 }
 
-fn assert_state_matches_reference(kind: Kind, brokers: &str) {
-    let expected = &reference(kind).state;
-    let got = final_state(brokers);
+fn assert_state_matches_reference(cluster: &Cluster) {
+    let expected = &reference(cluster.kind).state;
+    let got = cluster.changelog_state();
     assert!(expected.len() > 100, "{} customers", expected.len());
     let absent: Vec<&String> = expected
         .keys()
@@ -356,15 +189,30 @@ fn assert_state_matches_reference(kind: Kind, brokers: &str) {
     }
 }
 
+/// Waits until the log cleaner has removed records from the changelog.
+fn wait_compacted(cluster: &Cluster) -> (usize, i64) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let (held, written) = cluster.changelog_size();
+        if (held as i64) < written {
+            return (held, written);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the cleaner removed nothing: {held} of {written} records held"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 fn sigkill_mid_stream_then_restart(kind: Kind) {
     let Reference { records, end, .. } = reference(kind);
     let total = records.len() as f64;
     assert!(total > 20_000.0, "{total}");
 
-    let (crashed, end2) = cluster_with(kind, records);
-    assert_eq!(end, &end2);
-    let c = crashed.bootstrap_servers().to_owned();
-    let mut first = start(&env(&c));
+    let cluster = Cluster::start(kind, "sigkill");
+    assert_eq!(end, &produce(&cluster, records));
+    let mut first = started(&cluster, &[]);
     let consumed = wait_consumed(&[&first], total, 1.0 / 3.0);
     signal(&first.child, "-KILL");
     let _ = wait_exit(&mut first.child, Duration::from_secs(10));
@@ -373,35 +221,26 @@ fn sigkill_mid_stream_then_restart(kind: Kind) {
         "killed only after everything was consumed; make the stream longer"
     );
 
-    if kind == Kind::Tansu {
-        // tansu 0.6.0's coordinator completes a rebalance with an empty assignment when the
-        // leader's session expires while a new member is joining (the follower's SyncGroup
-        // ends the generation without the leader's plan), leaving the new worker idle. Against
-        // it the worker restarts after the dead one's session has expired, as a supervisor
-        // with a restart backoff would; the embedded cluster covers the immediate restart.
-        std::thread::sleep(SESSION + Duration::from_secs(1));
-    }
-    let mut second = start(&env(&c));
-    let restored = wait_for(&second.err, Duration::from_secs(30), |l| {
+    let mut second = started(&cluster, &[]);
+    let restored = wait_for(&second.err, Duration::from_secs(60), |l| {
         l.contains("Partition restored.")
     });
     assert!(restored.is_some(), "no restore logged");
-    wait_caught_up(&c, end);
+    cluster.wait_committed("clickstream", end, Duration::from_secs(180));
     let (_, scrape) = http_get(&second.addr, "/metrics");
     assert!(
         metric_sum(&scrape, "pulse_restore_profiles_total") > 0.0,
         "nothing was restored"
     );
     stop_cleanly(&mut second);
-    assert_matches_reference(kind, &c);
+    assert_matches_reference(&cluster);
 }
 
 fn three_workers_one_killed(kind: Kind) {
     let Reference { records, end, .. } = reference(kind);
     let total = records.len() as f64;
-    let cluster = Broker::start(kind);
-    let c = cluster.bootstrap_servers().to_owned();
-    let mut workers: Vec<Proc> = (0..3).map(|_| start(&env(&c))).collect();
+    let cluster = Cluster::start(kind, "three");
+    let mut workers: Vec<Proc> = (0..3).map(|_| started(&cluster, &[])).collect();
     // Every worker owns a partition before the stream starts, so the one killed has work.
     let deadline = Instant::now() + Duration::from_secs(60);
     while !workers.iter().all(|w| {
@@ -413,20 +252,19 @@ fn three_workers_one_killed(kind: Kind) {
         assert!(Instant::now() < deadline, "the group did not settle");
         std::thread::sleep(Duration::from_millis(200));
     }
-    let producer = {
-        let c = c.clone();
-        std::thread::spawn(move || produce(kind, &c, records))
-    };
-    let consumed = wait_consumed(&workers.iter().collect::<Vec<_>>(), total, 0.4);
-    assert!(
-        consumed < total,
-        "killed only after everything was consumed; make the stream longer"
-    );
-    let mut victim = workers.remove(1);
-    signal(&victim.child, "-KILL");
-    let _ = wait_exit(&mut victim.child, Duration::from_secs(10));
-    assert_eq!(&producer.join().expect("produced"), end);
-    wait_caught_up(&c, end);
+    std::thread::scope(|s| {
+        let producer = s.spawn(|| produce(&cluster, records));
+        let consumed = wait_consumed(&workers.iter().collect::<Vec<_>>(), total, 0.4);
+        assert!(
+            consumed < total,
+            "killed only after everything was consumed; make the stream longer"
+        );
+        let mut victim = workers.remove(1);
+        signal(&victim.child, "-KILL");
+        let _ = wait_exit(&mut victim.child, Duration::from_secs(10));
+        assert_eq!(&producer.join().expect("produced"), end);
+    });
+    cluster.wait_committed("clickstream", end, Duration::from_secs(180));
     let restored: f64 = workers
         .iter()
         .map(|w| {
@@ -446,35 +284,46 @@ fn three_workers_one_killed(kind: Kind) {
             Some(0)
         );
     }
-    assert_matches_reference(kind, &c);
+    assert_matches_reference(&cluster);
 }
 
+/// The broker goes away for ten seconds mid-stream: the embedded one refuses connections, the
+/// Kafka node is stopped and started again.
 fn broker_outage(kind: Kind) {
     let Reference { records, end, .. } = reference(kind);
     let total = records.len() as f64;
-    let (cluster, _) = cluster_with(kind, records);
-    let c = cluster.bootstrap_servers().to_owned();
+    let cluster = Cluster::own(kind, "outage", Kafka::builder());
+    produce(&cluster, records);
     // The session outlasts the outage, as Kafka's default of 45 s does: the worker keeps its
-    // partitions. (A frozen tansu 0.6.0 expires every member on waking, and its coordinator then
-    // may leave the rejoining worker without partitions.)
-    let mut worker = start(&with_session(&c, "30s"));
+    // partitions.
+    let mut worker = started(&cluster, &[("PULSE__KAFKA__SESSION_TIMEOUT", "45s")]);
     let consumed = wait_consumed(&[&worker], total, 1.0 / 3.0);
     assert!(
         consumed < total,
         "the outage came after everything was consumed; make the stream longer"
     );
-    cluster.outage(Duration::from_secs(10));
-    wait_caught_up(&c, end);
+    match kind {
+        Kind::Mock => {
+            let c = cluster.mock_cluster();
+            c.broker_down(1).expect("broker down");
+            std::thread::sleep(Duration::from_secs(10));
+            c.broker_up(1).expect("broker up");
+        }
+        Kind::Kafka => {
+            let kafka = cluster.kafka();
+            kafka.stop(1);
+            std::thread::sleep(Duration::from_secs(10));
+            kafka.restart(1);
+        }
+    }
+    cluster.wait_committed("clickstream", end, Duration::from_secs(180));
     stop_cleanly(&mut worker);
-    assert_matches_reference(kind, &c);
+    assert_matches_reference(&cluster);
 }
 
 /// The output side refuses produce requests as unauthorised for a while, mid-stream. The
 /// worker must not commit input whose outputs it could not produce, and must carry on by itself
-/// once producing works again.
-///
-/// tansu has no authorisation, and it went on acknowledging produce requests for a deleted
-/// topic; on it, a proxy in front of the broker does the refusing.
+/// once producing works again. On Kafka the refusal is a DENY ACL in the broker's authorizer.
 fn outputs_refused_for_a_while(kind: Kind) {
     let Reference {
         records,
@@ -483,24 +332,22 @@ fn outputs_refused_for_a_while(kind: Kind) {
         ..
     } = reference(kind);
     let total = records.len() as f64;
-    let broker = Broker::start_refusable(kind);
-    let c = broker.bootstrap_servers().to_owned();
-    produce(kind, &c, records);
+    let cluster = Cluster::start(kind, "refused");
+    let outputs: Vec<String> = OUTPUTS.iter().map(|t| cluster.topic(t)).collect();
+    let outputs: Vec<&str> = outputs.iter().map(String::as_str).collect();
+    let refuse = |on: bool| match kind {
+        Kind::Mock => cluster.mock_cluster().refuse_produce(on).expect("refusing"),
+        Kind::Kafka if on => cluster.kafka().deny_write(&outputs),
+        Kind::Kafka => cluster.kafka().allow_write(&outputs),
+    };
+    produce(&cluster, records);
     // A long session: the worker is frozen below while the outputs so far are read.
-    let mut env = with_session(&c, "30s");
-    if kind == Kind::Tansu {
-        // A refused batch leaves a gap in the idempotent producer's sequence numbers. Apache
-        // Kafka answers the next batch with OUT_OF_ORDER_SEQUENCE_NUMBER and librdkafka bumps
-        // the producer epoch; tansu 0.6.0 answers PRODUCER_FENCED, from which a
-        // non-transactional producer does not recover. Without idempotence there is no gap.
-        env.push(("PULSE__KAFKA__LIBRDKAFKA__ENABLE.IDEMPOTENCE", "false"));
-    }
-    let mut worker = start(&env);
+    let mut worker = started(&cluster, &[("PULSE__KAFKA__SESSION_TIMEOUT", "45s")]);
     wait_consumed(&[&worker], total, 0.05);
     // Outputs acknowledged before the refusals start.
     signal(&worker.child, "-STOP");
-    let have = output_ids(&c);
-    broker.refuse_outputs(true);
+    let have: HashSet<String> = cluster.output_ids().into_iter().collect();
+    refuse(true);
     signal(&worker.child, "-CONT");
     // The first input record, per partition, whose output is not produced yet.
     let mut blocked = vec![i64::MAX; PARTITIONS as usize];
@@ -515,7 +362,7 @@ fn outputs_refused_for_a_while(kind: Kind) {
     );
     let until = Instant::now() + Duration::from_secs(8);
     while Instant::now() < until {
-        let during = committed(&c);
+        let during = cluster.committed("clickstream");
         for p in 0..PARTITIONS as usize {
             assert!(
                 during[p] <= blocked[p],
@@ -526,25 +373,20 @@ fn outputs_refused_for_a_while(kind: Kind) {
         }
         std::thread::sleep(Duration::from_millis(500));
     }
-    broker.refuse_outputs(false);
-    wait_caught_up(&c, end);
+    refuse(false);
+    cluster.wait_committed("clickstream", end, Duration::from_secs(180));
     let (_, scrape) = http_get(&worker.addr, "/metrics");
     assert!(
         metric_sum(&scrape, "pulse_produce_errors_total") > 0.0,
         "no produce request was refused"
     );
     stop_cleanly(&mut worker);
-    assert_matches_reference(kind, &c);
+    assert_matches_reference(&cluster);
 }
 
 #[test]
 fn mock_output_refused_as_unauthorised_for_a_while_nothing_is_committed_past_it() {
     outputs_refused_for_a_while(Kind::Mock);
-}
-
-#[test]
-fn tansu_output_topics_unauthorised_for_a_while_nothing_is_committed_past_them() {
-    outputs_refused_for_a_while(Kind::Tansu);
 }
 
 #[test]
@@ -562,11 +404,11 @@ fn mock_broker_down_for_ten_seconds_the_worker_recovers_by_itself() {
     broker_outage(Kind::Mock);
 }
 
-/// The whole pipeline through a real broker process: produce, consumer group, outputs and
+/// The whole pipeline through Apache Kafka: produce, consumer group, outputs and a compacted
 /// changelog reach exactly the state and outputs they reach on the embedded cluster.
 #[test]
-fn tansu_run_reaches_the_same_state_and_outputs_as_the_embedded_cluster() {
-    let real = reference(Kind::Tansu);
+fn kafka_run_reaches_the_same_state_and_outputs_as_the_embedded_cluster() {
+    let real = reference(Kind::Kafka);
     let mock = reference(Kind::Mock);
     assert!(real.state.len() > 100, "{} customers", real.state.len());
     assert_eq!(real.state.len(), mock.state.len(), "customers");
@@ -577,16 +419,159 @@ fn tansu_run_reaches_the_same_state_and_outputs_as_the_embedded_cluster() {
 }
 
 #[test]
-fn tansu_sigkill_mid_stream_then_restart_matches_an_uninterrupted_run() {
-    sigkill_mid_stream_then_restart(Kind::Tansu);
+fn kafka_sigkill_mid_stream_then_restart_matches_an_uninterrupted_run() {
+    sigkill_mid_stream_then_restart(Kind::Kafka);
 }
 
 #[test]
-fn tansu_three_workers_one_killed_mid_stream_the_others_take_over() {
-    three_workers_one_killed(Kind::Tansu);
+fn kafka_three_workers_one_killed_mid_stream_the_others_take_over() {
+    three_workers_one_killed(Kind::Kafka);
 }
 
 #[test]
-fn tansu_broker_frozen_for_ten_seconds_the_worker_recovers_by_itself() {
-    broker_outage(Kind::Tansu);
+fn kafka_broker_stopped_for_ten_seconds_the_worker_recovers_by_itself() {
+    broker_outage(Kind::Kafka);
+}
+
+#[test]
+fn kafka_output_topics_denied_by_acl_for_a_while_nothing_is_committed_past_them() {
+    outputs_refused_for_a_while(Kind::Kafka);
+}
+
+/// Three Kafka nodes (replication factor 3, `min.insync.replicas` 2); one is SIGKILLed
+/// mid-stream and never comes back. The worker rides the leader elections out.
+#[test]
+fn kafka_one_of_three_brokers_killed_for_good_the_worker_carries_on() {
+    let Reference { records, end, .. } = reference(Kind::Kafka);
+    let total = records.len() as f64;
+    let cluster = Cluster::own(Kind::Kafka, "trio", Kafka::builder().nodes(3));
+    produce(&cluster, records);
+    let mut worker = started(&cluster, &[("PULSE__KAFKA__SESSION_TIMEOUT", "45s")]);
+    let consumed = wait_consumed(&[&worker], total, 1.0 / 3.0);
+    assert!(consumed < total, "killed after everything was consumed");
+    cluster.kafka().kill(2);
+    cluster.wait_committed("clickstream", end, Duration::from_secs(180));
+    stop_cleanly(&mut worker);
+    assert_matches_reference(&cluster);
+}
+
+/// A worker applies the first half of the traffic and stops; the log cleaner compacts the
+/// changelog; a new worker restores from what is left and applies the rest. The result is the
+/// uninterrupted run's: compaction loses no customer and no update.
+#[test]
+fn kafka_restore_from_a_compacted_changelog_matches_an_uninterrupted_run() {
+    let Reference { records, end, .. } = reference(Kind::Kafka);
+    let cluster = Cluster::start(Kind::Kafka, "compacted");
+    let half = records.len() / 2;
+    let first_end = produce(&cluster, &records[..half]);
+    let mut first = started(&cluster, &[]);
+    cluster.wait_committed("clickstream", &first_end, Duration::from_secs(180));
+    stop_cleanly(&mut first);
+    let (held, written) = wait_compacted(&cluster);
+    eprintln!("changelog compacted: {held} of {written} records left");
+    produce(&cluster, &records[half..]);
+    let mut second = started(&cluster, &[]);
+    cluster.wait_committed("clickstream", end, Duration::from_secs(180));
+    stop_cleanly(&mut second);
+    assert_matches_reference(&cluster);
+}
+
+/// The worst moment for the changelog: a worker dies after a batch's profile records are
+/// acknowledged and before its checkpoint; the cleaner then compacts the log, so those records
+/// may be all that is left of their customers. A new worker restores and catches up: the state
+/// is the uninterrupted run's.
+#[test]
+fn kafka_crash_between_profiles_and_checkpoint_then_compaction_matches_an_uninterrupted_run() {
+    let Reference { records, end, .. } = reference(Kind::Kafka);
+    let cluster = Cluster::start(Kind::Kafka, "torn");
+    produce(&cluster, records);
+    let mut first = started(&cluster, &[("PULSE_FAILPOINT", "before-checkpoint:40")]);
+    let status = wait_exit(&mut first.child, Duration::from_secs(120));
+    assert!(!status.success(), "the failpoint did not crash the worker");
+    wait_compacted(&cluster);
+    let mut second = started(&cluster, &[]);
+    cluster.wait_committed("clickstream", end, Duration::from_secs(180));
+    stop_cleanly(&mut second);
+    assert_matches_reference(&cluster);
+}
+
+fn exactly_once(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+    let mut env = vec![("PULSE__KAFKA__DELIVERY", "exactly-once")];
+    env.extend_from_slice(extra);
+    env
+}
+
+/// A `read_committed` consumer of the output topics sees each output of the uninterrupted run
+/// once: no duplicate, none missing.
+fn assert_each_output_once(cluster: &Cluster) {
+    let ids = cluster.output_ids();
+    let unique: HashSet<String> = ids.iter().cloned().collect();
+    let want = &reference(cluster.kind).ids;
+    assert_eq!(ids.len(), want.len(), "outputs read_committed");
+    assert_eq!(&unique, want, "output ids");
+}
+
+/// Exactly-once mode on Kafka: a worker crashes with a transaction open (its records sent, the
+/// commit not), the next owner aborts it by claiming the partition's transactional id and
+/// restores without it. A `read_committed` consumer of the outputs sees every output once.
+#[test]
+fn kafka_exactly_once_a_crash_mid_transaction_shows_each_output_once() {
+    let Reference { records, end, .. } = reference(Kind::Kafka);
+    // The cleaner also removes aborted records: held off, so that they can be seen.
+    let cluster = Cluster::uncleaned(Kind::Kafka, "eos-crash");
+    produce(&cluster, records);
+    let mut first = started(
+        &cluster,
+        &exactly_once(&[("PULSE_FAILPOINT", "before-commit:40")]),
+    );
+    let status = wait_exit(&mut first.child, Duration::from_secs(120));
+    assert!(!status.success(), "the failpoint did not crash the worker");
+    let mut second = started(&cluster, &exactly_once(&[]));
+    cluster.wait_committed("clickstream", end, Duration::from_secs(180));
+    stop_cleanly(&mut second);
+    // The aborted transaction's records are in the log, and invisible to the restore (the
+    // state matches) and to the outputs' consumers.
+    for topic in ["pulse.profiles", "pulse.milestones"] {
+        let all = cluster.read_isolated(topic, "read_uncommitted").len();
+        let committed = cluster.read_all(topic).len();
+        assert!(
+            all > committed,
+            "{topic}: no aborted records ({all} in all, {committed} committed)"
+        );
+    }
+    assert_state_matches_reference(&cluster);
+    assert_each_output_once(&cluster);
+}
+
+/// Exactly-once mode on Kafka: a worker is frozen past its session, a second takes its
+/// partitions over and claims their transactional ids; the first, woken, is fenced: it stops
+/// with the reason, and nothing it sent after waking is visible.
+#[test]
+fn kafka_exactly_once_a_zombie_with_the_same_transactional_id_is_fenced() {
+    let Reference { records, end, .. } = reference(Kind::Kafka);
+    let total = records.len() as f64;
+    let cluster = Cluster::start(Kind::Kafka, "eos-zombie");
+    produce(&cluster, records);
+    let mut zombie = started(&cluster, &exactly_once(&[]));
+    let consumed = wait_consumed(&[&zombie], total, 0.2);
+    assert!(consumed < total, "frozen after everything was consumed");
+    signal(&zombie.child, "-STOP");
+    let mut owner = started(&cluster, &exactly_once(&[]));
+    let restored = wait_for(&owner.err, Duration::from_secs(60), |l| {
+        l.contains("Partition restored.")
+    });
+    assert!(restored.is_some(), "the new owner restored nothing");
+    wait_consumed(&[&owner], total - consumed, 0.1);
+    signal(&zombie.child, "-CONT");
+    let status = wait_exit(&mut zombie.child, Duration::from_secs(60));
+    assert!(!status.success(), "the zombie was not stopped");
+    let fenced = zombie
+        .err
+        .try_iter()
+        .any(|l| l.contains("fenced") || l.contains("taken over"));
+    assert!(fenced, "the zombie did not say it was fenced");
+    cluster.wait_committed("clickstream", end, Duration::from_secs(180));
+    stop_cleanly(&mut owner);
+    assert_state_matches_reference(&cluster);
+    assert_each_output_once(&cluster);
 }

@@ -2,6 +2,8 @@
 //! timeouts, talking HTTP to it, and the embedded cluster it connects to.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -42,8 +44,14 @@ impl Drop for Proc {
 
 /// Starts `pulse run` with JSON logs and an ephemeral HTTP port, waiting for its address.
 pub fn start(env: &[(&str, &str)]) -> Proc {
+    start_with(&[], env)
+}
+
+/// [`start`] with more arguments to `pulse run` (`--config FILE`).
+pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> Proc {
     let mut cmd = pulse();
     cmd.arg("run")
+        .args(args)
         .env("PULSE__HTTP__LISTEN", "127.0.0.1:0")
         .env("PULSE__LOG__FORMAT", "json")
         .stdout(Stdio::piped())

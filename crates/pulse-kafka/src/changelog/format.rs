@@ -1,0 +1,307 @@
+//! The changelog's records, as written and as read back.
+//!
+//! Format 2 (written now):
+//! - A **profile record**, keyed by customer id: the customer's profile and the input offsets
+//!   it reflects (the end of the batch that wrote it). Without a value, a tombstone: the
+//!   customer is gone.
+//! - A **checkpoint**, keyed per writer generation (`\xffcheckpoint/` and the generation, so
+//!   compaction keeps the newest of every generation and a late one from an older writer never
+//!   replaces a newer writer's): the input offsets and event-time frontiers the partition's
+//!   state reflects, the RFM cut-points, and where the writer serves its query API.
+//!
+//! Format 1 (read, never written): profile records tagged `(generation, batch)`, a
+//! population record, and one checkpoint under the empty key; a batch's profile records
+//! counted only once its checkpoint followed.
+//!
+//! Records are MessagePack arrays whose first element is the format version. Keys that are not
+//! customer ids start with `0xff`, which UTF-8 text never does.
+
+use crate::KafkaError;
+use pulse_engine::{CutPoints, Millis, Population, Profile, INPUTS};
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
+
+/// Next offset to read per input: clickstream, purchases, surveys (by [`TopicRole::index`]),
+/// then the repartition topic at [`REPARTITION`]; -1 where nothing was read yet.
+///
+/// [`TopicRole::index`]: pulse_events::TopicRole::index
+pub type Offsets = [i64; 4];
+
+/// Where the repartition topic's offset sits in [`Offsets`].
+pub const REPARTITION: usize = 3;
+
+pub(crate) const FORMAT_VERSION: u8 = 2;
+const CHECKPOINT_PREFIX: &[u8] = b"\xffcheckpoint/";
+/// Format 1's checkpoint and population keys.
+pub(crate) const V1_CHECKPOINT_KEY: &[u8] = b"";
+pub(crate) const V1_POPULATION_KEY: &[u8] = b"\xffpopulation";
+
+/// The key of generation `generation`'s checkpoints.
+pub(crate) fn checkpoint_key(generation: u64) -> Vec<u8> {
+    let mut k = CHECKPOINT_PREFIX.to_vec();
+    k.extend_from_slice(&generation.to_be_bytes());
+    k
+}
+
+/// Whether `key` is a checkpoint's, of either format.
+pub(crate) fn is_checkpoint_key(key: &[u8]) -> bool {
+    key.starts_with(CHECKPOINT_PREFIX) || key == V1_CHECKPOINT_KEY
+}
+
+/// Identifies what a batch's records reflect: the state's partition, the writer's generation,
+/// the batch number within it, and the input position the batch brings the state to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchTag {
+    pub partition: i32,
+    pub generation: u64,
+    pub batch: u64,
+    pub offsets: Offsets,
+}
+
+/// What a checkpoint says about the partition's state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub tag: BatchTag,
+    pub frontiers: [Option<Millis>; INPUTS],
+    /// The RFM cut-points and when they are next refreshed: the part of the population that
+    /// rules read. The rest is summed from the profiles.
+    pub rfm: CutPoints,
+    pub next_refresh: Millis,
+    /// Where the writing worker serves its query API (`http.advertise`).
+    pub owner: Option<String>,
+}
+
+impl Checkpoint {
+    /// The population as a restore starts it: the cut-points, sums still to be counted.
+    pub fn population(&self) -> Population {
+        Population {
+            rfm: self.rfm.clone(),
+            next_refresh: self.next_refresh,
+            ..Population::default()
+        }
+    }
+}
+
+impl Default for BatchTag {
+    fn default() -> Self {
+        Self {
+            partition: 0,
+            generation: 0,
+            batch: 0,
+            offsets: [-1; 4],
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ProfileOut<'a> {
+    v: u8,
+    tag: &'a BatchTag,
+    profile: &'a Profile,
+}
+
+#[derive(Deserialize)]
+struct ProfileIn {
+    _v: u8,
+    tag: BatchTag,
+    profile: Profile,
+}
+
+#[derive(Serialize)]
+struct CheckpointOut<'a> {
+    v: u8,
+    checkpoint: &'a Checkpoint,
+}
+
+#[derive(Deserialize)]
+struct CheckpointIn {
+    _v: u8,
+    checkpoint: Checkpoint,
+}
+
+fn packed<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serialising plain data into a vector cannot fail.
+    rmp_serde::to_vec(value).unwrap_or_default()
+}
+
+/// One changed profile as a changelog `(key, value)` record.
+pub fn encode_profile(tag: &BatchTag, customer: &str, profile: &Profile) -> (Vec<u8>, Vec<u8>) {
+    let value = packed(&ProfileOut {
+        v: FORMAT_VERSION,
+        tag,
+        profile,
+    });
+    (customer.as_bytes().to_vec(), value)
+}
+
+/// A checkpoint as a changelog `(key, value)` record, under its generation's key.
+pub fn encode_checkpoint(checkpoint: &Checkpoint) -> (Vec<u8>, Vec<u8>) {
+    let value = packed(&CheckpointOut {
+        v: FORMAT_VERSION,
+        checkpoint,
+    });
+    (checkpoint_key(checkpoint.tag.generation), value)
+}
+
+/// Format 1's record: every kind in one shape.
+#[derive(Deserialize)]
+struct V1Record {
+    _v: u8,
+    generation: u64,
+    batch: u64,
+    partition: i32,
+    offsets: [i64; 3],
+    #[serde(default)]
+    profile: Option<Profile>,
+    #[serde(default)]
+    frontiers: Option<[Option<Millis>; 3]>,
+    #[serde(default)]
+    repartition: Option<i64>,
+    #[serde(default)]
+    repartition_frontier: Option<Millis>,
+    #[serde(default)]
+    population: Option<V1Population>,
+    #[serde(default)]
+    owner: Option<String>,
+}
+
+/// Format 1's population: the cut-points are kept, the sums are rebuilt from profiles.
+#[derive(Deserialize)]
+struct V1Population {
+    rfm: CutPoints,
+    next_refresh: Millis,
+    _surveys: IgnoredAny,
+    _cohorts: IgnoredAny,
+}
+
+/// A changelog record as read back.
+#[derive(Debug)]
+pub(crate) enum Entry {
+    Profile {
+        customer: String,
+        tag: BatchTag,
+        profile: Box<Profile>,
+    },
+    /// A customer's profile removed.
+    Tombstone {
+        customer: String,
+    },
+    Checkpoint(Box<Checkpoint>),
+    /// Format 1: a profile of batch `(generation, batch)`.
+    V1Profile {
+        customer: String,
+        tag: BatchTag,
+        profile: Box<Profile>,
+    },
+    V1Population {
+        tag: BatchTag,
+        rfm: CutPoints,
+        next_refresh: Millis,
+    },
+    V1Checkpoint(Box<Checkpoint>),
+    /// A tombstone of a key that is not a customer's (an old checkpoint).
+    Cleared,
+}
+
+impl Entry {
+    /// The partition whose state the record belongs to, where it says.
+    pub fn partition(&self) -> Option<i32> {
+        match self {
+            Self::Profile { tag, .. }
+            | Self::V1Profile { tag, .. }
+            | Self::V1Population { tag, .. } => Some(tag.partition),
+            Self::Checkpoint(c) | Self::V1Checkpoint(c) => Some(c.tag.partition),
+            Self::Tombstone { .. } | Self::Cleared => None,
+        }
+    }
+}
+
+fn undecodable(offset: i64, reason: impl std::fmt::Display) -> KafkaError {
+    KafkaError::Changelog {
+        offset,
+        reason: reason.to_string(),
+    }
+}
+
+/// Decodes the record at `offset`.
+pub(crate) fn decode(offset: i64, key: &[u8], value: Option<&[u8]>) -> Result<Entry, KafkaError> {
+    let customer = || {
+        std::str::from_utf8(key)
+            .map(str::to_owned)
+            .map_err(|_| undecodable(offset, "the key is neither a customer id nor Pulse's"))
+    };
+    let Some(value) = value else {
+        return if key.first() == Some(&0xff) || key.is_empty() {
+            Ok(Entry::Cleared)
+        } else {
+            Ok(Entry::Tombstone {
+                customer: customer()?,
+            })
+        };
+    };
+    // A MessagePack fixarray (at most 15 elements) whose first element is the version.
+    let version = match value {
+        [head, v, ..] if head & 0xf0 == 0x90 => *v,
+        _ => return Err(undecodable(offset, "not a Pulse changelog record")),
+    };
+    let bad = |e: rmp_serde::decode::Error| undecodable(offset, e);
+    match version {
+        2 if key.starts_with(CHECKPOINT_PREFIX) => {
+            let c: CheckpointIn = rmp_serde::from_slice(value).map_err(bad)?;
+            Ok(Entry::Checkpoint(Box::new(c.checkpoint)))
+        }
+        2 => {
+            let p: ProfileIn = rmp_serde::from_slice(value).map_err(bad)?;
+            Ok(Entry::Profile {
+                customer: customer()?,
+                tag: p.tag,
+                profile: Box::new(p.profile),
+            })
+        }
+        1 => {
+            let r: V1Record = rmp_serde::from_slice(value).map_err(bad)?;
+            let tag = BatchTag {
+                partition: r.partition,
+                generation: r.generation,
+                batch: r.batch,
+                offsets: [
+                    r.offsets[0],
+                    r.offsets[1],
+                    r.offsets[2],
+                    r.repartition.unwrap_or(-1),
+                ],
+            };
+            if key == V1_CHECKPOINT_KEY {
+                let [a, b, c] = r.frontiers.unwrap_or_default();
+                Ok(Entry::V1Checkpoint(Box::new(Checkpoint {
+                    tag,
+                    frontiers: [a, b, c, r.repartition_frontier],
+                    owner: r.owner,
+                    ..Checkpoint::default()
+                })))
+            } else if key == V1_POPULATION_KEY {
+                let p = r
+                    .population
+                    .ok_or_else(|| undecodable(offset, "a population record without one"))?;
+                Ok(Entry::V1Population {
+                    tag,
+                    rfm: p.rfm,
+                    next_refresh: p.next_refresh,
+                })
+            } else {
+                let profile = r
+                    .profile
+                    .ok_or_else(|| undecodable(offset, "a profile record without one"))?;
+                Ok(Entry::V1Profile {
+                    customer: customer()?,
+                    tag,
+                    profile: Box::new(profile),
+                })
+            }
+        }
+        v => Err(undecodable(
+            offset,
+            format!("format version {v}, newer than this Pulse reads ({FORMAT_VERSION})"),
+        )),
+    }
+}

@@ -1,0 +1,225 @@
+//! Restore without I/O: a changelog partition's records, fed in log order, become the
+//! partition's state. Correct on any log the cleaner may have compacted, after a crash at any
+//! point, because no record depends on another surviving:
+//!
+//! - Each customer's newest profile record is a valid state of that customer: it is written
+//!   only after every output it reflects is acknowledged, and it names the input offsets it
+//!   reflects. So it is kept whether or not its batch's checkpoint was ever written.
+//! - The newest checkpoint of the newest writer generation says where the partition-wide state
+//!   (frontiers, RFM cut-points) stands. Input from there on is replayed; a customer whose
+//!   record reflects more of it than the checkpoint (its batch's checkpoint was lost) has those
+//!   records passed by, not applied twice ([`Contents::ahead`]).
+//! - A record written by an older generation after a newer one claimed the partition comes
+//!   from a zombie that had not noticed it lost the partition: the newer writer's record of
+//!   the same customer is preferred, so the zombie cannot undo it while both survive.
+//!
+//! Format 1 records (one checkpoint key, batches valid only once their checkpoint followed) are
+//! read by format 1's rule, so a changelog written before this format restores as it did.
+
+use super::format::{checkpoint_key, decode, BatchTag, Checkpoint, Entry, Offsets};
+use super::format::{V1_CHECKPOINT_KEY, V1_POPULATION_KEY};
+use crate::KafkaError;
+use pulse_engine::{CutPoints, Millis, Profile};
+use std::collections::{BTreeMap, HashMap};
+
+/// Restored profiles by customer id. Keys come from our own changelog, so a fast hasher is safe.
+pub type ProfileMap = HashMap<String, Profile, foldhash::fast::RandomState>;
+
+/// What one changelog partition holds.
+#[derive(Debug, Default)]
+pub struct Contents {
+    /// Every customer's newest valid state.
+    pub profiles: ProfileMap,
+    /// Customers whose state reflects input past the checkpoint, with the offsets it reflects:
+    /// their records below those offsets are already applied.
+    pub ahead: HashMap<String, Offsets>,
+    /// The checkpoint to resume from (offsets -1 where none).
+    pub checkpoint: Checkpoint,
+    /// The generation a new writer of this partition takes: past every generation in the log.
+    pub next_generation: u64,
+    /// Keys the new writer deletes once its own checkpoint is durable: older generations'
+    /// checkpoints and format 1's records that are not customers'.
+    pub obsolete: Vec<Vec<u8>>,
+    /// Format 1 records were read with no format 2 checkpoint: the new writer rewrites every
+    /// profile in format 2 before its first checkpoint.
+    pub migrate: bool,
+    pub records: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug)]
+struct Candidate {
+    profile: Profile,
+    offsets: Offsets,
+    /// Written by an older generation after a newer one had claimed the partition.
+    zombie: bool,
+}
+
+/// Reads one partition's records in log order.
+#[derive(Debug)]
+pub struct Restorer {
+    partition: i32,
+    profiles: HashMap<String, Candidate, foldhash::fast::RandomState>,
+    checkpoints: BTreeMap<u64, Checkpoint>,
+    /// The highest generation that has written a checkpoint so far in the log.
+    claimed: u64,
+    /// The highest generation of any record.
+    newest: u64,
+    v1: V1,
+    contents: Contents,
+}
+
+/// Format 1's reading state: a batch's records wait for its checkpoint.
+#[derive(Debug, Default)]
+struct V1 {
+    seen: bool,
+    pending: Vec<(String, BatchTag, Profile)>,
+    pending_population: Option<(BatchTag, CutPoints, Millis)>,
+    population: (CutPoints, Millis),
+    checkpoint: Option<Checkpoint>,
+}
+
+impl Restorer {
+    pub fn new(partition: i32) -> Self {
+        Self {
+            partition,
+            profiles: HashMap::default(),
+            checkpoints: BTreeMap::new(),
+            claimed: 0,
+            newest: 0,
+            v1: V1::default(),
+            contents: Contents::default(),
+        }
+    }
+
+    /// Feeds the record at `offset`. A record this worker cannot read is an error: skipping it
+    /// would restore a state that silently lacks it.
+    pub fn push(
+        &mut self,
+        offset: i64,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<(), KafkaError> {
+        self.contents.records += 1;
+        self.contents.bytes += value.map_or(0, |v| v.len() as u64);
+        let entry = decode(offset, key, value)?;
+        // A record of another partition means the input partitioning changed under the
+        // changelog; it does not belong to this state.
+        if entry.partition().is_some_and(|p| p != self.partition) {
+            return Ok(());
+        }
+        match entry {
+            Entry::Profile {
+                customer,
+                tag,
+                profile,
+            } => {
+                self.newest = self.newest.max(tag.generation);
+                let zombie = tag.generation < self.claimed;
+                self.offer(customer, Some((*profile, tag.offsets)), zombie);
+            }
+            Entry::Tombstone { customer } => self.offer(customer, None, false),
+            Entry::Checkpoint(c) => {
+                let g = c.tag.generation;
+                self.newest = self.newest.max(g);
+                self.claimed = self.claimed.max(g);
+                self.checkpoints.insert(g, *c);
+            }
+            Entry::Cleared => {}
+            // Format 1, until a format 2 writer has claimed the partition: after that, a
+            // format 1 record can only come from an old worker still running.
+            _ if self.claimed > 0 => {}
+            Entry::V1Profile {
+                customer,
+                tag,
+                profile,
+            } => {
+                self.v1.seen = true;
+                self.newest = self.newest.max(tag.generation);
+                self.v1.pending.push((customer, tag, *profile));
+            }
+            Entry::V1Population {
+                tag,
+                rfm,
+                next_refresh,
+            } => {
+                self.v1.seen = true;
+                self.v1.pending_population = Some((tag, rfm, next_refresh));
+            }
+            Entry::V1Checkpoint(mut c) => {
+                self.v1.seen = true;
+                self.newest = self.newest.max(c.tag.generation);
+                let same =
+                    |t: &BatchTag| (t.generation, t.batch) == (c.tag.generation, c.tag.batch);
+                for (customer, tag, profile) in std::mem::take(&mut self.v1.pending) {
+                    if same(&tag) {
+                        self.offer(customer, Some((profile, tag.offsets)), false);
+                    }
+                }
+                if let Some((tag, rfm, next_refresh)) = self.v1.pending_population.take() {
+                    if same(&tag) {
+                        self.v1.population = (rfm, next_refresh);
+                    }
+                }
+                (c.rfm, c.next_refresh) = self.v1.population.clone();
+                self.v1.checkpoint = Some(*c);
+            }
+        }
+        Ok(())
+    }
+
+    /// A customer's newer record (`None`: deleted). A zombie's record never replaces a
+    /// non-zombie's; otherwise the newer wins.
+    fn offer(&mut self, customer: String, state: Option<(Profile, Offsets)>, zombie: bool) {
+        if zombie && self.profiles.get(&customer).is_some_and(|c| !c.zombie) {
+            return;
+        }
+        match state {
+            Some((profile, offsets)) => {
+                self.profiles.insert(
+                    customer,
+                    Candidate {
+                        profile,
+                        offsets,
+                        zombie,
+                    },
+                );
+            }
+            None => {
+                self.profiles.remove(&customer);
+            }
+        }
+    }
+
+    /// The partition's state once every record is fed.
+    pub fn finish(mut self) -> Contents {
+        let mut c = std::mem::take(&mut self.contents);
+        let newest_v2 = self.checkpoints.keys().next_back().copied();
+        c.checkpoint = match newest_v2 {
+            Some(g) => self.checkpoints.remove(&g).unwrap_or_default(),
+            None => self.v1.checkpoint.take().unwrap_or_default(),
+        };
+        c.checkpoint.tag.partition = self.partition;
+        for g in self.checkpoints.keys() {
+            c.obsolete.push(checkpoint_key(*g));
+        }
+        if self.v1.seen {
+            c.obsolete.push(V1_CHECKPOINT_KEY.to_vec());
+            c.obsolete.push(V1_POPULATION_KEY.to_vec());
+            c.migrate = newest_v2.is_none();
+        }
+        c.next_generation = self.newest + 1;
+        let resume = c.checkpoint.tag.offsets;
+        for (customer, candidate) in self.profiles {
+            if candidate.offsets.iter().zip(resume).any(|(o, r)| *o > r) {
+                c.ahead.insert(customer.clone(), candidate.offsets);
+            }
+            c.profiles.insert(customer, candidate.profile);
+        }
+        c
+    }
+}
+
+#[cfg(test)]
+#[path = "restorer_tests.rs"]
+mod tests;

@@ -1,0 +1,40 @@
+//! Crash points for the fault tests, which must crash a worker at the worst moment rather than
+//! at a random one. `PULSE_FAILPOINT=<point>:<n>` aborts the process (as a crash would: no
+//! flush, no commit, no drain) the n-th time it reaches `<point>`. Unset, as in production,
+//! reaching a point costs one atomic load.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+/// After a batch's profile records are acknowledged, before its checkpoint is sent.
+pub(crate) const BEFORE_CHECKPOINT: &str = "before-checkpoint";
+/// In exactly-once mode, after a batch's records are sent in its transaction, before the
+/// commit: the transaction stays open until the partition's next owner aborts it.
+pub(crate) const BEFORE_COMMIT: &str = "before-commit";
+
+fn armed() -> Option<&'static (String, u64)> {
+    static ARMED: OnceLock<Option<(String, u64)>> = OnceLock::new();
+    ARMED
+        .get_or_init(|| {
+            let spec = std::env::var("PULSE_FAILPOINT").ok()?;
+            let (point, n) = spec.split_once(':')?;
+            Some((point.to_owned(), n.parse().ok()?))
+        })
+        .as_ref()
+}
+
+/// Whether `point` is armed at all, for work only a crash there needs.
+pub(crate) fn armed_at(point: &str) -> bool {
+    armed().is_some_and(|(p, _)| p == point)
+}
+
+/// Aborts the process if `point` is armed and this is its n-th arrival.
+pub(crate) fn reached(point: &str) {
+    static ARRIVALS: AtomicU64 = AtomicU64::new(0);
+    if let Some((armed, n)) = armed() {
+        if armed == point && ARRIVALS.fetch_add(1, Ordering::Relaxed) + 1 == *n {
+            eprintln!("Failpoint {point} reached the {n}th time; aborting.");
+            std::process::abort();
+        }
+    }
+}
