@@ -67,8 +67,9 @@ fn fill(
     bytes
 }
 
-/// Reads partition 0 of the changelog to its end without decoding: the broker and client alone.
-fn bare_read(bootstrap: &str, records: u64) -> f64 {
+/// Reads partition 0 of the changelog to its end without decoding, the broker and client
+/// alone; returns the seconds and the records, to time decoding them without the broker.
+fn bare_read(bootstrap: &str, records: u64) -> (f64, Vec<(Vec<u8>, Option<Vec<u8>>)>) {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::{Offset, TopicPartitionList};
     let c: BaseConsumer = ClientConfig::new()
@@ -82,15 +83,46 @@ fn bare_read(bootstrap: &str, records: u64) -> f64 {
         .expect("partition");
     c.assign(&tpl).expect("assign");
     let started = Instant::now();
-    let mut seen = 0u64;
+    let mut kept = Vec::with_capacity(records as usize);
     let mut quiet = Instant::now();
-    while seen < records && quiet.elapsed() < Duration::from_secs(5) {
-        if let Some(Ok(_)) = c.poll(Duration::from_millis(100)) {
-            seen += 1;
+    while (kept.len() as u64) < records && quiet.elapsed() < Duration::from_secs(5) {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+            use rdkafka::Message;
+            kept.push((
+                m.key().unwrap_or_default().to_vec(),
+                m.payload().map(<[u8]>::to_vec),
+            ));
             quiet = Instant::now();
         }
     }
-    started.elapsed().as_secs_f64()
+    (started.elapsed().as_secs_f64(), kept)
+}
+
+/// The restore's own work on records already in memory: decoding and keeping the newest per
+/// customer (`Restorer`), then building the partition (`Partition::restore`).
+fn decode_only(records: &[(Vec<u8>, Option<Vec<u8>>)]) -> (f64, f64) {
+    let started = Instant::now();
+    let mut r = pulse_kafka::Restorer::new(0);
+    for (i, (k, v)) in records.iter().enumerate() {
+        r.push(i as i64, k, v.as_deref()).expect("readable");
+    }
+    let c = r.finish().expect("decodable");
+    let decoded = started.elapsed().as_secs_f64();
+    let spec = std::sync::Arc::new(
+        pulse::Config::embedded_default()
+            .engine_spec()
+            .expect("shipped configuration"),
+    );
+    let started = Instant::now();
+    let p = pulse_engine::Partition::restore(
+        spec,
+        c.profiles,
+        c.checkpoint.frontiers,
+        c.checkpoint.population(),
+    );
+    let built = started.elapsed().as_secs_f64();
+    assert!(p.customers() > 0);
+    (decoded, built)
 }
 
 /// Times a restore of the partition; returns how many records it read.
@@ -101,11 +133,17 @@ fn measure(name: &str, bootstrap: &str, n: usize) -> u64 {
     let c = read_changelog(&client, TOPIC, 0).expect("changelog reads");
     let secs = started.elapsed().as_secs_f64();
     assert_eq!(c.profiles.len(), n, "every profile restored");
-    let bare = bare_read(bootstrap, c.records);
+    let (bare, records) = bare_read(bootstrap, c.records);
     println!(
         "restore/{name}/bare-consumer: the same {} records read without decoding in {bare:.2} s = {:.0} records/s",
         c.records,
         c.records as f64 / bare
+    );
+    let (decoded, built) = decode_only(&records);
+    println!(
+        "restore/{name}/in-memory: decoding them {decoded:.2} s ({:.0} records/s), building the partition {built:.2} s ({:.0} profiles/s)",
+        records.len() as f64 / decoded,
+        n as f64 / built
     );
     println!(
         "restore/{name}: {n} profiles from {} records, {:.1} MB in {secs:.2} s = {:.0} profiles/s ({:.1} MB/s)",

@@ -68,7 +68,9 @@ pub(crate) fn producer(kafka: &KafkaConfig) -> ClientConfig {
     c.set("partitioner", &kafka.partitioner)
         .set("enable.idempotence", "true")
         .set("acks", "all")
-        .set("linger.ms", "5")
+        // A batch hands the producer everything of a step at once and waits for it, so
+        // lingering for more only delays the step; librdkafka still batches what is queued.
+        .set("linger.ms", "0")
         .set("message.timeout.ms", "30000");
     finish(c, kafka)
 }

@@ -35,6 +35,8 @@ pub(crate) struct Products<'a> {
     pub forwards: &'a [Forward],
     pub outputs: &'a [OutputEvent],
     pub changes: ChangelogBatch,
+    /// The previous batch's checkpoint, deferred to travel with this batch's outputs.
+    pub earlier: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 /// What a batch writes to the changelog.
@@ -43,6 +45,9 @@ pub(crate) struct ChangelogBatch {
     pub profiles: Vec<(Vec<u8>, Vec<u8>)>,
     /// The checkpoint closing the batch.
     pub checkpoint: (Vec<u8>, Vec<u8>),
+    /// At-least-once: the checkpoint may wait to travel with the next batch's outputs (it
+    /// needs only this batch's profiles acknowledged), saving a round trip per batch.
+    pub defer: bool,
     /// Keys deleted once the checkpoint is durable (older generations' checkpoints).
     pub obsolete: Vec<Vec<u8>>,
 }
@@ -61,16 +66,21 @@ pub(crate) async fn deliver(ctx: &TaskCtx, txn: Option<&Txn>, p: &Products<'_>) 
 }
 
 /// In steps, each waiting for the one before to be acknowledged:
-/// 1. outputs, dead letters and forwarded records;
+/// 1. outputs, dead letters and forwarded records, and the previous batch's deferred
+///    checkpoint;
 /// 2. the changed profiles, each of which tells restore that its customer's inputs up to the
 ///    batch's end are applied: written before an output of theirs was acknowledged, a crash at
 ///    that moment would restore past an output never produced;
-/// 3. the checkpoint, which tells restore where every other customer stands: written before a
-///    profile was acknowledged, it would restore that customer without the batch;
+/// 3. unless deferred to the next batch's first step, the checkpoint, which tells restore
+///    where every other customer stands: written before a profile was acknowledged, it would
+///    restore that customer without the batch;
 /// 4. deleting what the checkpoint made obsolete.
 async fn acknowledged(ctx: &TaskCtx, outbox: &Outbox, p: &Products<'_>) -> bool {
     let mut first: Vec<InFlight> =
-        Vec::with_capacity(p.rejected.len() + p.forwards.len() + p.outputs.len());
+        Vec::with_capacity(p.rejected.len() + p.forwards.len() + p.outputs.len() + 1);
+    if let Some((key, value)) = &p.earlier {
+        first.push(outbox.send_changelog(p.partition, key, Some(value)).await);
+    }
     for (i, e) in p.rejected {
         first.push(outbox.send_dead_letter(&p.inputs[*i], e).await);
     }
@@ -98,6 +108,9 @@ async fn acknowledged(ctx: &TaskCtx, outbox: &Outbox, p: &Products<'_>) -> bool 
     if !c.profiles.is_empty() {
         crate::failpoint::reached(crate::failpoint::BEFORE_CHECKPOINT);
     }
+    if c.defer {
+        return true;
+    }
     let (key, value) = &c.checkpoint;
     let checkpoint = vec![outbox.send_changelog(p.partition, key, Some(value)).await];
     if !outbox.settle(checkpoint, &ctx.stop).await {
@@ -110,7 +123,7 @@ async fn acknowledged(ctx: &TaskCtx, outbox: &Outbox, p: &Products<'_>) -> bool 
     outbox.settle(deletions, &ctx.stop).await
 }
 
-/// The next offset to read of every input topic in the batch: what its commit stores.
+/// The next offset to read of every input topic in the batch: what its transaction commits.
 pub(crate) fn input_offsets(p: &Products<'_>) -> TopicPartitionList {
     let mut highest: BTreeMap<&str, i64> = BTreeMap::new();
     for m in p.inputs {
@@ -147,7 +160,7 @@ async fn transact(ctx: &TaskCtx, txn: &Txn, p: &Products<'_>) -> bool {
                 drop(txn.outbox.send_output(o).await);
             }
             let c = &p.changes;
-            for (key, value) in c.profiles.iter().chain([&c.checkpoint]) {
+            for (key, value) in p.earlier.iter().chain(&c.profiles).chain([&c.checkpoint]) {
                 drop(
                     txn.outbox
                         .send_changelog(p.partition, key, Some(value))
@@ -200,15 +213,13 @@ async fn transact(ctx: &TaskCtx, txn: &Txn, p: &Products<'_>) -> bool {
 fn count(ctx: &TaskCtx, p: &Products<'_>) {
     let m = &ctx.metrics;
     let c = &p.changes;
+    // A deferred checkpoint is counted with the batch that sends it.
+    let sent_now = (!c.defer).then_some(&c.checkpoint);
+    let written = || p.earlier.iter().chain(&c.profiles).chain(sent_now);
     m.changelog_records
-        .inc_by((c.profiles.len() + 1 + c.obsolete.len()) as u64);
-    m.changelog_bytes.inc_by(
-        c.profiles
-            .iter()
-            .chain([&c.checkpoint])
-            .map(|(_, v)| v.len() as u64)
-            .sum(),
-    );
+        .inc_by((written().count() + c.obsolete.len()) as u64);
+    m.changelog_bytes
+        .inc_by(written().map(|(_, v)| v.len() as u64).sum());
     let mut by_kind: BTreeMap<&'static str, u64> = BTreeMap::new();
     for o in p.outputs {
         *by_kind.entry(o.kind.as_str()).or_default() += 1;

@@ -7,7 +7,7 @@
 use crate::changelog::{self, BatchTag, Checkpoint, Offsets, REPARTITION};
 use crate::config::{Delivery, TopicNames, WorkerConfig};
 use crate::context::PulseContext;
-use crate::deliver::{deliver, input_offsets, ChangelogBatch, Forward, Products};
+use crate::deliver::{deliver, ChangelogBatch, Forward, Products};
 use crate::outbox::Outbox;
 use crate::state::{lock, StateRegistry};
 use crate::tasks::Fetched;
@@ -71,6 +71,9 @@ struct Position {
     ahead: HashMap<String, Offsets>,
     /// Where the changelog should be deleted once this task's claim is durable.
     obsolete: Vec<Vec<u8>>,
+    /// At-least-once: the last batch's checkpoint, not yet written, and the input offsets it
+    /// covers. It goes out with the next batch's outputs, or on the next tick when idle.
+    deferred: Option<((Vec<u8>, Vec<u8>), Offsets)>,
 }
 
 /// Runs until the sender side closes (shutdown or the worker stopping) and the queue is
@@ -166,9 +169,86 @@ pub(crate) async fn run(
                 if !idle_inputs.is_empty() && !idle(&state, &ctx, txn.as_ref(), &mut pos, &idle_inputs, all_idle).await {
                     return;
                 }
+                if !write_deferred(&ctx, &mut pos).await {
+                    return;
+                }
             }
         }
     }
+    // Drained: what was applied is acknowledged; its checkpoint must be too before the
+    // partition moves (or the worker stops), so the next owner resumes there.
+    write_deferred(&ctx, &mut pos).await;
+}
+
+/// Writes the deferred checkpoint, if any, and stores the offsets it covers. False if the
+/// worker is stopping before it was acknowledged.
+async fn write_deferred(ctx: &TaskCtx, pos: &mut Position) -> bool {
+    let Some(((key, value), offsets)) = pos.deferred.take() else {
+        return true;
+    };
+    let sent = vec![
+        ctx.outbox
+            .send_changelog(pos.partition, &key, Some(&value))
+            .await,
+    ];
+    if !ctx.outbox.settle(sent, &ctx.stop).await {
+        return false;
+    }
+    store(ctx, pos.partition, offsets);
+    true
+}
+
+/// The input topics with their slot in [`Offsets`].
+fn inputs(ctx: &TaskCtx) -> impl Iterator<Item = (&str, usize)> {
+    TopicRole::ALL
+        .iter()
+        .map(|r| (ctx.topics.input(*r), r.index()))
+        .chain([(ctx.topics.repartition.as_str(), REPARTITION)])
+}
+
+/// Stores `offsets` for the group to commit (at-least-once): the position of a checkpoint
+/// that is durable, so a commit never runs ahead of what a restore would resume from.
+fn store(ctx: &TaskCtx, partition: i32, offsets: Offsets) {
+    let mut tpl = TopicPartitionList::new();
+    for (topic, index) in inputs(ctx) {
+        if offsets[index] >= 0 {
+            let _ = tpl.add_partition_offset(topic, partition, Offset::Offset(offsets[index]));
+        }
+    }
+    if let Err(e) = ctx.consumer.store_offsets(&tpl) {
+        // The partition was revoked meanwhile: its new owner re-reads from the last commit.
+        tracing::debug!(error = %e, partition, "Offsets not stored.");
+    }
+}
+
+/// Delivers a batch and records what it made durable: with a deferred checkpoint, the
+/// previous batch's position (its checkpoint went out with this batch), and this batch's
+/// checkpoint waits; otherwise this batch's position. False if the worker must stop.
+async fn deliver_batch(
+    ctx: &TaskCtx,
+    txn: Option<&Txn>,
+    pos: &mut Position,
+    mut products: Products<'_>,
+) -> bool {
+    let end = pos.next;
+    let earlier = pos.deferred.take();
+    let (record, earlier_end) = earlier.map(|(r, o)| (Some(r), Some(o))).unwrap_or_default();
+    products.earlier = record;
+    if !deliver(ctx, txn, &products).await {
+        return false;
+    }
+    if txn.is_none() {
+        let durable = if products.changes.defer {
+            pos.deferred = Some((products.changes.checkpoint, end));
+            earlier_end
+        } else {
+            Some(end)
+        };
+        if let Some(offsets) = durable {
+            store(ctx, pos.partition, offsets);
+        }
+    }
+    true
 }
 
 /// Restores the partition from the changelog, retrying while the broker is unreachable.
@@ -216,6 +296,7 @@ async fn restore(partition: i32, ctx: &Arc<TaskCtx>) -> Option<(Position, bool)>
                     batch: 0,
                     ahead: c.ahead,
                     obsolete: c.obsolete,
+                    deferred: None,
                 };
                 return Some((pos, c.migrate));
             }
@@ -242,7 +323,7 @@ async fn claim(
     let changes = {
         let mut p = lock(state);
         let tag = tag_of(pos);
-        let mut batch = changelog_records(&mut p, pos, ctx.advertise.as_deref());
+        let mut batch = changelog_records(&mut p, pos, ctx.advertise.as_deref(), false);
         if migrate {
             batch.profiles = p
                 .profiles()
@@ -259,6 +340,7 @@ async fn claim(
         forwards: &[],
         outputs: &[],
         changes,
+        earlier: None,
     };
     deliver(ctx, txn, &products).await
 }
@@ -269,11 +351,7 @@ async fn resume_at(pos: &Position, ctx: &Arc<TaskCtx>) {
     let mut seek = TopicPartitionList::new();
     let mut all = TopicPartitionList::new();
     let mut restored: Vec<(String, i64)> = Vec::new();
-    let inputs = TopicRole::ALL
-        .iter()
-        .map(|r| (ctx.topics.input(*r), r.index()))
-        .chain([(ctx.topics.repartition.as_str(), REPARTITION)]);
-    for (topic, index) in inputs {
+    for (topic, index) in inputs(ctx) {
         all.add_partition(topic, pos.partition);
         let next = pos.next[index];
         if next >= 0 {
@@ -331,7 +409,12 @@ async fn idle(
         if outputs.is_empty() && p.changed() == 0 {
             None
         } else {
-            Some(changelog_records(&mut p, pos, ctx.advertise.as_deref()))
+            Some(changelog_records(
+                &mut p,
+                pos,
+                ctx.advertise.as_deref(),
+                txn.is_none(),
+            ))
         }
     };
     report_watermark(pos.partition, state, ctx);
@@ -345,8 +428,9 @@ async fn idle(
                 forwards: &[],
                 outputs: &outputs,
                 changes,
+                earlier: None,
             };
-            deliver(ctx, txn, &products).await
+            deliver_batch(ctx, txn, pos, products).await
         }
     }
 }
@@ -361,7 +445,12 @@ fn tag_of(pos: &Position) -> BatchTag {
 }
 
 /// The changed profiles and the checkpoint closing this batch.
-fn changelog_records(p: &mut Partition, pos: &mut Position, owner: Option<&str>) -> ChangelogBatch {
+fn changelog_records(
+    p: &mut Partition,
+    pos: &mut Position,
+    owner: Option<&str>,
+    defer: bool,
+) -> ChangelogBatch {
     let tag = tag_of(pos);
     pos.batch += 1;
     let mut profiles = Vec::with_capacity(p.changed());
@@ -377,6 +466,7 @@ fn changelog_records(p: &mut Partition, pos: &mut Position, owner: Option<&str>)
     ChangelogBatch {
         profiles,
         checkpoint,
+        defer,
         obsolete: Vec::new(),
     }
 }
@@ -491,7 +581,7 @@ async fn process(
         let next = pos.next;
         pos.ahead
             .retain(|_, o| o.iter().zip(next).any(|(o, n)| *o > n));
-        changelog_records(&mut p, pos, ctx.advertise.as_deref())
+        changelog_records(&mut p, pos, ctx.advertise.as_deref(), txn.is_none())
     };
     let batch = &batch[..taken];
     let products = Products {
@@ -501,8 +591,9 @@ async fn process(
         forwards: &forwards,
         outputs: &outputs,
         changes,
+        earlier: None,
     };
-    if !deliver(ctx, txn, &products).await {
+    if !deliver_batch(ctx, txn, pos, products).await {
         return None;
     }
     tracing::debug!(
@@ -515,15 +606,6 @@ async fn process(
         next = ?pos.next,
         "Batch acknowledged."
     );
-    // Everything this batch caused is acknowledged: now, and only now, its offsets may be
-    // committed. (In a transaction they were committed with it.)
-    if txn.is_none() {
-        if let Err(e) = ctx.consumer.store_offsets(&input_offsets(&products)) {
-            // The partition was revoked meanwhile: its new owner re-reads from the last commit.
-            tracing::debug!(error = %e, partition = pos.partition, "Offsets not stored.");
-        }
-    }
-
     let m = &ctx.metrics;
     for (t, n) in by_topic {
         m.input_records.with_label_values(&[t]).inc_by(n);

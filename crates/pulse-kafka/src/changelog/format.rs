@@ -100,13 +100,6 @@ struct ProfileOut<'a> {
     profile: &'a Profile,
 }
 
-#[derive(Deserialize)]
-struct ProfileIn {
-    _v: u8,
-    tag: BatchTag,
-    profile: Profile,
-}
-
 #[derive(Serialize)]
 struct CheckpointOut<'a> {
     v: u8,
@@ -174,13 +167,14 @@ struct V1Population {
     _cohorts: IgnoredAny,
 }
 
-/// A changelog record as read back.
+/// A changelog record as read back. A profile record's profile is left encoded: restore
+/// decodes only the records that survive, and can do so in parallel.
 #[derive(Debug)]
-pub(crate) enum Entry {
+pub(crate) enum Entry<'a> {
     Profile {
         customer: String,
         tag: BatchTag,
-        profile: Box<Profile>,
+        profile: Encoded<'a>,
     },
     /// A customer's profile removed.
     Tombstone {
@@ -203,7 +197,20 @@ pub(crate) enum Entry {
     Cleared,
 }
 
-impl Entry {
+/// A profile still in its MessagePack encoding, with the offset of the record it came from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Encoded<'a> {
+    pub offset: i64,
+    pub bytes: &'a [u8],
+}
+
+impl Encoded<'_> {
+    pub fn decode(&self) -> Result<Profile, KafkaError> {
+        rmp_serde::from_slice(self.bytes).map_err(|e| undecodable(self.offset, e))
+    }
+}
+
+impl Entry<'_> {
     /// The partition whose state the record belongs to, where it says.
     pub fn partition(&self) -> Option<i32> {
         match self {
@@ -224,7 +231,11 @@ fn undecodable(offset: i64, reason: impl std::fmt::Display) -> KafkaError {
 }
 
 /// Decodes the record at `offset`.
-pub(crate) fn decode(offset: i64, key: &[u8], value: Option<&[u8]>) -> Result<Entry, KafkaError> {
+pub(crate) fn decode<'a>(
+    offset: i64,
+    key: &[u8],
+    value: Option<&'a [u8]>,
+) -> Result<Entry<'a>, KafkaError> {
     let customer = || {
         std::str::from_utf8(key)
             .map(str::to_owned)
@@ -251,11 +262,16 @@ pub(crate) fn decode(offset: i64, key: &[u8], value: Option<&[u8]>) -> Result<En
             Ok(Entry::Checkpoint(Box::new(c.checkpoint)))
         }
         2 => {
-            let p: ProfileIn = rmp_serde::from_slice(value).map_err(bad)?;
+            // [v, tag, profile]: the tag is read, the profile's bytes kept as they are.
+            let mut rest = &value[2..];
+            let tag: BatchTag = rmp_serde::decode::from_read(&mut rest).map_err(bad)?;
             Ok(Entry::Profile {
                 customer: customer()?,
-                tag: p.tag,
-                profile: Box::new(p.profile),
+                tag,
+                profile: Encoded {
+                    offset,
+                    bytes: rest,
+                },
             })
         }
         1 => {

@@ -180,5 +180,5 @@ pub fn read_changelog(
             }
         }
     }
-    Ok(restorer.finish())
+    restorer.finish()
 }

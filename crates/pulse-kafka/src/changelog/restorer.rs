@@ -49,10 +49,30 @@ pub struct Contents {
 
 #[derive(Debug)]
 struct Candidate {
-    profile: Profile,
+    profile: Stored,
     offsets: Offsets,
     /// Written by an older generation after a newer one had claimed the partition.
     zombie: bool,
+}
+
+/// A candidate's profile: as encoded (format 2, decoded only if it survives) or decoded.
+#[derive(Debug)]
+enum Stored {
+    Encoded { offset: i64, bytes: Vec<u8> },
+    Decoded(Box<Profile>),
+}
+
+impl Stored {
+    fn decode(self) -> Result<Profile, KafkaError> {
+        match self {
+            Self::Encoded { offset, bytes } => super::format::Encoded {
+                offset,
+                bytes: &bytes,
+            }
+            .decode(),
+            Self::Decoded(p) => Ok(*p),
+        }
+    }
 }
 
 /// Reads one partition's records in log order.
@@ -116,7 +136,11 @@ impl Restorer {
             } => {
                 self.newest = self.newest.max(tag.generation);
                 let zombie = tag.generation < self.claimed;
-                self.offer(customer, Some((*profile, tag.offsets)), zombie);
+                let stored = Stored::Encoded {
+                    offset: profile.offset,
+                    bytes: profile.bytes.to_vec(),
+                };
+                self.offer(customer, Some((stored, tag.offsets)), zombie);
             }
             Entry::Tombstone { customer } => self.offer(customer, None, false),
             Entry::Checkpoint(c) => {
@@ -153,7 +177,8 @@ impl Restorer {
                     |t: &BatchTag| (t.generation, t.batch) == (c.tag.generation, c.tag.batch);
                 for (customer, tag, profile) in std::mem::take(&mut self.v1.pending) {
                     if same(&tag) {
-                        self.offer(customer, Some((profile, tag.offsets)), false);
+                        let stored = Stored::Decoded(Box::new(profile));
+                        self.offer(customer, Some((stored, tag.offsets)), false);
                     }
                 }
                 if let Some((tag, rfm, next_refresh)) = self.v1.pending_population.take() {
@@ -170,7 +195,7 @@ impl Restorer {
 
     /// A customer's newer record (`None`: deleted). A zombie's record never replaces a
     /// non-zombie's; otherwise the newer wins.
-    fn offer(&mut self, customer: String, state: Option<(Profile, Offsets)>, zombie: bool) {
+    fn offer(&mut self, customer: String, state: Option<(Stored, Offsets)>, zombie: bool) {
         if zombie && self.profiles.get(&customer).is_some_and(|c| !c.zombie) {
             return;
         }
@@ -191,8 +216,9 @@ impl Restorer {
         }
     }
 
-    /// The partition's state once every record is fed.
-    pub fn finish(mut self) -> Contents {
+    /// The partition's state once every record is fed. The surviving profiles are decoded
+    /// here, on as many threads as the machine has cores.
+    pub fn finish(mut self) -> Result<Contents, KafkaError> {
         let mut c = std::mem::take(&mut self.contents);
         let newest_v2 = self.checkpoints.keys().next_back().copied();
         c.checkpoint = match newest_v2 {
@@ -210,14 +236,52 @@ impl Restorer {
         }
         c.next_generation = self.newest + 1;
         let resume = c.checkpoint.tag.offsets;
+        let mut survivors = Vec::with_capacity(self.profiles.len());
         for (customer, candidate) in self.profiles {
             if candidate.offsets.iter().zip(resume).any(|(o, r)| *o > r) {
                 c.ahead.insert(customer.clone(), candidate.offsets);
             }
-            c.profiles.insert(customer, candidate.profile);
+            survivors.push((customer, candidate.profile));
         }
-        c
+        c.profiles = decode_all(survivors)?;
+        Ok(c)
     }
+}
+
+/// Decodes profiles in parallel chunks: restoring is bound by decoding once the broker's fetch
+/// keeps up.
+fn decode_all(survivors: Vec<(String, Stored)>) -> Result<ProfileMap, KafkaError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = survivors.len().div_ceil(threads).max(1024);
+    let mut chunks: Vec<Vec<(String, Stored)>> = Vec::new();
+    let mut rest = survivors;
+    while rest.len() > chunk {
+        let tail = rest.split_off(rest.len() - chunk);
+        chunks.push(tail);
+    }
+    chunks.push(rest);
+    let decoded: Vec<Result<Vec<(String, Profile)>, KafkaError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|part| {
+                s.spawn(move || {
+                    part.into_iter()
+                        .map(|(k, p)| p.decode().map(|p| (k, p)))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    let mut profiles = ProfileMap::default();
+    profiles.reserve(decoded.iter().map(|d| d.as_ref().map_or(0, Vec::len)).sum());
+    for part in decoded {
+        profiles.extend(part?);
+    }
+    Ok(profiles)
 }
 
 #[cfg(test)]

@@ -49,7 +49,7 @@ fn restore(log: &Log) -> Contents {
     for (offset, (k, v)) in log.iter().enumerate() {
         r.push(offset as i64, k, v.as_deref()).expect("readable");
     }
-    r.finish()
+    r.finish().expect("decodable")
 }
 
 /// What Kafka's log cleaner leaves: the newest record of each key, in offset order.
