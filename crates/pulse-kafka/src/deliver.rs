@@ -36,15 +36,18 @@ pub(crate) struct Products<'a> {
     pub outputs: &'a [OutputEvent],
     pub changes: ChangelogBatch,
     /// The previous batch's checkpoint, deferred to travel with this batch's outputs.
-    pub earlier: Option<(Vec<u8>, Vec<u8>)>,
+    pub earlier: Option<Record>,
 }
+
+/// A changelog record: key and value.
+pub(crate) type Record = (Vec<u8>, Vec<u8>);
 
 /// What a batch writes to the changelog.
 pub(crate) struct ChangelogBatch {
     /// Changed profiles as `(key, value)`s.
-    pub profiles: Vec<(Vec<u8>, Vec<u8>)>,
+    pub profiles: Vec<Record>,
     /// The checkpoint closing the batch.
-    pub checkpoint: (Vec<u8>, Vec<u8>),
+    pub checkpoint: Record,
     /// At-least-once: the checkpoint may wait to travel with the next batch's outputs (it
     /// needs only this batch's profiles acknowledged), saving a round trip per batch.
     pub defer: bool,

@@ -7,7 +7,7 @@
 use crate::changelog::{self, BatchTag, Checkpoint, Offsets, REPARTITION};
 use crate::config::{Delivery, TopicNames, WorkerConfig};
 use crate::context::PulseContext;
-use crate::deliver::{deliver, ChangelogBatch, Forward, Products};
+use crate::deliver::{deliver, ChangelogBatch, Forward, Products, Record};
 use crate::outbox::Outbox;
 use crate::state::{lock, StateRegistry};
 use crate::tasks::Fetched;
@@ -73,7 +73,7 @@ struct Position {
     obsolete: Vec<Vec<u8>>,
     /// At-least-once: the last batch's checkpoint, not yet written, and the input offsets it
     /// covers. It goes out with the next batch's outputs, or on the next tick when idle.
-    deferred: Option<((Vec<u8>, Vec<u8>), Offsets)>,
+    deferred: Option<(Record, Offsets)>,
 }
 
 /// Runs until the sender side closes (shutdown or the worker stopping) and the queue is
