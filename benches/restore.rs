@@ -67,9 +67,12 @@ fn fill(
     bytes
 }
 
+/// A record as read: key and value (none for a tombstone).
+type Raw = (Vec<u8>, Option<Vec<u8>>);
+
 /// Reads partition 0 of the changelog to its end without decoding, the broker and client
 /// alone; returns the seconds and the records, to time decoding them without the broker.
-fn bare_read(bootstrap: &str, records: u64) -> (f64, Vec<(Vec<u8>, Option<Vec<u8>>)>) {
+fn bare_read(bootstrap: &str, records: u64) -> (f64, Vec<Raw>) {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::{Offset, TopicPartitionList};
     let c: BaseConsumer = ClientConfig::new()
@@ -100,7 +103,7 @@ fn bare_read(bootstrap: &str, records: u64) -> (f64, Vec<(Vec<u8>, Option<Vec<u8
 
 /// The restore's own work on records already in memory: decoding and keeping the newest per
 /// customer (`Restorer`), then building the partition (`Partition::restore`).
-fn decode_only(records: &[(Vec<u8>, Option<Vec<u8>>)]) -> (f64, f64) {
+fn decode_only(records: &[Raw]) -> (f64, f64) {
     let started = Instant::now();
     let mut r = pulse_kafka::Restorer::new(0);
     for (i, (k, v)) in records.iter().enumerate() {
