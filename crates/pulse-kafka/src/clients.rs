@@ -219,3 +219,66 @@ impl ClientContext for Guard {
 }
 
 impl ConsumerContext for Guard {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// TLS, the SASL mechanisms managed Kafka services use, and every compression codec a
+    /// producer may have chosen are compiled into librdkafka.
+    #[test]
+    fn librdkafka_is_built_with_tls_scram_oauthbearer_and_every_codec() {
+        let native = ClientConfig::new().create_native_config().expect("config");
+        let features = native.get("builtin.features").expect("builtin.features");
+        let have: Vec<&str> = features.split(',').collect();
+        for f in [
+            "ssl",
+            "sasl_scram",
+            "sasl_oauthbearer",
+            "zstd",
+            "lz4",
+            "snappy",
+            "gzip",
+        ] {
+            assert!(have.contains(&f), "librdkafka lacks {f}: {features}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_redacted_and_the_rest_kept() {
+        let mut kafka: KafkaConfig = serde_json::from_value(serde_json::json!({
+            "brokers": "b:9093", "group_id": "g", "client_id": "c",
+            "auto_offset_reset": "earliest", "session_timeout": "45s", "commit_interval": "1s",
+            "max_prefetch": "64MiB", "input_encoding": "json", "output_encoding": "json",
+            "delivery": "at-least-once", "partitioner": "murmur2_random",
+            "embedded_partitions": 3,
+            "topics": {"clickstream": "a", "purchases": "b", "surveys": "c", "segments": "d",
+                "churn_risk": "e", "milestones": "f", "profiles": "g", "dead_letter": "h",
+                "repartition": "i"},
+        }))
+        .expect("a KafkaConfig");
+        for (k, v) in [
+            ("sasl.password", "p1"),
+            ("ssl.key.password", "p2"),
+            ("sasl.oauthbearer.client.secret", "p3"),
+            ("ssl.key.pem", "p4"),
+            ("sasl.username", "pulse"),
+            ("security.protocol", "sasl_ssl"),
+        ] {
+            kafka.librdkafka.insert(k.into(), v.into());
+        }
+        let shown = redacted(&kafka);
+        for k in [
+            "sasl.password",
+            "ssl.key.password",
+            "sasl.oauthbearer.client.secret",
+            "ssl.key.pem",
+        ] {
+            assert_eq!(shown.librdkafka[k], "<redacted>", "{k}");
+        }
+        assert_eq!(shown.librdkafka["sasl.username"], "pulse");
+        assert_eq!(shown.librdkafka["security.protocol"], "sasl_ssl");
+        // Every client made from it still gets the real values.
+        assert_eq!(consumer(&kafka).get("sasl.password"), Some("p1"));
+    }
+}
