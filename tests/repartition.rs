@@ -1,32 +1,45 @@
 //! Records keyed by something other than their customer id (a session id, or no key at all)
 //! land on arbitrary partitions. Pulse forwards them through the repartition topic, keyed by
 //! customer id, so that every customer's state lives in exactly one partition and counts every
-//! event once.
+//! event once. The hop loses nothing: with the default lateness no forwarded record is late
+//! (each is judged among the records forwarded from its own source), its outputs name its
+//! original coordinates, and a record forwarded again (as after a crash of its source) counts
+//! once.
 
-use pulse_events::TopicRole;
+use pulse_events::{Cause, TopicRole};
 use pulse_loadgen::{Generator, GeneratorConfig};
 use pulse_tests::*;
 use rdkafka::config::ClientConfig;
+use rdkafka::message::{Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::Message;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 const DAY: i64 = 86_400_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn records_not_keyed_by_customer_reach_the_partition_that_owns_the_customer() {
+async fn mock_records_not_keyed_by_customer_reach_the_partition_that_owns_the_customer() {
     let cluster = cluster();
-    let brokers = cluster.bootstrap_servers().to_owned();
-    let mut cfg = config(&brokers, "repartition");
-    // This replays ten days in seconds: the repartition topic merges what several partitions
-    // forwarded, batch by batch, so its records arrive hours of event time out of order. Live,
-    // the detour takes milliseconds; here lateness is widened so that only routing is tested.
-    cfg.engine.allowed_lateness = Duration::from_secs(60 * 86_400);
+    forwarded_once_and_on_time(config(cluster.bootstrap_servers(), "repartition")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_records_not_keyed_by_customer_reach_the_partition_that_owns_the_customer() {
+    let cfg = tokio::task::spawn_blocking(|| on_kafka("repartition"))
+        .await
+        .expect("Kafka starts");
+    forwarded_once_and_on_time(cfg).await;
+}
+
+async fn forwarded_once_and_on_time(cfg: pulse::Config) {
+    let brokers = cfg.kafka.brokers.clone();
     let topics = cfg.kafka.topics.clone();
     // Producers partition by key with the Java client's partitioner, as Pulse does by default.
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &brokers)
         .set("partitioner", "murmur2_random")
+        .set("enable.idempotence", "true")
         .create()
         .expect("producer");
     let now = pulse_kafka::wall_clock_ms();
@@ -54,10 +67,15 @@ async fn records_not_keyed_by_customer_reach_the_partition_that_owns_the_custome
         misrouted += u64::from(i % 3 != 0);
     }
 
-    let running = pulse::Running::start(cfg).await.expect("pulse starts");
+    // A replay of ten days in seconds, at the shipped lateness of ten minutes: the repartition
+    // topic interleaves what the partitions forwarded at their own pace, hours of event time
+    // apart, and none of it may be late.
+    let running = pulse::Running::start(cfg.clone())
+        .await
+        .expect("pulse starts");
     let metrics = running.metrics.clone();
     // Each misrouted record is counted twice: where it landed and where it was forwarded to.
-    wait_consumed(&metrics, total + misrouted, Duration::from_secs(90)).await;
+    wait_consumed(&metrics, total + misrouted, Duration::from_secs(120)).await;
     let profiles = running.state.profiles();
     running.stop().await.expect("clean stop");
 
@@ -75,6 +93,58 @@ async fn records_not_keyed_by_customer_reach_the_partition_that_owns_the_custome
         "a customer's state in two partitions"
     );
     for (id, p) in &profiles {
+        assert_eq!(Some(&p.events_total), expected.get(id), "events of {id}");
+    }
+    // Outputs name the cause's original coordinates, never the repartition topic's.
+    let outputs = read_outputs(&brokers, &topics, 1, Duration::from_secs(10));
+    assert!(!outputs.is_empty());
+    for (_, o) in &outputs {
+        if let Cause::Event { topic, .. } = &o.cause {
+            assert_ne!(topic, &topics.repartition, "{o:?}");
+        }
+    }
+
+    // Every forwarded record sent again, as a source replaying after a crash would: a new
+    // worker restores and reads them, and counts none of them twice.
+    let forwarded = read_all(
+        &brokers,
+        &topics.repartition,
+        misrouted as usize,
+        Duration::from_secs(30),
+    );
+    assert_eq!(forwarded.len() as u64, misrouted);
+    for m in &forwarded {
+        let mut headers = OwnedHeaders::new();
+        for h in m.headers().expect("headers").iter() {
+            headers = headers.insert(h);
+        }
+        let again = FutureRecord::<[u8], [u8]>::to(&topics.repartition)
+            .partition(m.partition())
+            .key(m.key().unwrap())
+            .payload(m.payload().unwrap())
+            .headers(headers);
+        producer
+            .send(again, Duration::from_secs(10))
+            .await
+            .expect("delivered");
+    }
+    let running = pulse::Running::start(cfg).await.expect("pulse starts");
+    let again = running.metrics.clone();
+    assert!(
+        eventually(Duration::from_secs(90), || again.skipped_records.get()
+            >= misrouted)
+        .await,
+        "{} of {misrouted} repeats skipped",
+        again.skipped_records.get()
+    );
+    let after = running.state.profiles();
+    running.stop().await.expect("clean stop");
+    assert_eq!(
+        counter_total(&again.input_events),
+        0,
+        "a repeat was applied"
+    );
+    for (id, p) in &after {
         assert_eq!(Some(&p.events_total), expected.get(id), "events of {id}");
     }
 }

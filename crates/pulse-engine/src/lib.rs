@@ -40,7 +40,7 @@ pub use engagement::Activity;
 pub use fields::FieldValue;
 pub use funnel::FunnelAttempt;
 pub use insight::View;
-pub use partition::{Partition, Source, FORWARDED, INPUTS};
+pub use partition::{ForwardSource, Partition, Source, FORWARDED, INPUTS};
 pub use periods::{ActivePeriods, Period};
 pub use population::{Cohorts, Population};
 pub use profile::{Derived, Profile, PurchasePeriod, PurchaseStats};

@@ -17,7 +17,7 @@ use pulse_events::{
     AbandonReason, Cause, EventBody, EventError, InputEvent, OutputData, OutputEvent, OutputKind,
     TopicRole,
 };
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// Where an input record came from; part of every output's cause and id. The role (or, for a
@@ -33,20 +33,34 @@ pub struct Source<'a> {
     pub offset: i64,
 }
 
-/// Inputs with their own watermark: the three input topics (by [`TopicRole::index`]), then the
-/// repartition topic at [`FORWARDED`]. A forwarded record takes a detour whose length in event
-/// time depends on how far behind the worker is, so it is judged against its own input.
+/// Inputs with their own frontier: the three input topics (by [`TopicRole::index`]), then the
+/// repartition topic at [`FORWARDED`].
+///
+/// A forwarded record is judged late against the records forwarded from the same source
+/// (its original input topic and partition), not against the repartition topic as a whole:
+/// the topic interleaves what every source partition forwarded at whatever pace each runs, so
+/// its event times are out of order by far more than the lateness allowed, while each source's
+/// forwarded records keep the source's order.
 pub const INPUTS: usize = 4;
 pub const FORWARDED: usize = 3;
 
+/// The original input of a forwarded record: its role's index and partition.
+pub type ForwardSource = (u8, i32);
+
 impl Source<'_> {
-    /// Which input watermark applies.
+    /// Which input frontier applies.
     pub fn input(&self) -> usize {
         if self.forwarded {
             FORWARDED
         } else {
             self.role.index()
         }
+    }
+
+    /// For a forwarded record, the source whose forwarded records it is judged among.
+    fn forward_source(&self) -> Option<ForwardSource> {
+        self.forwarded
+            .then(|| (self.role.index() as u8, self.partition))
     }
 }
 
@@ -88,6 +102,8 @@ pub struct Partition {
     profiles: Map,
     timers: TimerIndex,
     inputs: [Input; INPUTS],
+    /// The highest event time forwarded from each source (see [`FORWARDED`]).
+    forwarded: BTreeMap<ForwardSource, Millis>,
     scratch: Vec<FunnelOutcome>,
     /// Customers whose profile changed since the last drain, each listed once.
     dirty: Vec<Arc<str>>,
@@ -103,6 +119,7 @@ impl Partition {
             profiles: Map::default(),
             timers: TimerIndex::default(),
             inputs: [Input::default(); INPUTS],
+            forwarded: BTreeMap::new(),
             scratch: Vec::new(),
             dirty: Vec::new(),
             population: Population::default(),
@@ -179,6 +196,19 @@ impl Partition {
     /// Each input's event-time frontier, for checkpoints.
     pub fn frontiers(&self) -> [Option<Millis>; INPUTS] {
         self.inputs.map(|i| i.frontier)
+    }
+
+    /// Each forwarding source's frontier, for checkpoints.
+    pub fn forwarded_frontiers(&self) -> impl Iterator<Item = (ForwardSource, Millis)> + '_ {
+        self.forwarded.iter().map(|(s, f)| (*s, *f))
+    }
+
+    /// Restores the forwarding sources' frontiers from a checkpoint.
+    pub fn restore_forwarded(
+        &mut self,
+        frontiers: impl IntoIterator<Item = (ForwardSource, Millis)>,
+    ) {
+        self.forwarded = frontiers.into_iter().collect();
     }
 
     /// Hands every profile changed since the last call to `f`, once each, and clears the
@@ -266,9 +296,9 @@ impl Partition {
         out: &mut Vec<OutputEvent>,
     ) -> Result<(), EventError> {
         let ts = ev.timestamp;
-        self.accept(ts, src.input(), now)?;
+        self.accept(ts, src, now)?;
         self.update(ev, src, out);
-        self.advance(ts, src.input(), out);
+        self.advance(ts, src, out);
         Ok(())
     }
 
@@ -283,22 +313,37 @@ impl Partition {
         now: Millis,
         out: &mut Vec<OutputEvent>,
     ) -> Result<(), EventError> {
-        self.accept(ts, src.input(), now)?;
-        self.advance(ts, src.input(), out);
+        self.accept(ts, src, now)?;
+        self.advance(ts, src, out);
         Ok(())
     }
 
-    /// Moves `input`'s frontier to `ts` and fires the timers that passes.
-    fn advance(&mut self, ts: Millis, input: usize, out: &mut Vec<OutputEvent>) {
-        let input = &mut self.inputs[input];
+    /// Moves the source's frontier to `ts` and fires the timers that passes.
+    fn advance(&mut self, ts: Millis, src: &Source<'_>, out: &mut Vec<OutputEvent>) {
+        if let Some(source) = src.forward_source() {
+            let f = self.forwarded.entry(source).or_insert(ts);
+            *f = (*f).max(ts);
+        }
+        let input = &mut self.inputs[src.input()];
         input.frontier = Some(input.frontier.map_or(ts, |f| f.max(ts)));
         input.idle = false;
         self.fire_timers(out);
     }
 
+    /// The watermark a record from `src` is judged late against.
+    fn lateness_reference(&self, src: &Source<'_>) -> Option<Millis> {
+        match src.forward_source() {
+            Some(source) => self
+                .forwarded
+                .get(&source)
+                .map(|f| f - self.spec.allowed_lateness),
+            None => self.input_watermark(src.input()),
+        }
+    }
+
     /// Late or too-far-ahead events are rejected with the error to dead-letter.
-    fn accept(&self, ts: Millis, input: usize, now: Millis) -> Result<(), EventError> {
-        if let Some(wm) = self.input_watermark(input) {
+    fn accept(&self, ts: Millis, src: &Source<'_>, now: Millis) -> Result<(), EventError> {
+        if let Some(wm) = self.lateness_reference(src) {
             if ts < wm {
                 return Err(EventError::Late {
                     timestamp: format_rfc3339(ts),

@@ -491,3 +491,53 @@ fn profiles_round_trip_through_json_and_msgpack() {
         prof
     );
 }
+
+/// Forwarded records interleave what several source partitions forwarded, far apart in event
+/// time: each is judged among its own source's records, so none of them is late, while a
+/// record late within its own source still is.
+#[test]
+fn forwarded_records_are_judged_among_their_own_sources_records() {
+    let mut p = partition(vec![]);
+    let mut out = Vec::new();
+    let from = |partition: i32, offset: i64| Source {
+        role: TopicRole::Clickstream,
+        forwarded: true,
+        topic: "clickstream",
+        partition,
+        offset,
+    };
+    // Source 2 runs five days ahead of source 1.
+    for (i, (source, ts)) in [
+        (2, T0 + 5 * DAY),
+        (1, T0),
+        (2, T0 + 5 * DAY + HOUR),
+        (1, T0 + MIN),
+        (1, T0 + 2 * MIN),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        p.apply(
+            &event("a", "page_view", ts),
+            &from(source, i as i64),
+            ts,
+            &mut out,
+        )
+        .expect("on time within its source");
+    }
+    let err = p
+        .apply(
+            &event("a", "page_view", T0 + 5 * DAY),
+            &from(2, 9),
+            T0,
+            &mut out,
+        )
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Late);
+    assert_eq!(p.profile("a").unwrap().events_total, 5);
+    let frontiers: Vec<_> = p.forwarded_frontiers().collect();
+    assert_eq!(
+        frontiers,
+        [((0, 1), T0 + 2 * MIN), ((0, 2), T0 + 5 * DAY + HOUR)]
+    );
+}

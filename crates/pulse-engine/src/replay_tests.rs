@@ -4,7 +4,6 @@
 
 use crate::test_support::*;
 use crate::{Partition, Profile};
-use pulse_events::time::DAY;
 use std::collections::BTreeMap;
 use std::time::Duration;
 

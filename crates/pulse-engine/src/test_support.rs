@@ -11,6 +11,7 @@ use std::time::Duration;
 pub const T0: Millis = 1_767_225_600_000; // 2026-01-01T00:00:00Z
 pub const MIN: Millis = 60_000;
 pub const HOUR: Millis = 60 * MIN;
+pub const DAY: Millis = 24 * HOUR;
 
 pub fn step(event: &str) -> StepConfig {
     StepConfig {

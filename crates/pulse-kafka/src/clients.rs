@@ -188,6 +188,8 @@ impl Guard {
             .filter(|(b, _)| b.contains("://"))
             .unwrap_or(("the brokers", reason));
         match error.rdkafka_error_code() {
+            // The end of a partition a reader asked to be told of: not an error.
+            Some(RDKafkaErrorCode::PartitionEOF) => {}
             Some(RDKafkaErrorCode::Authentication) => {
                 tracing::error!(broker, mechanism = %self.mechanism, reason = detail, "Kafka refused this client's credentials.");
                 self.fatal.set(KafkaError::Authentication {

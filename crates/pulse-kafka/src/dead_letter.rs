@@ -5,19 +5,33 @@ use pulse_events::{dead_letter, EventError};
 use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 use rdkafka::Message;
 
-pub(crate) fn headers(msg: &OwnedMessage, err: &EventError) -> OwnedHeaders {
+/// Where a record came from: its own coordinates, or for a forwarded record, the original
+/// input's.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Coordinates<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// The dead letter's headers: the record's own (but for Pulse's reason and source headers a
+/// forwarded record already carries), then the reason and where the record came from.
+pub(crate) fn headers(msg: &OwnedMessage, err: &EventError, from: Coordinates<'_>) -> OwnedHeaders {
     let mut h = OwnedHeaders::new();
     if let Some(orig) = msg.headers() {
         for i in 0..orig.count() {
             let x = orig.get(i);
+            if x.key.starts_with("pulse.source.") || x.key.starts_with("pulse.error.") {
+                continue;
+            }
             h = h.insert(Header {
                 key: x.key,
                 value: x.value,
             });
         }
     }
-    let partition = msg.partition().to_string();
-    let offset = msg.offset().to_string();
+    let partition = from.partition.to_string();
+    let offset = from.offset.to_string();
     let message = err.to_string();
     h.insert(Header {
         key: dead_letter::ERROR_KIND,
@@ -29,7 +43,7 @@ pub(crate) fn headers(msg: &OwnedMessage, err: &EventError) -> OwnedHeaders {
     })
     .insert(Header {
         key: dead_letter::SOURCE_TOPIC,
-        value: Some(msg.topic()),
+        value: Some(from.topic),
     })
     .insert(Header {
         key: dead_letter::SOURCE_PARTITION,
@@ -39,6 +53,32 @@ pub(crate) fn headers(msg: &OwnedMessage, err: &EventError) -> OwnedHeaders {
         key: dead_letter::SOURCE_OFFSET,
         value: Some(&offset),
     })
+}
+
+/// Where `m` came from. A record forwarded through the repartition topic (`repartition`)
+/// carries its original input's coordinates in `pulse.source.*` headers; `None` for one
+/// without them (forwarded by a Pulse that did not write them).
+pub(crate) fn forwarded_from<'a>(
+    repartition: &str,
+    m: &'a OwnedMessage,
+) -> Option<Coordinates<'a>> {
+    if m.topic() != repartition {
+        return None;
+    }
+    Some(Coordinates {
+        topic: header(m, dead_letter::SOURCE_TOPIC)?,
+        partition: header(m, dead_letter::SOURCE_PARTITION)?.parse().ok()?,
+        offset: header(m, dead_letter::SOURCE_OFFSET)?.parse().ok()?,
+    })
+}
+
+/// A record's own coordinates.
+pub(crate) fn own(m: &OwnedMessage) -> Coordinates<'_> {
+    Coordinates {
+        topic: m.topic(),
+        partition: m.partition(),
+        offset: m.offset(),
+    }
 }
 
 /// The value of a record's header, if present and UTF-8 (header names compare exactly, except

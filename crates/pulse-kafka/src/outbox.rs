@@ -58,8 +58,12 @@ impl Outbox {
         key: Option<&[u8]>,
         payload: Option<&[u8]>,
         headers: OwnedHeaders,
+        timestamp: Option<i64>,
     ) -> DeliveryFuture {
         let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
+        if let Some(t) = timestamp {
+            record = record.timestamp(t);
+        }
         if let Some(p) = partition {
             record = record.partition(p);
         }
@@ -107,6 +111,7 @@ impl Outbox {
                 Some(o.customer_id.as_bytes()),
                 Some(&payload),
                 headers,
+                None,
             )
             .await;
         InFlight {
@@ -120,7 +125,9 @@ impl Outbox {
         msg: &OwnedMessage,
         err: &pulse_events::EventError,
     ) -> InFlight {
-        let headers = crate::dead_letter::headers(msg, err);
+        let from = crate::dead_letter::forwarded_from(&self.topics.repartition, msg)
+            .unwrap_or_else(|| crate::dead_letter::own(msg));
+        let headers = crate::dead_letter::headers(msg, err, from);
         let delivery = self
             .send(
                 &self.topics.dead_letter,
@@ -128,6 +135,7 @@ impl Outbox {
                 msg.key(),
                 msg.payload(),
                 headers,
+                None,
             )
             .await;
         InFlight {
@@ -151,14 +159,18 @@ impl Outbox {
     }
 
     /// An input record forwarded to the repartition topic, keyed by its customer id so the
-    /// partitioner sends it to the partition that owns the customer. Value and headers are
-    /// kept; a header names the input it came from.
+    /// partitioner sends it to the partition that owns the customer. Value, headers and
+    /// timestamp are kept; headers name the input it came from and its coordinates there, so
+    /// the owner judges its lateness among its source's records, names it as the cause of
+    /// what it causes, and counts it once if it is forwarded again.
     pub async fn send_forward(
         &self,
         msg: &OwnedMessage,
         role: pulse_events::TopicRole,
         customer: &str,
     ) -> InFlight {
+        use pulse_events::dead_letter::{SOURCE_OFFSET, SOURCE_PARTITION, SOURCE_TOPIC};
+        let (partition, offset) = (msg.partition().to_string(), msg.offset().to_string());
         let headers = msg
             .headers()
             .cloned()
@@ -166,6 +178,18 @@ impl Outbox {
             .insert(Header {
                 key: ROLE_HEADER,
                 value: Some(role.as_str()),
+            })
+            .insert(Header {
+                key: SOURCE_TOPIC,
+                value: Some(msg.topic()),
+            })
+            .insert(Header {
+                key: SOURCE_PARTITION,
+                value: Some(&partition),
+            })
+            .insert(Header {
+                key: SOURCE_OFFSET,
+                value: Some(&offset),
             });
         let delivery = self
             .send(
@@ -174,6 +198,7 @@ impl Outbox {
                 Some(customer.as_bytes()),
                 msg.payload(),
                 headers,
+                msg.timestamp().to_millis(),
             )
             .await;
         InFlight {
@@ -196,7 +221,7 @@ impl Outbox {
         });
         let topic = &self.topics.profiles;
         let delivery = self
-            .send(topic, Some(partition), Some(key), value, headers)
+            .send(topic, Some(partition), Some(key), value, headers, None)
             .await;
         InFlight {
             delivery,
@@ -242,6 +267,7 @@ impl Outbox {
                         failed.key(),
                         failed.payload(),
                         headers,
+                        failed.timestamp().to_millis(),
                     )
                     .await;
                 result = delivery.await;

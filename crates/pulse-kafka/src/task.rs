@@ -4,7 +4,7 @@
 //! partition lock (no `.await` inside), produce outputs, dead letters, the changed profiles and
 //! a checkpoint, wait for every acknowledgement, then store the input offsets.
 
-use crate::changelog::{self, BatchTag, Checkpoint, Offsets, REPARTITION};
+use crate::changelog::{self, BatchTag, Checkpoint, ForwardedFrom, Offsets, REPARTITION};
 use crate::config::{Delivery, TopicNames, WorkerConfig};
 use crate::context::PulseContext;
 use crate::deliver::{deliver, ChangelogBatch, Forward, Products, Record};
@@ -14,7 +14,7 @@ use crate::tasks::Fetched;
 use crate::txn::Txn;
 use crate::wall_clock_ms;
 use crate::KafkaError;
-use pulse_engine::{EngineSpec, Partition, Source, INPUTS};
+use pulse_engine::{EngineSpec, ForwardSource, Partition, Source, INPUTS};
 use pulse_events::{decode, Encoding, EventError, Limits, TopicRole};
 use pulse_telemetry::{Health, Metrics};
 use rdkafka::config::ClientConfig;
@@ -74,6 +74,9 @@ struct Position {
     /// At-least-once: the last batch's checkpoint, not yet written, and the input offsets it
     /// covers. It goes out with the next batch's outputs, or on the next tick when idle.
     deferred: Option<(Record, Offsets)>,
+    /// Per source of forwarded records, the next original offset expected: one below it is a
+    /// repeat.
+    forwarded_next: HashMap<ForwardSource, i64>,
 }
 
 /// Runs until the sender side closes (shutdown or the worker stopping) and the queue is
@@ -297,6 +300,12 @@ async fn restore(partition: i32, ctx: &Arc<TaskCtx>) -> Option<(Position, bool)>
                     ahead: c.ahead,
                     obsolete: c.obsolete,
                     deferred: None,
+                    forwarded_next: c
+                        .checkpoint
+                        .forwarded
+                        .iter()
+                        .map(|f| (f.source, f.next))
+                        .collect(),
                 };
                 return Some((pos, c.migrate));
             }
@@ -456,12 +465,32 @@ fn changelog_records(
     let mut profiles = Vec::with_capacity(p.changed());
     p.drain_changes(|c, profile| profiles.push(changelog::encode_profile(&tag, c, profile)));
     let population = p.population();
+    let mut forwarded: BTreeMap<ForwardSource, ForwardedFrom> = BTreeMap::new();
+    for (source, next) in &pos.forwarded_next {
+        let f = forwarded.entry(*source).or_insert(ForwardedFrom {
+            source: *source,
+            frontier: None,
+            next: -1,
+        });
+        f.next = *next;
+    }
+    for (source, frontier) in p.forwarded_frontiers() {
+        forwarded
+            .entry(source)
+            .or_insert(ForwardedFrom {
+                source,
+                frontier: None,
+                next: -1,
+            })
+            .frontier = Some(frontier);
+    }
     let checkpoint = changelog::encode_checkpoint(&Checkpoint {
         tag,
         frontiers: p.frontiers(),
         rfm: population.rfm.clone(),
         next_refresh: population.next_refresh,
         owner: owner.map(str::to_owned),
+        forwarded: forwarded.into_values().collect(),
     });
     ChangelogBatch {
         profiles,
@@ -534,14 +563,29 @@ async fn process(
                 continue;
             }
             *next = m.offset() + 1;
+            // A forwarded record is named, judged and counted by its original coordinates.
+            let from = crate::dead_letter::forwarded_from(&ctx.topics.repartition, m);
+            if let Some(f) = from {
+                let mark = pos
+                    .forwarded_next
+                    .entry((role.index() as u8, f.partition))
+                    .or_insert(-1);
+                if f.offset < *mark {
+                    // Forwarded again by a source that replayed it after a crash.
+                    skipped += 1;
+                    continue;
+                }
+                *mark = f.offset + 1;
+            }
+            let from = from.unwrap_or_else(|| crate::dead_letter::own(m));
             let encoding = crate::dead_letter::content_type(m).unwrap_or(ctx.input_encoding);
             let payload = m.payload().unwrap_or_default();
             let src = Source {
                 role,
                 forwarded: index == REPARTITION,
-                topic: m.topic(),
-                partition: m.partition(),
-                offset: m.offset(),
+                topic: from.topic,
+                partition: from.partition,
+                offset: from.offset,
             };
             let applied = decode(payload, encoding, role, &ctx.limits).and_then(|ev| {
                 // Keyed by something other than the customer (a session, nothing): the record

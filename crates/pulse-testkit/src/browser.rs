@@ -100,12 +100,16 @@ impl Browser {
             .as_str()
             .expect("session id")
             .to_owned();
-        Self {
+        let browser = Self {
             driver,
             addr,
             session,
             profile,
-        }
+        };
+        // A page that is still loading after a click or a form submit: finding an element
+        // waits for it, up to this long, as a person's eyes would.
+        browser.session_call("POST", "/timeouts", Some(&json!({ "implicit": 10_000 })));
+        browser
     }
 
     fn session_call(&self, method: &str, path: &str, body: Option<&Value>) -> Value {

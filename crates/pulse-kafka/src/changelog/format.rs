@@ -69,6 +69,22 @@ pub struct Checkpoint {
     pub next_refresh: Millis,
     /// Where the writing worker serves its query API (`http.advertise`).
     pub owner: Option<String>,
+    /// Each source of forwarded records (an input topic and partition whose re-keyed records
+    /// reached this partition): their frontier and the next original offset expected, below
+    /// which a record forwarded again after the source's crash is a repeat. Absent in
+    /// checkpoints written before it.
+    #[serde(default)]
+    pub forwarded: Vec<ForwardedFrom>,
+}
+
+/// One source of forwarded records, in a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForwardedFrom {
+    /// The original input's role index and partition.
+    pub source: (u8, i32),
+    pub frontier: Option<Millis>,
+    /// The next original offset expected; -1 where none was applied yet.
+    pub next: i64,
 }
 
 impl Checkpoint {

@@ -7,7 +7,9 @@ mod format;
 mod reader;
 mod restorer;
 
-pub use format::{encode_checkpoint, encode_profile, BatchTag, Checkpoint, Offsets, REPARTITION};
+pub use format::{
+    encode_checkpoint, encode_profile, BatchTag, Checkpoint, ForwardedFrom, Offsets, REPARTITION,
+};
 pub use reader::{latest_owner, read_all, read_changelog};
 pub use restorer::{Contents, ProfileMap, Restorer};
 
@@ -37,8 +39,14 @@ pub(crate) fn restore(
     let mut contents = read_changelog(client, topic, partition)?;
     let profiles = std::mem::take(&mut contents.profiles);
     let c = &contents.checkpoint;
+    let mut partition = Partition::restore(spec, profiles, c.frontiers, c.population());
+    partition.restore_forwarded(
+        c.forwarded
+            .iter()
+            .filter_map(|f| f.frontier.map(|t| (f.source, t))),
+    );
     Ok(Restored {
-        partition: Partition::restore(spec, profiles, c.frontiers, c.population()),
+        partition,
         contents,
         seconds: started.elapsed().as_secs_f64(),
     })

@@ -1,7 +1,7 @@
 //! Reading a changelog partition back through Kafka: from its beginning to its end, as a
 //! `read_committed` consumer (aborted transactions are invisible), into a [`Restorer`].
 
-use super::format::is_checkpoint_key;
+use super::format::{decode, is_checkpoint_key, Entry};
 use super::restorer::{Contents, Restorer};
 use crate::clients::{Fatal, Guard};
 use crate::KafkaError;
@@ -21,47 +21,50 @@ pub fn latest_owner(
     partition: i32,
     timeout: Duration,
 ) -> Result<Option<String>, KafkaError> {
+    let failed = |source| KafkaError::Client {
+        role: "owner lookup",
+        source,
+    };
     let consumer: BaseConsumer = client
         .clone()
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
         .set("group.id", "pulse-owner-lookup")
         .create()
-        .map_err(|source| KafkaError::Client {
-            role: "owner lookup",
-            source,
-        })?;
-    let mut tpl = TopicPartitionList::new();
-    // A batch ends with its checkpoint, so the newest one is among the last few records.
-    tpl.add_partition_offset(topic, partition, Offset::OffsetTail(16))
-        .map_err(|source| KafkaError::Client {
-            role: "owner lookup",
-            source,
-        })?;
-    consumer.assign(&tpl).map_err(|source| KafkaError::Client {
-        role: "owner lookup",
-        source,
-    })?;
+        .map_err(failed)?;
     let deadline = Instant::now() + timeout;
-    let mut owner = None;
-    while Instant::now() < deadline {
-        match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(m)) => {
-                let key = m.key().unwrap_or_default();
-                if is_checkpoint_key(key) {
-                    if let Ok(
-                        super::format::Entry::Checkpoint(c) | super::format::Entry::V1Checkpoint(c),
-                    ) = super::format::decode(m.offset(), key, m.payload())
+    // Checkpoints come at least once per batch, so one is among the last `worker.max_batch`
+    // records or so; the window widens until one is found.
+    for window in [64, 1024, 16_384] {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, partition, Offset::OffsetTail(window))
+            .map_err(failed)?;
+        consumer.assign(&tpl).map_err(failed)?;
+        let mut owner = None;
+        let mut found = false;
+        while Instant::now() < deadline {
+            match consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) => {
+                    let key = m.key().unwrap_or_default();
+                    if !is_checkpoint_key(key) {
+                        continue;
+                    }
+                    if let Ok(Entry::Checkpoint(c) | Entry::V1Checkpoint(c)) =
+                        decode(m.offset(), key, m.payload())
                     {
+                        found = true;
                         owner = c.owner.or(owner);
                     }
                 }
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
+                Some(Err(_)) | None => {}
             }
-            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
-            Some(Err(_)) | None => {}
+        }
+        if found || Instant::now() >= deadline {
+            return Ok(owner);
         }
     }
-    Ok(owner)
+    Ok(None)
 }
 
 /// Every partition of the changelog `topic`, read to its end: the whole population, for tools
