@@ -595,7 +595,7 @@ impl Partition {
             if slot.profile.purchases.days == 0 {
                 continue;
             }
-            let before = (slot.profile.derived.rfm, out.len());
+            let (before, emitted) = (slot.profile.derived.clone(), out.len());
             let standing = Standing::of(&slot.profile);
             let trigger = Trigger {
                 sources: source::REFRESH,
@@ -612,7 +612,19 @@ impl Partition {
             );
             schedule_recheck(&mut self.timers, &slot.key, &mut slot.profile, next);
             self.tally.moved(standing, Standing::of(&slot.profile));
-            if before != (slot.profile.derived.rfm, out.len()) && !slot.dirty {
+            let derived = &mut slot.profile.derived;
+            let changed = out.len() != emitted || {
+                let evaluated = std::mem::replace(&mut derived.evaluated_at, before.evaluated_at);
+                let same = *derived == before;
+                derived.evaluated_at = evaluated;
+                !same
+            };
+            if !changed {
+                // Nothing came of it: the profile stays as stored, so that what a restore
+                // reads back is what this partition holds (a refresh visits every purchaser;
+                // writing each one back every time would cost more than it says).
+                derived.evaluated_at = before.evaluated_at;
+            } else if !slot.dirty {
                 slot.dirty = true;
                 self.dirty.push(slot.key.clone());
             }

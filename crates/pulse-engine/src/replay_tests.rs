@@ -115,3 +115,37 @@ fn the_population_sums_are_rebuilt_exactly_on_restore() {
         .nps()
         .is_some());
 }
+
+/// What a partition holds is what it wrote to the changelog: every change to a profile marks it
+/// for writing, also a refresh's (which visits every purchaser and writes back only those it
+/// changed). A profile held differently from its stored copy would restore differently.
+#[test]
+fn every_profile_held_equals_its_last_written_copy() {
+    let mut events = stream();
+    // One customer goes on for hours after the others stopped: the hourly refreshes in between
+    // visit them, most with nothing new to say.
+    for h in 1..6 {
+        events.push(("c", "page_view", T0 + 2 * DAY + h * 60 * MIN));
+    }
+    let mut config = config(funnels());
+    config.rfm.refresh = Duration::from_secs(3600);
+    let mut p = Partition::new(std::sync::Arc::new(
+        crate::EngineSpec::compile(&config).expect("valid test config"),
+    ));
+    let mut stored: BTreeMap<String, Profile> = BTreeMap::new();
+    let mut out = Vec::new();
+    let mut refreshes = 0;
+    for (i, (c, k, t)) in events.iter().enumerate() {
+        p.apply(&event(c, k, *t), &clickstream(i as i64), *t, &mut out)
+            .unwrap();
+        refreshes += usize::from(p.take_refreshed());
+        p.drain_changes(|c, prof| {
+            stored.insert(c.to_owned(), prof.clone());
+        });
+    }
+    assert!(
+        refreshes > 0,
+        "the stream holds no refresh; the test wants one"
+    );
+    assert_eq!(stored, profiles(&p));
+}

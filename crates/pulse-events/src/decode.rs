@@ -49,6 +49,22 @@ pub fn decode<'a>(
     validate(raw, role, limits)
 }
 
+/// A record's event time, read without decoding the rest of it: what orders a partition
+/// task's inputs before each record is decoded in turn. `None` when there is none to read (the
+/// record will be dead-lettered when decoded).
+pub fn event_time(bytes: &[u8], encoding: Encoding) -> Option<Millis> {
+    #[derive(Deserialize)]
+    struct OnlyTime<'a> {
+        #[serde(borrow, default)]
+        timestamp: Option<crate::wire::RawTimestamp<'a>>,
+    }
+    let only: OnlyTime<'_> = match encoding {
+        Encoding::Json => serde_json::from_slice(bytes).ok()?,
+        Encoding::Msgpack => rmp_serde::from_slice(bytes).ok()?,
+    };
+    only.timestamp?.to_millis()
+}
+
 fn parse(bytes: &[u8], encoding: Encoding) -> Result<RawEvent<'_>, EventError> {
     match encoding {
         Encoding::Json if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') => {

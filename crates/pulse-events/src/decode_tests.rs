@@ -606,3 +606,27 @@ fn strings_borrow_from_the_record() {
         }
     }
 }
+
+#[test]
+fn the_event_time_is_read_without_the_rest() {
+    let json = br#"{"event_id":"e","customer_id":"c","type":"page_view","timestamp":"2026-01-01T00:00:01Z","url":"/"}"#;
+    assert_eq!(
+        crate::event_time(json, Encoding::Json),
+        Some(1_767_225_601_000)
+    );
+    let millis = br#"{"timestamp":1767225601000,"type":"anything"}"#;
+    assert_eq!(
+        crate::event_time(millis, Encoding::Json),
+        Some(1_767_225_601_000)
+    );
+    let packed = rmp_serde::to_vec_named(&serde_json::json!({
+        "type": "signup", "timestamp": 1_767_225_601_000_i64, "customer_id": "c"
+    }))
+    .unwrap();
+    assert_eq!(
+        crate::event_time(&packed, Encoding::Msgpack),
+        Some(1_767_225_601_000)
+    );
+    assert_eq!(crate::event_time(b"not json", Encoding::Json), None);
+    assert_eq!(crate::event_time(br#"{"type":"x"}"#, Encoding::Json), None);
+}

@@ -136,6 +136,10 @@ pub struct WorkerConfig {
     /// still fire.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// Longest an input that lags (has records on the broker not yet here) holds back the
+    /// others in the event-time merge of a task's inputs.
+    #[serde(with = "humantime_serde")]
+    pub max_hold: Duration,
     /// Time allowed on shutdown to finish in-flight records, flush and commit.
     #[serde(with = "humantime_serde")]
     pub shutdown_deadline: Duration,

@@ -97,7 +97,7 @@ impl ConsumerContext for PulseContext {
                 // Start restoring now, not when a partition's first record arrives; each task
                 // counts as restoring, so readiness stays false until all are done.
                 for p in partition_numbers(tpl) {
-                    let _ = self.tasks.sender(p);
+                    self.tasks.start(p);
                 }
                 self.health.set_ready(true);
             }

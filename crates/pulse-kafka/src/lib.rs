@@ -14,6 +14,7 @@ mod error;
 mod failpoint;
 mod gauges;
 mod log;
+mod merge;
 mod outbox;
 mod partitioner;
 mod state;

@@ -5,12 +5,13 @@
 //! a checkpoint, wait for every acknowledgement, then store the input offsets.
 
 use crate::changelog::{self, BatchTag, Checkpoint, ForwardedFrom, Offsets, REPARTITION};
-use crate::config::{Delivery, TopicNames, WorkerConfig};
+use crate::config::{Delivery, OffsetReset, TopicNames, WorkerConfig};
 use crate::context::PulseContext;
 use crate::deliver::{deliver, ChangelogBatch, Forward, Products, Record};
+use crate::merge::{Held, Merger};
 use crate::outbox::Outbox;
 use crate::state::{lock, StateRegistry};
-use crate::tasks::Fetched;
+use crate::tasks::{Dispatched, Fetched};
 use crate::txn::Txn;
 use crate::wall_clock_ms;
 use crate::KafkaError;
@@ -43,6 +44,8 @@ pub(crate) struct TaskCtx {
     /// Client settings for reading the changelog back.
     pub changelog_client: ClientConfig,
     pub delivery: Delivery,
+    /// Where an input the state has never read starts (`kafka.auto_offset_reset`).
+    pub offset_reset: OffsetReset,
     /// Producer settings a partition's transactional producer starts from.
     pub producer_client: ClientConfig,
     pub group_id: String,
@@ -84,6 +87,7 @@ struct Position {
 pub(crate) async fn run(
     partition: i32,
     mut rx: mpsc::Receiver<Fetched>,
+    dispatched: Dispatched,
     ctx: Arc<TaskCtx>,
     // Dropped when this task returns, which tells a waiting revoke that it has drained.
     _done: std::sync::mpsc::Sender<()>,
@@ -121,59 +125,92 @@ pub(crate) async fn run(
     resume_at(&pos, &ctx).await;
     // Per input (the three topics and the repartition topic): when its last record arrived.
     let mut last_input = [Instant::now(); INPUTS];
-    let mut last_any = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut batch = Vec::with_capacity(ctx.worker.max_batch);
-    let mut arrived = Vec::with_capacity(ctx.worker.max_batch);
+    let mut merger: Merger<Fetched> = Merger::new(ctx.worker.max_hold, pos.next);
+    // Records the merge held back longer than this many at once are released regardless.
+    let cap = ctx.worker.queue_capacity.max(ctx.worker.max_batch) * 4;
+    let mut ready: Vec<Held<Fetched>> = Vec::new();
+    let mut batch: Vec<OwnedMessage> = Vec::with_capacity(ctx.worker.max_batch);
+    let mut arrived: Vec<Instant> = Vec::with_capacity(ctx.worker.max_batch);
     loop {
+        // Wake for the hold bound, or to look an awaited input up again.
+        let hold = [merger.deadline(), merger.next_look_up(Instant::now())]
+            .into_iter()
+            .flatten()
+            .min();
         tokio::select! {
             m = rx.recv() => {
-                let Some((m, at)) = m else { break };
-                batch.push(m);
-                arrived.push(at);
-                while batch.len() < ctx.worker.max_batch {
+                let Some(first) = m else { break };
+                receive(&ctx, &mut merger, first, &mut last_input);
+                while merger.len() < cap {
                     match rx.try_recv() {
-                        Ok((m, at)) => {
-                            batch.push(m);
-                            arrived.push(at);
-                        }
+                        Ok(f) => receive(&ctx, &mut merger, f, &mut last_input),
                         Err(_) => break,
                     }
                 }
-                let now = Instant::now();
-                last_any = now;
-                for m in &batch {
-                    if let Some((_, index)) = input_of(&ctx, m) {
-                        last_input[index] = now;
-                    }
-                }
-                let mut done = 0;
-                while done < batch.len() {
-                    match process(&batch[done..], &state, &ctx, txn.as_ref(), &mut pos).await {
-                        Some(n) => done += n,
-                        None => {
-                            tracing::warn!(partition, "Stopping with outputs unacknowledged; their inputs will be processed again.");
-                            return;
-                        }
-                    }
-                }
-                // Everything the batch caused is acknowledged now.
-                let waited: Vec<f64> = arrived.iter().map(|t| t.elapsed().as_secs_f64()).collect();
-                ctx.metrics.latency.record(&waited);
-                batch.clear();
-                arrived.clear();
             }
+            _ = tokio::time::sleep_until(hold.unwrap_or_else(Instant::now).into()), if hold.is_some() => {}
             _ = tick.tick() => {
                 let idle_inputs: Vec<usize> = (0..INPUTS)
                     .filter(|i| last_input[*i].elapsed() >= ctx.worker.idle_timeout)
                     .collect();
-                let all_idle = last_any.elapsed() >= ctx.worker.idle_timeout;
-                if !idle_inputs.is_empty() && !idle(&state, &ctx, txn.as_ref(), &mut pos, &idle_inputs, all_idle).await {
-                    return;
+                if !idle_inputs.is_empty() {
+                    // Idle means caught up too: an input with records on the broker (a replay,
+                    // a backfill) is never idle, however long since its last record.
+                    look_up(&ctx, &mut merger, &dispatched, pos.partition, &idle_inputs).await;
+                    let now = Instant::now();
+                    let idle_inputs: Vec<usize> =
+                        idle_inputs.into_iter().filter(|i| merger.caught_up(*i, now)).collect();
+                    let all_idle = idle_inputs.len() == INPUTS;
+                    if !idle_inputs.is_empty() && !idle(&state, &ctx, txn.as_ref(), &mut pos, &idle_inputs, all_idle).await {
+                        return;
+                    }
                 }
                 if !write_deferred(&ctx, &mut pos).await {
                     return;
+                }
+            }
+        }
+        let waiting = merger.to_look_up(Instant::now());
+        if !waiting.is_empty() {
+            look_up(&ctx, &mut merger, &dispatched, pos.partition, &waiting).await;
+        }
+        let forced = merger.forced;
+        merger.release(Instant::now(), &mut ready);
+        merger.release_over(cap, &mut ready);
+        ctx.metrics.merge_forced.inc_by(merger.forced - forced);
+        let released = std::mem::take(&mut ready);
+        let last = released.len();
+        for (n, h) in released.into_iter().enumerate() {
+            let (m, at) = h.item;
+            batch.push(m);
+            arrived.push(at);
+            if batch.len() < ctx.worker.max_batch && n + 1 < last {
+                continue;
+            }
+            let mut done = 0;
+            while done < batch.len() {
+                match process(&batch[done..], &state, &ctx, txn.as_ref(), &mut pos).await {
+                    Some(n) => done += n,
+                    None => {
+                        tracing::warn!(partition, "Stopping with outputs unacknowledged; their inputs will be processed again.");
+                        return;
+                    }
+                }
+            }
+            // Everything the batch caused is acknowledged now.
+            let waited: Vec<f64> = arrived.iter().map(|t| t.elapsed().as_secs_f64()).collect();
+            ctx.metrics.latency.record(&waited);
+            batch.clear();
+            arrived.clear();
+            // Take what arrived meanwhile, so the consumer loop is not parked on this queue
+            // while other partitions wait for their records behind it. The records released
+            // already keep their place: anything that arrives comes after its input's head.
+            while merger.len() < cap {
+                match rx.try_recv() {
+                    Ok(f) => receive(&ctx, &mut merger, f, &mut last_input),
+                    Err(_) => break,
                 }
             }
         }
@@ -181,6 +218,73 @@ pub(crate) async fn run(
     // Drained: what was applied is acknowledged; its checkpoint must be too before the
     // partition moves (or the worker stops), so the next owner resumes there.
     write_deferred(&ctx, &mut pos).await;
+}
+
+/// Hands a fetched record to the event-time merge.
+fn receive(
+    ctx: &TaskCtx,
+    merger: &mut Merger<Fetched>,
+    (m, at): Fetched,
+    last_input: &mut [Instant; INPUTS],
+) {
+    let Some((_, index)) = input_of(ctx, &m) else {
+        return;
+    };
+    let now = Instant::now();
+    last_input[index] = now;
+    let encoding = crate::dead_letter::content_type(&m).unwrap_or(ctx.input_encoding);
+    let ts = m
+        .payload()
+        .and_then(|p| pulse_events::event_time(p, encoding));
+    merger.push(index, m.offset(), ts, (m, at), now);
+}
+
+/// Looks up, for the merge, the broker's end offset and the consumer's position of `which`
+/// inputs of the partition, and what the consumer loop has taken for this task since. An input
+/// that cannot be looked up stays unknown, and waits.
+async fn look_up(
+    ctx: &TaskCtx,
+    merger: &mut Merger<Fetched>,
+    dispatched: &Dispatched,
+    partition: i32,
+    which: &[usize],
+) {
+    let topics: Vec<(usize, String)> = inputs(ctx)
+        .filter(|(_, i)| which.contains(i))
+        .map(|(t, i)| (i, t.to_owned()))
+        .collect();
+    let consumer = ctx.consumer.clone();
+    let earliest = ctx.offset_reset == OffsetReset::Earliest;
+    let at = Instant::now();
+    // The position first, what was dispatched after: a record polled before the position was
+    // read is then counted as on its way (the loop marks it right after the poll).
+    let found = tokio::task::spawn_blocking(move || {
+        let position = consumer.position().ok();
+        topics
+            .into_iter()
+            .filter_map(|(i, topic)| {
+                let (start, end) = consumer
+                    .fetch_watermarks(&topic, partition, Duration::from_secs(5))
+                    .ok()?;
+                let reached = position
+                    .as_ref()
+                    .and_then(|p| p.find_partition(&topic, partition))
+                    .and_then(|e| match e.offset() {
+                        Offset::Offset(o) => Some(o),
+                        _ => None,
+                    })
+                    // Nothing read here yet: the consumer starts where the reset rule says.
+                    .unwrap_or(if earliest { start } else { end });
+                Some((i, end, reached))
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
+    for (i, end, reached) in found {
+        let taken = dispatched[i].load(std::sync::atomic::Ordering::SeqCst);
+        merger.set_end(i, end, reached, taken, at);
+    }
 }
 
 /// Writes the deferred checkpoint, if any, and stores the offsets it covers. False if the
@@ -514,6 +618,31 @@ fn report_watermark(partition: i32, state: &Mutex<Partition>, ctx: &TaskCtx) {
 /// Which input a record came from, and its slot in [`Offsets`]. A forwarded record names its
 /// original input in a header; one without a usable header is treated as clickstream, whose
 /// validation then dead-letters what does not belong there.
+/// Pauses or resumes fetching partition `p` of every input.
+pub(crate) fn set_fetching(ctx: &TaskCtx, p: i32, on: bool) {
+    let mut tpl = TopicPartitionList::new();
+    for (topic, _) in inputs(ctx) {
+        tpl.add_partition(topic, p);
+    }
+    let done = if on {
+        ctx.consumer.resume(&tpl)
+    } else {
+        ctx.consumer.pause(&tpl)
+    };
+    if let Err(e) = done {
+        // Revoked meanwhile: the partition is no longer this worker's to fetch.
+        tracing::debug!(error = %e, partition = p, on, "Partition fetching not changed.");
+    }
+}
+
+/// The input (merge index) a topic of the partition is: a role's topic or the repartition topic.
+pub(crate) fn input_index(topics: &TopicNames, topic: &str) -> Option<usize> {
+    if topic == topics.repartition {
+        return Some(REPARTITION);
+    }
+    topics.role_of(topic).map(|r| r.index())
+}
+
 fn input_of(ctx: &TaskCtx, m: &OwnedMessage) -> Option<(TopicRole, usize)> {
     if m.topic() == ctx.topics.repartition {
         let named = crate::dead_letter::header(m, crate::outbox::ROLE_HEADER);

@@ -4,8 +4,10 @@
 //! partition may move to another worker.
 
 use crate::task::{self, TaskCtx};
-use rdkafka::message::OwnedMessage;
-use std::collections::HashMap;
+use pulse_engine::INPUTS;
+use rdkafka::message::{Message, OwnedMessage};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -15,8 +17,30 @@ use tracing::Instrument;
 /// A fetched record and when the worker received it (the start of its event-to-output time).
 pub(crate) type Fetched = (OwnedMessage, Instant);
 
+/// Per input of a partition, one past the offset of the newest record the consumer loop took
+/// for the task. Set as soon as the record is polled, before it is queued: with it the task
+/// knows whether records the consumer's position has passed are still on their way to it.
+pub(crate) type Dispatched = Arc<[AtomicI64; INPUTS]>;
+
+/// What became of a record offered to its partition's task.
+pub(crate) enum Offer {
+    Queued,
+    /// The task's queue is full: the record waits in the slot. `first`: the queue just filled,
+    /// so the partition's fetching should pause until [`Tasks::flush`] empties the overflow.
+    Parked {
+        first: bool,
+    },
+    /// The task has ended.
+    Closed,
+    /// The worker is shutting down.
+    Stopping,
+}
+
 struct Slot {
     tx: mpsc::Sender<Fetched>,
+    dispatched: Dispatched,
+    /// Records polled while the queue was full, in order; the partition is paused meanwhile.
+    overflow: VecDeque<Fetched>,
     /// Disconnects when the task has returned.
     done: std_mpsc::Receiver<()>,
     handle: JoinHandle<()>,
@@ -38,22 +62,95 @@ impl Tasks {
         *self.ctx.lock().unwrap_or_else(|e| e.into_inner()) = Some(ctx);
     }
 
-    /// The queue of partition `p`'s task, starting the task (and its restore) if needed. Must be
-    /// called from within the runtime.
-    pub fn sender(&self, p: i32) -> Option<mpsc::Sender<Fetched>> {
-        let ctx = self.ctx.lock().unwrap_or_else(|e| e.into_inner()).clone()?;
-        let mut slots = self.slots();
-        let slot = slots.entry(p).or_insert_with(|| {
+    /// Starts partition `p`'s task (and its restore) if it is not running. Must be called from
+    /// within the runtime.
+    pub fn start(&self, p: i32) {
+        let Some(ctx) = self.ctx() else { return };
+        Self::slot(&mut self.slots(), &ctx, p);
+    }
+
+    fn ctx(&self) -> Option<Arc<TaskCtx>> {
+        self.ctx.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn slot<'a>(slots: &'a mut HashMap<i32, Slot>, ctx: &Arc<TaskCtx>, p: i32) -> &'a mut Slot {
+        slots.entry(p).or_insert_with(|| {
             ctx.health.restore_started();
             ctx.metrics.restoring_partitions.inc();
             let (tx, rx) = mpsc::channel(ctx.worker.queue_capacity.max(1));
             let (done_tx, done) = std_mpsc::channel();
+            let dispatched: Dispatched = Arc::new(std::array::from_fn(|_| AtomicI64::new(-1)));
             // Every log line of the task carries its partition through this span.
             let span = tracing::info_span!("partition", partition = p);
-            let handle = tokio::spawn(task::run(p, rx, ctx.clone(), done_tx).instrument(span));
-            Slot { tx, done, handle }
-        });
-        Some(slot.tx.clone())
+            let handle = tokio::spawn(
+                task::run(p, rx, dispatched.clone(), ctx.clone(), done_tx).instrument(span),
+            );
+            Slot {
+                tx,
+                dispatched,
+                overflow: VecDeque::new(),
+                done,
+                handle,
+            }
+        })
+    }
+
+    /// Hands a polled record to its partition's task, starting the task if needed. A full
+    /// queue does not block the caller: the record waits in the slot and the caller pauses the
+    /// partition, so one slow partition does not stop the records of the others (whose tasks
+    /// may be waiting for them to keep event-time order).
+    pub fn offer(&self, p: i32, fetched: Fetched) -> Offer {
+        let Some(ctx) = self.ctx() else {
+            return Offer::Stopping;
+        };
+        let mut slots = self.slots();
+        let slot = Self::slot(&mut slots, &ctx, p);
+        if let Some(i) = task::input_index(&ctx.topics, fetched.0.topic()) {
+            slot.dispatched[i].store(fetched.0.offset() + 1, Ordering::SeqCst);
+        }
+        if !slot.overflow.is_empty() {
+            slot.overflow.push_back(fetched);
+            return Offer::Parked { first: false };
+        }
+        match slot.tx.try_send(fetched) {
+            Ok(()) => Offer::Queued,
+            Err(mpsc::error::TrySendError::Full(f)) => {
+                slot.overflow.push_back(f);
+                Offer::Parked { first: true }
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Offer::Closed,
+        }
+    }
+
+    /// Whether any partition has records waiting for room in its queue.
+    pub fn parked(&self) -> bool {
+        self.slots().values().any(|s| !s.overflow.is_empty())
+    }
+
+    /// Moves waiting records into their queues as room allows; returns the partitions whose
+    /// overflow emptied, to resume.
+    pub fn flush(&self) -> Vec<i32> {
+        let mut emptied = Vec::new();
+        for (p, slot) in self.slots().iter_mut() {
+            if slot.overflow.is_empty() {
+                continue;
+            }
+            while let Some(f) = slot.overflow.pop_front() {
+                match slot.tx.try_send(f) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(f)) => {
+                        slot.overflow.push_front(f);
+                        break;
+                    }
+                    // The task ended; the consumer loop learns it at the next offer.
+                    Err(mpsc::error::TrySendError::Closed(_)) => slot.overflow.clear(),
+                }
+            }
+            if slot.overflow.is_empty() {
+                emptied.push(*p);
+            }
+        }
+        emptied
     }
 
     /// Closes the queues of `partitions` and waits, blocking, until their tasks have finished

@@ -7,7 +7,7 @@ use crate::context::PulseContext;
 use crate::outbox::Outbox;
 use crate::state::StateRegistry;
 use crate::task::TaskCtx;
-use crate::tasks::Tasks;
+use crate::tasks::{Offer, Tasks};
 use crate::KafkaError;
 use pulse_engine::EngineSpec;
 use pulse_events::{Limits, TopicRole};
@@ -191,6 +191,7 @@ pub async fn run_worker(
         // Changelog records of aborted transactions are invisible to this reader.
         changelog_client: crate::clients::reader(kafka),
         delivery: kafka.delivery,
+        offset_reset: kafka.auto_offset_reset,
         producer_client: crate::clients::producer(kafka),
         group_id: kafka.group_id.clone(),
         stop: stop.clone(),
@@ -201,6 +202,9 @@ pub async fn run_worker(
     tasks.set_ctx(ctx.clone());
     let mut gauges = tokio::time::interval(Duration::from_secs(1));
     let mut ticks = 0u64;
+    // How often records waiting for room in a full partition queue are moved on.
+    let mut flush = tokio::time::interval(Duration::from_millis(5));
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while !*stop.borrow() {
         tokio::select! {
             _ = stop.changed() => break,
@@ -221,14 +225,20 @@ pub async fn run_worker(
                     }
                 };
                 let partition = msg.partition();
-                let Some(queue) = tasks.sender(partition) else { break };
-                // A full queue parks the loop here: fetching stops until the task catches up.
-                tokio::select! {
-                    sent = queue.send((msg, std::time::Instant::now())) => if sent.is_err() {
+                match tasks.offer(partition, (msg, std::time::Instant::now())) {
+                    Offer::Queued | Offer::Parked { first: false } => {}
+                    // The task's queue is full: this partition waits, the others go on.
+                    Offer::Parked { first: true } => crate::task::set_fetching(&ctx, partition, false),
+                    Offer::Closed => {
                         tracing::error!(partition, "Partition task ended early; stopping so the partition is re-read.");
                         break;
-                    },
-                    _ = stop.changed() => break,
+                    }
+                    Offer::Stopping => break,
+                }
+            }
+            _ = flush.tick(), if tasks.parked() => {
+                for p in tasks.flush() {
+                    crate::task::set_fetching(&ctx, p, true);
                 }
             }
         }

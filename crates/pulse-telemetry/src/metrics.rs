@@ -34,6 +34,7 @@ pub mod names {
     pub const RESTORE_SECONDS: &str = "pulse_restore_seconds";
     pub const RESTORING_PARTITIONS: &str = "pulse_restoring_partitions";
     pub const SKIPPED_RECORDS: &str = "pulse_restore_skipped_records_total";
+    pub const MERGE_FORCED: &str = "pulse_merge_forced_total";
     pub const EVENT_TO_OUTPUT: &str = "pulse_event_to_output_seconds";
     pub const EVENT_TO_OUTPUT_EXACT: &str = "pulse_event_to_output_exact_seconds";
     pub const CONSUMER_LAG: &str = "pulse_consumer_lag_records";
@@ -52,7 +53,7 @@ pub mod names {
     pub const PROCESS_OPEN_FDS: &str = "process_open_fds";
 
     /// Every name above.
-    pub const ALL: [&str; 39] = [
+    pub const ALL: [&str; 40] = [
         INPUT_RECORDS,
         INPUT_EVENTS,
         DEAD_LETTERS,
@@ -77,6 +78,7 @@ pub mod names {
         RESTORE_SECONDS,
         RESTORING_PARTITIONS,
         SKIPPED_RECORDS,
+        MERGE_FORCED,
         EVENT_TO_OUTPUT,
         EVENT_TO_OUTPUT_EXACT,
         CONSUMER_LAG,
@@ -133,6 +135,8 @@ pub struct Metrics {
     pub restoring_partitions: IntGauge,
     /// Input records below a restored checkpoint: already in the state, not applied again.
     pub skipped_records: IntCounter,
+    /// Records the event-time merge released before a lagging input caught up.
+    pub merge_forced: IntCounter,
     /// From the worker receiving an input record to its batch's outputs, dead letters and
     /// changelog records being acknowledged, with exact quantiles over the last interval.
     pub latency: Latency,
@@ -395,6 +399,11 @@ impl Metrics {
                 &r,
                 names::SKIPPED_RECORDS,
                 "Input records already reflected in restored state, not applied again.",
+            ),
+            merge_forced: counter(
+                &r,
+                names::MERGE_FORCED,
+                "Records applied out of event-time order because an input lagged past worker.max_hold.",
             ),
             registry: r,
         }

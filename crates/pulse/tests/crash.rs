@@ -5,9 +5,9 @@
 //! customer and field by field, and every output of the uninterrupted run is present. The
 //! uninterrupted run on Kafka must agree exactly with the one on the embedded cluster.
 //!
-//! The traffic is clickstream only. Records of different input topics reach a partition task
-//! in fetch order, which differs between runs; with one input the order per partition is fixed,
-//! so two runs must agree exactly.
+//! The traffic is every input topic's (clickstream, purchases, surveys), keyed by customer. A
+//! partition task applies its inputs in event-time order, whatever order they are fetched in,
+//! so two runs over the same stored records must agree exactly.
 
 mod common;
 
@@ -32,14 +32,27 @@ fn partition_of(customer: &str) -> i32 {
 fn traffic() -> Vec<Record> {
     let day = 86_400_000;
     let start = 1_767_225_600_000; // 2026-01-01
-    Generator::new(GeneratorConfig::new(600, 3, start, 20 * day))
-        .filter(|r| r.topic == TopicRole::Clickstream)
-        .collect()
+    Generator::new(GeneratorConfig::new(600, 3, start, 20 * day)).collect()
 }
 
-/// Produces `records` to the clickstream topic, each on its customer's partition; returns the
-/// end offset per partition if they were the first records there.
-fn produce(cluster: &Cluster, records: &[Record]) -> Vec<i64> {
+/// The end offset per input topic (by default name) and partition.
+type Ends = Vec<(&'static str, Vec<i64>)>;
+
+const INPUT_TOPICS: [(TopicRole, &str); 3] = [
+    (TopicRole::Clickstream, "clickstream"),
+    (TopicRole::Purchases, "purchases"),
+    (TopicRole::Surveys, "surveys"),
+];
+
+fn wait_caught_up(cluster: &Cluster, ends: &Ends) {
+    for (topic, end) in ends {
+        cluster.wait_committed(topic, end, Duration::from_secs(180));
+    }
+}
+
+/// Produces `records` to their input topics, each on its customer's partition; returns the
+/// end offsets if they were the first records there.
+fn produce(cluster: &Cluster, records: &[Record]) -> Ends {
     let producer: BaseProducer = cluster
         .client()
         .set("linger.ms", "5")
@@ -47,21 +60,25 @@ fn produce(cluster: &Cluster, records: &[Record]) -> Vec<i64> {
         .set("enable.idempotence", "true")
         .create()
         .expect("producer");
-    let topic = cluster.topic("clickstream");
-    let mut end = vec![0i64; PARTITIONS as usize];
+    let names: Vec<String> = INPUT_TOPICS.iter().map(|(_, t)| cluster.topic(t)).collect();
+    let mut ends: Ends = INPUT_TOPICS
+        .iter()
+        .map(|(_, t)| (*t, vec![0i64; PARTITIONS as usize]))
+        .collect();
     for r in records {
         let p = partition_of(&r.key);
-        end[p as usize] += 1;
+        let i = r.topic.index();
+        ends[i].1[p as usize] += 1;
         send_waiting(
             &producer,
-            BaseRecord::to(&topic)
+            BaseRecord::to(&names[i])
                 .key(&r.key)
                 .payload(&r.value)
                 .partition(p),
         );
     }
     producer.flush(Duration::from_secs(60)).expect("flushed");
-    end
+    ends
 }
 
 fn started(cluster: &Cluster, extra: &[(&str, &str)]) -> Proc {
@@ -86,11 +103,12 @@ fn started(cluster: &Cluster, extra: &[(&str, &str)]) -> Proc {
 /// profiles and the output event ids.
 struct Reference {
     records: Vec<Record>,
-    end: Vec<i64>,
+    end: Ends,
     state: BTreeMap<String, Profile>,
     ids: HashSet<String>,
-    /// Each output caused by an input record: its id, and the record's partition and offset.
-    caused_by: Vec<(String, i32, i64)>,
+    /// Each output caused by an input record: its id, and the record's topic (by default
+    /// name), partition and offset.
+    caused_by: Vec<(String, String, i32, i64)>,
 }
 
 /// The reference run on each kind of broker, computed once per test binary and shared by the
@@ -107,17 +125,33 @@ fn reference(kind: Kind) -> &'static Reference {
         let cluster = Cluster::start(kind, "reference");
         let end = produce(&cluster, &records);
         let mut run = started(&cluster, &[]);
-        cluster.wait_committed("clickstream", &end, Duration::from_secs(180));
+        wait_caught_up(&cluster, &end);
+        // The reference must be the plain replay: one assignment, the merge never forced.
+        let scrape = http_get(&run.addr, "/metrics").1;
+        assert_not_forced(&run);
+        assert_eq!(
+            metric_sum(&scrape, "pulse_restore_profiles_total"),
+            0.0,
+            "the reference run restored"
+        );
         stop_cleanly(&mut run);
         let state = cluster.changelog_state();
         let outputs = cluster.outputs();
         let ids = outputs.iter().map(|o| cluster.canonical_id(o)).collect();
         let caused_by = outputs
             .iter()
-            .filter_map(|o| match o.cause {
+            .filter_map(|o| match &o.cause {
                 Cause::Event {
-                    partition, offset, ..
-                } => Some((cluster.canonical_id(o), partition, offset)),
+                    topic,
+                    partition,
+                    offset,
+                    ..
+                } => Some((
+                    cluster.canonical_id(o),
+                    cluster.default_name(topic).to_owned(),
+                    *partition,
+                    *offset,
+                )),
                 Cause::Timer { .. } => None,
             })
             .collect();
@@ -129,6 +163,17 @@ fn reference(kind: Kind) -> &'static Reference {
             caused_by,
         }
     })
+}
+
+/// The run is comparable with the reference only if the event-time merge never gave up
+/// waiting for a lagging input (`worker.max_hold`): then the order was the records' alone.
+fn assert_not_forced(worker: &Proc) {
+    let scrape = http_get(&worker.addr, "/metrics").1;
+    assert_eq!(
+        metric_sum(&scrape, "pulse_merge_forced_total"),
+        0.0,
+        "the merge let records pass a lagging input"
+    );
 }
 
 /// Polls the workers' metrics until together they consumed at least `fraction` of the input.
@@ -214,6 +259,7 @@ fn sigkill_mid_stream_then_restart(kind: Kind) {
     assert_eq!(end, &produce(&cluster, records));
     let mut first = started(&cluster, &[]);
     let consumed = wait_consumed(&[&first], total, 1.0 / 3.0);
+    assert_not_forced(&first);
     signal(&first.child, "-KILL");
     let _ = wait_exit(&mut first.child, Duration::from_secs(10));
     assert!(
@@ -226,12 +272,13 @@ fn sigkill_mid_stream_then_restart(kind: Kind) {
         l.contains("Partition restored.")
     });
     assert!(restored.is_some(), "no restore logged");
-    cluster.wait_committed("clickstream", end, Duration::from_secs(180));
+    wait_caught_up(&cluster, end);
     let (_, scrape) = http_get(&second.addr, "/metrics");
     assert!(
         metric_sum(&scrape, "pulse_restore_profiles_total") > 0.0,
         "nothing was restored"
     );
+    assert_not_forced(&second);
     stop_cleanly(&mut second);
     assert_matches_reference(&cluster);
 }
@@ -264,7 +311,7 @@ fn three_workers_one_killed(kind: Kind) {
         let _ = wait_exit(&mut victim.child, Duration::from_secs(10));
         assert_eq!(&producer.join().expect("produced"), end);
     });
-    cluster.wait_committed("clickstream", end, Duration::from_secs(180));
+    wait_caught_up(&cluster, end);
     let restored: f64 = workers
         .iter()
         .map(|w| {
@@ -316,7 +363,8 @@ fn broker_outage(kind: Kind) {
             kafka.restart(1);
         }
     }
-    cluster.wait_committed("clickstream", end, Duration::from_secs(180));
+    wait_caught_up(&cluster, end);
+    assert_not_forced(&worker);
     stop_cleanly(&mut worker);
     assert_matches_reference(&cluster);
 }
@@ -349,37 +397,42 @@ fn outputs_refused_for_a_while(kind: Kind) {
     let have: HashSet<String> = cluster.output_ids().into_iter().collect();
     refuse(true);
     signal(&worker.child, "-CONT");
-    // The first input record, per partition, whose output is not produced yet.
-    let mut blocked = vec![i64::MAX; PARTITIONS as usize];
-    for (id, p, offset) in caused_by {
+    // The first input record, per topic and partition, whose output is not produced yet.
+    let mut blocked: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    for (id, topic, p, offset) in caused_by {
         if !have.contains(id) {
-            blocked[*p as usize] = blocked[*p as usize].min(*offset);
+            let b = blocked.entry((topic.clone(), *p)).or_insert(i64::MAX);
+            *b = (*b).min(*offset);
         }
     }
     assert!(
-        blocked.iter().any(|b| *b < i64::MAX),
+        !blocked.is_empty(),
         "every output was produced before the refusals started; start them earlier"
     );
     let until = Instant::now() + Duration::from_secs(8);
     while Instant::now() < until {
-        let during = cluster.committed("clickstream");
-        for p in 0..PARTITIONS as usize {
-            assert!(
-                during[p] <= blocked[p],
-                "partition {p} committed up to {} past record {} whose output is not produced",
-                during[p],
-                blocked[p]
-            );
+        for (_, topic) in INPUT_TOPICS {
+            let during = cluster.committed(topic);
+            for p in 0..PARTITIONS {
+                if let Some(b) = blocked.get(&(topic.to_owned(), p)) {
+                    assert!(
+                        during[p as usize] <= *b,
+                        "{topic} partition {p} committed up to {} past record {b} whose output is not produced",
+                        during[p as usize],
+                    );
+                }
+            }
         }
         std::thread::sleep(Duration::from_millis(500));
     }
     refuse(false);
-    cluster.wait_committed("clickstream", end, Duration::from_secs(180));
+    wait_caught_up(&cluster, end);
     let (_, scrape) = http_get(&worker.addr, "/metrics");
     assert!(
         metric_sum(&scrape, "pulse_produce_errors_total") > 0.0,
         "no produce request was refused"
     );
+    assert_not_forced(&worker);
     stop_cleanly(&mut worker);
     assert_matches_reference(&cluster);
 }
@@ -450,7 +503,8 @@ fn kafka_one_of_three_brokers_killed_for_good_the_worker_carries_on() {
     let consumed = wait_consumed(&[&worker], total, 1.0 / 3.0);
     assert!(consumed < total, "killed after everything was consumed");
     cluster.kafka().kill(2);
-    cluster.wait_committed("clickstream", end, Duration::from_secs(180));
+    wait_caught_up(&cluster, end);
+    assert_not_forced(&worker);
     stop_cleanly(&mut worker);
     assert_matches_reference(&cluster);
 }
@@ -465,13 +519,13 @@ fn kafka_restore_from_a_compacted_changelog_matches_an_uninterrupted_run() {
     let half = records.len() / 2;
     let first_end = produce(&cluster, &records[..half]);
     let mut first = started(&cluster, &[]);
-    cluster.wait_committed("clickstream", &first_end, Duration::from_secs(180));
+    wait_caught_up(&cluster, &first_end);
     stop_cleanly(&mut first);
     let (held, written) = wait_compacted(&cluster);
     eprintln!("changelog compacted: {held} of {written} records left");
     produce(&cluster, &records[half..]);
     let mut second = started(&cluster, &[]);
-    cluster.wait_committed("clickstream", end, Duration::from_secs(180));
+    wait_caught_up(&cluster, end);
     stop_cleanly(&mut second);
     assert_matches_reference(&cluster);
 }
@@ -490,7 +544,7 @@ fn kafka_crash_between_profiles_and_checkpoint_then_compaction_matches_an_uninte
     assert!(!status.success(), "the failpoint did not crash the worker");
     wait_compacted(&cluster);
     let mut second = started(&cluster, &[]);
-    cluster.wait_committed("clickstream", end, Duration::from_secs(180));
+    wait_caught_up(&cluster, end);
     stop_cleanly(&mut second);
     assert_matches_reference(&cluster);
 }
@@ -527,7 +581,7 @@ fn kafka_exactly_once_a_crash_mid_transaction_shows_each_output_once() {
     let status = wait_exit(&mut first.child, Duration::from_secs(120));
     assert!(!status.success(), "the failpoint did not crash the worker");
     let mut second = started(&cluster, &exactly_once(&[]));
-    cluster.wait_committed("clickstream", end, Duration::from_secs(180));
+    wait_caught_up(&cluster, end);
     stop_cleanly(&mut second);
     // The aborted transaction's records are in the log, and invisible to the restore (the
     // state matches) and to the outputs' consumers.
@@ -570,7 +624,7 @@ fn kafka_exactly_once_a_zombie_with_the_same_transactional_id_is_fenced() {
         .try_iter()
         .any(|l| l.contains("fenced") || l.contains("taken over"));
     assert!(fenced, "the zombie did not say it was fenced");
-    cluster.wait_committed("clickstream", end, Duration::from_secs(180));
+    wait_caught_up(&cluster, end);
     stop_cleanly(&mut owner);
     assert_state_matches_reference(&cluster);
     assert_each_output_once(&cluster);

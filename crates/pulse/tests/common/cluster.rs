@@ -157,6 +157,13 @@ impl Cluster {
         format!("{}.{default}", self.ns)
     }
 
+    /// A topic's default name, given this test's name for it.
+    pub fn default_name<'a>(&self, topic: &'a str) -> &'a str {
+        topic
+            .strip_prefix(&format!("{}.", self.ns))
+            .unwrap_or(topic)
+    }
+
     pub fn group(&self) -> String {
         format!("{}.group", self.ns)
     }
