@@ -4,7 +4,8 @@
 //! a task applies is a function of the input records alone.
 //!
 //! A record is held back while another input has nothing buffered but still has records on
-//! the broker (it lags: they are on their way). An input with nothing buffered that is caught
+//! the broker, or records the consumer has polled that are still on their way to the task (it
+//! lags). An input with nothing buffered that is caught
 //! up (its end offset, looked up after its last record arrived, is where the task stands) does
 //! not hold the others: in a replay of stored history no input is caught up until its end, so
 //! the order is the stored records' alone; in live use a caught-up input's next record has not
