@@ -100,7 +100,9 @@ impl<T> Merger<T> {
         let i = &mut self.inputs[input];
         let ts = ts.unwrap_or(i.last_ts);
         i.last_ts = ts;
-        i.received = offset + 1;
+        // A record from before the restored position (re-delivered from an older commit) does
+        // not move what was received back.
+        i.received = i.received.max(offset + 1);
         i.last_arrival = Some(now);
         i.queue.push_back(Held {
             item,
@@ -179,19 +181,22 @@ impl<T> Merger<T> {
         self.inputs[input].queue.is_empty() && self.empty_state(input, now) == Empty::CaughtUp
     }
 
+    /// The input whose next record comes first: by event time, then input, then offset.
+    fn first(&self) -> Option<usize> {
+        (0..INPUTS)
+            .filter_map(|i| {
+                let h = self.inputs[i].queue.front()?;
+                Some(((h.ts, h.input, h.offset), i))
+            })
+            .min()
+            .map(|(_, i)| i)
+    }
+
     /// Releases records past any wait while more than `cap` are buffered, so memory stays
     /// bounded whatever an input does.
     pub fn release_over(&mut self, cap: usize, out: &mut Vec<Held<T>>) {
         while self.len() > cap {
-            let next = (0..INPUTS)
-                .filter_map(|i| {
-                    self.inputs[i]
-                        .queue
-                        .front()
-                        .map(|h| ((h.ts, h.input, h.offset), i))
-                })
-                .min();
-            let Some((_, i)) = next else { return };
+            let Some(i) = self.first() else { return };
             if let Some(h) = self.inputs[i].queue.pop_front() {
                 self.forced += 1;
                 out.push(h);
@@ -202,15 +207,7 @@ impl<T> Merger<T> {
     /// Moves the records that may be applied now, in event-time order, to `out`.
     pub fn release(&mut self, now: Instant, out: &mut Vec<Held<T>>) {
         loop {
-            let next = (0..INPUTS)
-                .filter_map(|i| {
-                    self.inputs[i]
-                        .queue
-                        .front()
-                        .map(|h| ((h.ts, h.input, h.offset), i))
-                })
-                .min();
-            let Some((_, i)) = next else { return };
+            let Some(i) = self.first() else { return };
             let waits = (0..INPUTS).any(|j| {
                 j != i
                     && self.inputs[j].queue.is_empty()
@@ -250,6 +247,15 @@ mod tests {
     use super::*;
 
     const HOLD: Duration = Duration::from_secs(5);
+
+    /// A merger whose inputs were all looked up at `t` and found empty.
+    fn settled(t: Instant) -> Merger<&'static str> {
+        let mut m = Merger::new(HOLD, [0, 0, 0, 0]);
+        for j in 0..INPUTS {
+            m.set_end(j, 0, -1, -1, t);
+        }
+        m
+    }
 
     fn order(m: &mut Merger<&'static str>, now: Instant) -> Vec<&'static str> {
         let mut out = Vec::new();
@@ -315,10 +321,7 @@ mod tests {
     #[test]
     fn an_input_that_received_records_after_its_lookup_must_be_looked_up_again() {
         let t = Instant::now();
-        let mut m = Merger::new(HOLD, [0, 0, 0, 0]);
-        for j in 0..INPUTS {
-            m.set_end(j, 0, -1, -1, t);
-        }
+        let mut m = settled(t);
         let later = t + LOOKUP_EVERY;
         m.push(1, 0, Some(5), "p", later);
         m.push(0, 0, Some(10), "c", later);
@@ -335,10 +338,7 @@ mod tests {
     #[test]
     fn a_transaction_marker_at_the_end_does_not_hold_the_others() {
         let t = Instant::now();
-        let mut m = Merger::new(HOLD, [0, 0, 0, 0]);
-        for j in 0..INPUTS {
-            m.set_end(j, 0, -1, -1, t);
-        }
+        let mut m = settled(t);
         m.push(1, 0, Some(5), "p", t);
         m.set_end(1, 2, -1, 1, t);
         m.push(0, 0, Some(10), "c", t);
@@ -360,10 +360,7 @@ mod tests {
     #[test]
     fn records_on_their_way_to_the_task_hold_the_others() {
         let t = Instant::now();
-        let mut m = Merger::new(HOLD, [0, 0, 0, 0]);
-        for j in 0..INPUTS {
-            m.set_end(j, 0, -1, -1, t);
-        }
+        let mut m = settled(t);
         m.push(0, 0, Some(10), "c", t);
         // Purchases: 3 records on the broker, all polled, none received.
         m.set_end(1, 3, 3, 3, t);
@@ -375,13 +372,25 @@ mod tests {
         assert_eq!(order(&mut m, t), ["p0", "p1", "c", "p2"]);
     }
 
+    /// After a restore the consumer can deliver records from before the restored position
+    /// (the group's commit trails it); they do not make a caught-up input look behind.
+    #[test]
+    fn records_from_before_the_restored_position_do_not_move_it_back() {
+        let t = Instant::now();
+        let mut m = Merger::new(HOLD, [10, 0, 0, 0]);
+        for j in 1..INPUTS {
+            m.set_end(j, 0, -1, -1, t);
+        }
+        m.push(0, 3, Some(10), "old", t);
+        m.set_end(0, 10, -1, 4, t + Duration::from_millis(1));
+        assert_eq!(order(&mut m, t + Duration::from_millis(1)), ["old"]);
+        assert!(m.caught_up(0, t + Duration::from_millis(1)));
+    }
+
     #[test]
     fn records_without_a_time_keep_their_place_in_their_input() {
         let t = Instant::now();
-        let mut m = Merger::new(HOLD, [0, 0, 0, 0]);
-        for j in 0..INPUTS {
-            m.set_end(j, 0, -1, -1, t);
-        }
+        let mut m = settled(t);
         m.push(0, 0, Some(10), "a", t);
         m.push(0, 1, None, "bad", t);
         m.push(0, 2, Some(20), "b", t);
