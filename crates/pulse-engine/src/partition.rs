@@ -632,13 +632,21 @@ impl Partition {
     }
 }
 
-/// Keeps one pending recheck per customer: the earliest needed. A later timer already pending
-/// becomes stale (its due time no longer matches) and is skipped when it fires.
+/// Keeps one pending recheck per customer: the one the newest evaluation asked for, which
+/// sees everything the earlier ones saw (its own day count and every hold still running). A
+/// timer no longer matching it is stale and skipped when it fires. Keeping the earliest instead
+/// would make the pending recheck, and the evaluation it causes, depend on which of a
+/// customer's events happened to be evaluated first.
 fn schedule_recheck(timers: &mut TimerIndex, key: &Arc<str>, profile: &mut Profile, due: Millis) {
     let pending = profile.derived.recheck;
-    if due != 0 && (pending == 0 || due < pending) {
+    if due != pending {
+        if pending != 0 {
+            timers.cancel(pending, key, TimerKind::Recheck);
+        }
         profile.derived.recheck = due;
-        timers.schedule(due, key, TimerKind::Recheck);
+        if due != 0 {
+            timers.schedule(due, key, TimerKind::Recheck);
+        }
     }
 }
 

@@ -541,3 +541,46 @@ fn forwarded_records_are_judged_among_their_own_sources_records() {
         [((0, 1), T0 + 2 * MIN), ((0, 2), T0 + 5 * DAY + HOUR)]
     );
 }
+
+/// A late event, still on time, that bridges two sessions merges them, in the count and in the
+/// windows, so every arrival order within the allowed lateness gives the same profile.
+#[test]
+fn sessions_and_their_window_counts_do_not_depend_on_arrival_order() {
+    let times = [0, 5, 31, 40, 95, 100].map(|m| T0 + m * MIN);
+    let lateness = 10 * MIN;
+    let mut first: Option<crate::Profile> = None;
+    let mut orders = 0;
+    for a in 0..times.len() {
+        for b in 0..times.len() {
+            // Orders that move one event to another place, each kept within the lateness.
+            let mut order: Vec<crate::Millis> = times.to_vec();
+            let t = order.remove(a);
+            order.insert(b, t);
+            let mut newest = T0;
+            if order.iter().any(|t| {
+                let late = *t < newest - lateness;
+                newest = newest.max(*t);
+                late
+            }) {
+                continue;
+            }
+            orders += 1;
+            let mut p = partition(vec![]);
+            let events: Vec<(&str, &str, crate::Millis)> =
+                order.iter().map(|t| ("a", "page_view", *t)).collect();
+            feed(&mut p, &events);
+            let prof = p.profile("a").unwrap().clone();
+            let spec = p.spec().clone();
+            let s = spec.metric_index("sessions").unwrap();
+            // 0..40 chained by gaps of at most 30 min (31 bridges 5 and 40); 95..100.
+            assert_eq!(prof.sessions_total, 2, "order {order:?}");
+            assert_eq!(prof.windows.sum(&spec, s, HOUR, T0 + 2 * HOUR), 1);
+            assert_eq!(prof.windows.sum(&spec, s, 24 * HOUR, T0 + 2 * HOUR), 2);
+            match &first {
+                None => first = Some(prof),
+                Some(want) => assert_eq!(&prof, want, "order {order:?}"),
+            }
+        }
+    }
+    assert!(orders > 10, "{orders} orders");
+}

@@ -5,7 +5,7 @@ use crate::engagement::Activity;
 use crate::funnel::FunnelAttempt;
 use crate::periods::{ActivePeriods, Opened};
 use crate::rfm::RfmValues;
-use crate::session::{Session, Touch};
+use crate::session::{Mark, Session};
 use crate::spec::{EngineSpec, BUILTIN_METRICS, M_EVENTS, M_ORDERS, M_REVENUE, M_SESSIONS};
 use crate::survey::Surveys;
 use crate::window::Windows;
@@ -218,14 +218,22 @@ impl Profile {
             }
         };
         push(M_EVENTS, 1);
-        let (start, end) = match ev.body {
-            EventBody::SessionStart => (true, false),
-            EventBody::SessionEnd => (false, true),
-            _ => (false, false),
+        let mark = match ev.body {
+            EventBody::SessionStart => Mark::Start,
+            EventBody::SessionEnd => Mark::End,
+            _ => Mark::Plain,
         };
-        if self.session.touch(ts, spec.session_gap, start, end) == Touch::Started {
-            self.sessions_total += 1;
-            push(M_SESSIONS, 1);
+        let touch = self
+            .session
+            .touch(ts, spec.session_gap, mark, spec.allowed_lateness);
+        let total = i64::from(self.sessions_total) + touch.delta();
+        self.sessions_total = u32::try_from(total.max(0)).unwrap_or(u32::MAX);
+        // Sessions are counted in the windows at their start: where a late event moved or
+        // merged one, its count moves too.
+        let mut moved_start = None;
+        match touch.added {
+            Some(at) if at == ts => push(M_SESSIONS, 1),
+            other => moved_start = other,
         }
         match &ev.body {
             EventBody::Purchase { amount, .. } => {
@@ -260,6 +268,13 @@ impl Profile {
             push(BUILTIN_METRICS + i, 1);
         }
         self.windows.add(spec, ts, self.last_seen, &incs[..n]);
+        if let Some(at) = moved_start {
+            self.windows
+                .add(spec, at, self.last_seen, &[(M_SESSIONS, 1)]);
+        }
+        for at in touch.removed.into_iter().flatten() {
+            self.windows.take(spec, at, M_SESSIONS, 1);
+        }
         change
     }
 

@@ -1,9 +1,10 @@
 //! The timer index: pending time-driven changes ordered by due time, so advancing the
 //! watermark touches only what is due instead of scanning every customer.
 //!
-//! Timers are never cancelled in place; a timer that fires after its cause went away (a funnel
-//! attempt that converted first) is recognised as stale by its handler and ignored. That keeps
-//! scheduling O(log n) with no back-pointers from profiles into the index.
+//! A funnel deadline is never cancelled: one that fires after its attempt went away (converted
+//! first) is recognised as stale by its handler and ignored. A customer's recheck moves with
+//! each evaluation, so the old one is taken out by its due time ([`TimerIndex::cancel`]); both
+//! stay O(log n) with no back-pointers from profiles into the index.
 
 use crate::Millis;
 use std::collections::BTreeMap;
@@ -31,6 +32,18 @@ impl TimerIndex {
     pub fn schedule(&mut self, due: Millis, customer: &Arc<str>, kind: TimerKind) {
         self.seq += 1;
         self.due.insert((due, self.seq), (customer.clone(), kind));
+    }
+
+    /// Takes out `customer`'s timer of `kind` due at `due`, if there is one.
+    pub fn cancel(&mut self, due: Millis, customer: &str, kind: TimerKind) {
+        let found = self
+            .due
+            .range((due, 0)..=(due, u64::MAX))
+            .find(|(_, (c, k))| &**c == customer && *k == kind)
+            .map(|(key, _)| *key);
+        if let Some(key) = found {
+            self.due.remove(&key);
+        }
     }
 
     /// Due time of the earliest timer.

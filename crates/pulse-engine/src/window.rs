@@ -52,6 +52,22 @@ fn floor(t: Millis, g: Millis) -> Millis {
     MIN_EVENT_TIME + (t - MIN_EVENT_TIME).div_euclid(g) * g
 }
 
+/// The tier a time `ts` belongs in when the customer's newest event is in the hour starting
+/// at `reference`, from tier `from` up: a bucket's age counts from its own start, and a
+/// coarser bucket starts earlier, so this climbs until it settles. It depends on the hour of
+/// the newest event and `ts` alone, so every order of the same events ends in the same
+/// buckets.
+fn tier(ts: Millis, reference: Millis, from: usize) -> usize {
+    let mut level = from;
+    loop {
+        let aged = level_for_age(reference - floor(ts, TIERS[level].0));
+        if aged <= level {
+            return level;
+        }
+        level = aged;
+    }
+}
+
 impl Windows {
     fn stride(spec: &EngineSpec) -> usize {
         spec.metrics.len() + 1
@@ -63,12 +79,22 @@ impl Windows {
     }
 
     /// Adds `incs` (metric index, amount) at event time `ts`. `newest` is the customer's newest
-    /// event time including this one; it decides the tier an old event lands in and when to
-    /// fold, so the result depends on this customer's events only.
+    /// event time including this one; its hour decides the tier an old event lands in and when
+    /// to fold, so the result depends on this customer's events only, not on their order.
     pub fn add(&mut self, spec: &EngineSpec, ts: Millis, newest: Millis, incs: &[(usize, u32)]) {
         let stride = Self::stride(spec);
-        let level = level_for_age(newest - ts);
-        let h = header(level, floor(ts, TIERS[level].0));
+        let hour = ((newest - MIN_EVENT_TIME) / HOUR) as u32;
+        if hour != self.folded_hour {
+            self.folded_hour = hour;
+            self.fold(spec, newest);
+        }
+        let reference = floor(newest, HOUR);
+        let level = tier(ts, reference, 0);
+        let bucket = floor(ts, TIERS[level].0);
+        if bucket + TIERS[level].0 <= reference - spec.retention - DAY {
+            return; // older than any window, as a fold would drop it
+        }
+        let h = header(level, bucket);
         let start = start_of(h);
         // Most events land in the newest bucket, so search from the end.
         let mut at = self.data.len();
@@ -104,10 +130,23 @@ impl Windows {
             let c = &mut self.data[at + 1 + m];
             *c = c.saturating_add(v);
         }
-        let hour = ((newest - MIN_EVENT_TIME) / HOUR) as u32;
-        if hour != self.folded_hour {
-            self.folded_hour = hour;
-            self.fold(spec, newest);
+    }
+
+    /// Takes `v` of metric `m` back from the bucket holding event time `ts` (a session whose
+    /// start moved, or that merged into another). Nothing happens if that bucket has been
+    /// dropped; of two buckets covering `ts` (one not folded yet), the finer one first.
+    pub fn take(&mut self, spec: &EngineSpec, ts: Millis, m: usize, v: u32) {
+        let stride = Self::stride(spec);
+        let holding = self
+            .data
+            .chunks_exact_mut(stride)
+            .filter(|b| {
+                let (start, level) = (start_of(b[0]), level_of(b[0]));
+                start <= ts && ts < start + TIERS[level].0 && b[1 + m] > 0
+            })
+            .min_by_key(|b| level_of(b[0]));
+        if let Some(b) = holding {
+            b[1 + m] = b[1 + m].saturating_sub(v);
         }
     }
 
@@ -116,14 +155,15 @@ impl Windows {
     /// reads happen at the partition watermark, which can trail this customer's newest event.
     fn fold(&mut self, spec: &EngineSpec, newest: Millis) {
         let stride = Self::stride(spec);
-        let horizon = newest - spec.retention - DAY;
+        let reference = floor(newest, HOUR);
+        let horizon = reference - spec.retention - DAY;
         // In place: the write cursor never passes the read cursor, as buckets only merge or drop.
         let d = &mut self.data;
         let mut w = 0;
         for r in (0..d.len()).step_by(stride) {
             let h = d[r];
             let start = start_of(h);
-            let level = level_of(h).max(level_for_age(newest - start));
+            let level = tier(start, reference, level_of(h));
             let g = TIERS[level].0;
             let coarse = floor(start, g);
             if coarse + g <= horizon {
