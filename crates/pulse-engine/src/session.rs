@@ -94,6 +94,28 @@ impl Session {
     /// still arrive (the allowed lateness); sessions ending before that, less the gap, are
     /// final and dropped.
     pub fn touch(&mut self, ts: Millis, gap: Millis, mark: Mark, reach: Millis) -> Touch {
+        // Most events come at or after the start of the newest session: they continue it or
+        // start the next one, without a copy of the spans.
+        let fresh = self.start == 0 && self.last == 0 && !self.open;
+        if mark == Mark::Plain && (fresh || ts >= self.start) {
+            let mut touch = Touch::default();
+            if !fresh && (ts <= self.last || (self.open && ts <= self.last + gap)) {
+                self.last = self.last.max(ts);
+            } else {
+                if !fresh {
+                    self.earlier.push(Span {
+                        start: self.start,
+                        last: self.last,
+                        begun: self.begun,
+                        ended: !self.open,
+                    });
+                }
+                (self.start, self.last, self.open, self.begun) = (ts, ts, true, false);
+                touch.added = Some(ts);
+            }
+            self.prune(reach, gap);
+            return touch;
+        }
         let mut all = self.spans();
         let mut touch = Touch::default();
         // The spans this event joins: within the gap, and not across an explicit boundary.
@@ -223,17 +245,22 @@ impl Session {
             }
         }
         all.sort_by_key(|s| (s.start, s.last));
-        let newest = all.iter().map(|s| s.last).max().unwrap_or(ts);
-        let final_before = newest - reach - gap;
-        let keep_from = all
+        self.store(all);
+        self.prune(reach, gap);
+        touch
+    }
+
+    /// Drops the earlier sessions no late event can reach any more (they end more than the
+    /// reach plus the gap before the newest event), and all but the newest few.
+    fn prune(&mut self, reach: Millis, gap: Millis) {
+        let final_before = self.last - reach - gap;
+        let e = &mut self.earlier;
+        let drop = e
             .iter()
             .position(|s| s.last >= final_before)
-            .unwrap_or(all.len())
-            .max(all.len().saturating_sub(MAX_KEPT))
-            .min(all.len().saturating_sub(1));
-        all.drain(..keep_from);
-        self.store(all);
-        touch
+            .unwrap_or(e.len())
+            .max((e.len() + 1).saturating_sub(MAX_KEPT));
+        e.drain(..drop);
     }
 }
 
