@@ -45,6 +45,8 @@ async fn forwarded_once_and_on_time(cfg: pulse::Config) {
     let now = pulse_kafka::wall_clock_ms();
     let mut expected: BTreeMap<String, u64> = BTreeMap::new();
     let (mut total, mut misrouted) = (0u64, 0u64);
+    // Where each record keyed by something else than its customer was produced, and its id.
+    let mut forwarded_at: BTreeMap<(String, i32, i64), String> = BTreeMap::new();
     for (i, r) in Generator::new(GeneratorConfig::new(200, 9, now - 20 * DAY, 10 * DAY))
         .filter(|r| r.expect.is_none() && r.topic != TopicRole::Surveys)
         .enumerate()
@@ -58,10 +60,16 @@ async fn forwarded_once_and_on_time(cfg: pulse::Config) {
             1 => record.key(&session_key),
             _ => record,
         };
-        producer
+        let delivered = producer
             .send(record, Duration::from_secs(10))
             .await
             .expect("delivered");
+        let (partition, offset) = (delivered.partition, delivered.offset);
+        let event: serde_json::Value = serde_json::from_slice(&r.value).unwrap();
+        let event_id = event["event_id"].as_str().unwrap().to_owned();
+        if i % 3 != 0 {
+            forwarded_at.insert((topic.to_owned(), partition, offset), event_id);
+        }
         *expected.entry(r.key.clone()).or_default() += 1;
         total += 1;
         misrouted += u64::from(i % 3 != 0);
@@ -95,14 +103,32 @@ async fn forwarded_once_and_on_time(cfg: pulse::Config) {
     for (id, p) in &profiles {
         assert_eq!(Some(&p.events_total), expected.get(id), "events of {id}");
     }
-    // Outputs name the cause's original coordinates, never the repartition topic's.
+    // Outputs name the cause's original coordinates, never the repartition topic's: where
+    // the record lands in the repartition topic depends on the pace of every partition that
+    // forwards into it, so an id made from those would differ from run to run (one worker
+    // against two gave 45 different ids, the profiles being equal).
     let outputs = read_outputs(&brokers, &topics, 1, Duration::from_secs(10));
     assert!(!outputs.is_empty());
+    let mut caused_by_forwarded = 0;
     for (_, o) in &outputs {
-        if let Cause::Event { topic, .. } = &o.cause {
+        if let Cause::Event {
+            topic,
+            partition,
+            offset,
+            event_id,
+        } = &o.cause
+        {
             assert_ne!(topic, &topics.repartition, "{o:?}");
+            if let Some(id) = forwarded_at.get(&(topic.clone(), *partition, *offset)) {
+                assert_eq!(id, event_id, "{o:?}");
+                caused_by_forwarded += 1;
+            }
         }
     }
+    assert!(
+        caused_by_forwarded > 0,
+        "no output caused by a forwarded record"
+    );
 
     // Every forwarded record sent again, as a source replaying after a crash would: a new
     // worker restores and reads them, and counts none of them twice.

@@ -69,9 +69,6 @@ impl Source<'_> {
 struct Input {
     /// Highest event time seen on this input (or wall-clock time reached while idle).
     frontier: Option<Millis>,
-    /// Set by the caller when the input has had no records for its idle timeout; an idle
-    /// input does not hold back the partition's watermark.
-    idle: bool,
 }
 
 /// A profile and whether it changed since the last [`Partition::drain_changes`]. The slot keeps
@@ -93,9 +90,11 @@ type Map = HashMap<Arc<str>, Box<Slot>, foldhash::fast::RandomState>;
 ///
 /// Each input topic-partition has its own watermark (its highest event time minus the allowed
 /// lateness): a record is late only against its own input, so one topic being fetched ahead of
-/// another never makes the other's records late. Timers fire on the partition watermark, the
-/// minimum over the inputs that are active (have delivered records and are not idle), as in
-/// Flink.
+/// another never makes the other's records late. Timers fire on the partition watermark: the
+/// newest event time of the partition's own input topics (Kafka Streams' stream time) minus the
+/// allowed lateness. The caller applies the inputs in event-time order, so that is where every
+/// input stands; a minimum over the inputs would let an input that ran out of records (a topic
+/// quiet for days) hold every timer back until it is declared idle, at a moment of wall time.
 #[derive(Debug, Clone)]
 pub struct Partition {
     spec: Arc<EngineSpec>,
@@ -242,14 +241,19 @@ impl Partition {
         &self.spec
     }
 
-    /// The partition watermark: timers due before it fire. The minimum over active inputs.
+    /// The partition watermark: timers due before it fire. Records forwarded through the
+    /// repartition topic do not move it: they arrive at the pace of the partitions that
+    /// forwarded them, which differs from run to run.
     pub fn watermark(&self) -> Option<Millis> {
-        self.inputs
+        self.newest().map(|f| f - self.spec.allowed_lateness)
+    }
+
+    /// The newest event time of the partition's own input topics.
+    pub fn newest(&self) -> Option<Millis> {
+        self.inputs[..FORWARDED]
             .iter()
-            .filter(|i| !i.idle)
             .filter_map(|i| i.frontier)
-            .min()
-            .map(|f| f - self.spec.allowed_lateness)
+            .max()
     }
 
     /// The watermark of one input ([`Source::input`]): its records older than this are late.
@@ -257,11 +261,6 @@ impl Partition {
         self.inputs[input]
             .frontier
             .map(|f| f - self.spec.allowed_lateness)
-    }
-
-    /// The highest event time seen on any input.
-    fn frontier(&self) -> Option<Millis> {
-        self.inputs.iter().filter_map(|i| i.frontier).max()
     }
 
     pub fn profile(&self, customer: &str) -> Option<&Profile> {
@@ -326,7 +325,6 @@ impl Partition {
         }
         let input = &mut self.inputs[src.input()];
         input.frontier = Some(input.frontier.map_or(ts, |f| f.max(ts)));
-        input.idle = false;
         self.fire_timers(out);
     }
 
@@ -341,6 +339,22 @@ impl Partition {
         }
     }
 
+    /// A record of one of this partition's input topics that belongs to a customer of another
+    /// partition, and goes there through the repartition topic: it is judged there, but its event
+    /// time is this input's event time too, so it moves the input forward, unless it is too far
+    /// ahead to be believed.
+    pub fn passed_on(
+        &mut self,
+        ts: Millis,
+        src: &Source<'_>,
+        now: Millis,
+        out: &mut Vec<OutputEvent>,
+    ) {
+        if !src.forwarded && self.ahead_check(ts, now).is_ok() {
+            self.advance(ts, src, out);
+        }
+    }
+
     /// Late or too-far-ahead events are rejected with the error to dead-letter.
     fn accept(&self, ts: Millis, src: &Source<'_>, now: Millis) -> Result<(), EventError> {
         if let Some(wm) = self.lateness_reference(src) {
@@ -351,11 +365,15 @@ impl Partition {
                 });
             }
         }
-        // "Too far ahead" is judged against the highest input watermark or the wall clock,
-        // whichever is later: the same in live use, and a replay of history with a quiet topic (a day
+        self.ahead_check(ts, now)
+    }
+
+    fn ahead_check(&self, ts: Millis, now: Millis) -> Result<(), EventError> {
+        // "Too far ahead" is judged against the partition watermark or the wall clock, whichever
+        // is later: the same in live use, and a replay of history with a quiet topic (a day
         // between purchases on one partition) is not mistaken for clock skew.
         let reference = self
-            .frontier()
+            .newest()
             .map_or(now, |f| (f - self.spec.allowed_lateness).max(now));
         if ts > reference.saturating_add(self.spec.max_future_skew) {
             return Err(EventError::TimestampTooFarAhead {
@@ -472,16 +490,6 @@ impl Partition {
         }
     }
 
-    /// Marks an input idle (no records for the caller's idle timeout), so it stops holding
-    /// back the watermark; its next record makes it active again.
-    pub fn set_idle(&mut self, input: usize, out: &mut Vec<OutputEvent>) {
-        let input = &mut self.inputs[input];
-        if !input.idle {
-            input.idle = true;
-            self.fire_timers(out);
-        }
-    }
-
     /// Advances every input's event time to `frontier` without an event: used when the whole
     /// partition has been idle, so timers still fire in live use. Never moves time backwards.
     pub fn advance_to(&mut self, frontier: Millis, out: &mut Vec<OutputEvent>) {
@@ -491,11 +499,19 @@ impl Partition {
                 i.frontier = Some(frontier);
                 moved = true;
             }
-            i.idle = false;
         }
         if moved {
             self.fire_timers(out);
         }
+    }
+
+    /// Whether the partition is live at wall-clock `now`: its newest event is at most `within`
+    /// behind. Only a live partition's event time may follow the wall clock when idle; one
+    /// further behind holds history (a finished replay or backfill), whose state must stay what
+    /// its records made it, whenever it is looked at.
+    pub fn is_live(&self, now: Millis, within: Millis) -> bool {
+        self.newest()
+            .is_some_and(|n| n >= now.saturating_sub(within))
     }
 
     fn fire_timers(&mut self, out: &mut Vec<OutputEvent>) {

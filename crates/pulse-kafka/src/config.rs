@@ -132,10 +132,15 @@ pub struct WorkerConfig {
     /// Records buffered between the consumer and each partition task; when full, fetching
     /// stops instead of memory growing.
     pub queue_capacity: usize,
-    /// With no input for this long, a partition's watermark follows the wall clock so timers
-    /// still fire.
+    /// With no input for this long, and nothing more on the broker, a live partition's
+    /// watermark follows the wall clock so timers still fire.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// A partition is live while its newest event is at most this far behind the wall clock;
+    /// one further behind holds history (a finished replay or backfill), and its event time
+    /// never follows the wall clock.
+    #[serde(with = "humantime_serde")]
+    pub live_within: Duration,
     /// Longest an input that lags (has records on the broker not yet here) holds back the
     /// others in the event-time merge of a task's inputs.
     #[serde(with = "humantime_serde")]

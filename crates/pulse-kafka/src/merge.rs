@@ -117,6 +117,10 @@ impl<T> Merger<T> {
         self.inputs.iter().map(|i| i.queue.len()).sum()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     fn empty_state(&self, input: usize, now: Instant) -> Empty {
         let i = &self.inputs[input];
         let Some((end, at)) = i.end else {
@@ -146,7 +150,7 @@ impl<T> Merger<T> {
     /// their end offsets should be looked up (a broker round trip) and given to
     /// [`Merger::set_end`].
     pub fn to_look_up(&self, now: Instant) -> Vec<usize> {
-        if self.len() == 0 {
+        if self.is_empty() {
             return Vec::new();
         }
         self.unknown(now)
@@ -235,7 +239,7 @@ impl<T> Merger<T> {
 
     /// When an input the merge waits on should be looked up again, if one is waited on.
     pub fn next_look_up(&self, now: Instant) -> Option<Instant> {
-        if self.len() == 0 {
+        if self.is_empty() {
             return None;
         }
         self.unknown(now).filter_map(|j| self.lookup_due(j)).min()

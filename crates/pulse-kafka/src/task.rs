@@ -128,6 +128,7 @@ pub(crate) async fn run(
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut merger: Merger<Fetched> = Merger::new(ctx.worker.max_hold, pos.next);
+    let live_within = i64::try_from(ctx.worker.live_within.as_millis()).unwrap_or(i64::MAX);
     // Records the merge held back longer than this many at once are released regardless.
     let cap = ctx.worker.queue_capacity.max(ctx.worker.max_batch) * 4;
     let mut ready: Vec<Held<Fetched>> = Vec::new();
@@ -152,18 +153,14 @@ pub(crate) async fn run(
             }
             _ = tokio::time::sleep_until(hold.unwrap_or_else(Instant::now).into()), if hold.is_some() => {}
             _ = tick.tick() => {
-                let idle_inputs: Vec<usize> = (0..INPUTS)
-                    .filter(|i| last_input[*i].elapsed() >= ctx.worker.idle_timeout)
-                    .collect();
-                if !idle_inputs.is_empty() {
+                let all: Vec<usize> = (0..INPUTS).collect();
+                let quiet = last_input.iter().all(|t| t.elapsed() >= ctx.worker.idle_timeout);
+                if quiet && merger.is_empty() && lock(&state).is_live(wall_clock_ms(), live_within) {
                     // Idle means caught up too: an input with records on the broker (a replay,
                     // a backfill) is never idle, however long since its last record.
-                    look_up(&ctx, &mut merger, &dispatched, pos.partition, &idle_inputs).await;
+                    look_up(&ctx, &mut merger, &dispatched, pos.partition, &all).await;
                     let now = Instant::now();
-                    let idle_inputs: Vec<usize> =
-                        idle_inputs.into_iter().filter(|i| merger.caught_up(*i, now)).collect();
-                    let all_idle = idle_inputs.len() == INPUTS;
-                    if !idle_inputs.is_empty() && !idle(&state, &ctx, txn.as_ref(), &mut pos, &idle_inputs, all_idle).await {
+                    if all.iter().all(|i| merger.caught_up(*i, now)) && !idle(&state, &ctx, txn.as_ref(), &mut pos).await {
                         return;
                     }
                 }
@@ -500,25 +497,18 @@ async fn resume_at(pos: &Position, ctx: &Arc<TaskCtx>) {
     }
 }
 
-/// Idle inputs stop holding back the watermark; when the whole partition is idle its event
-/// time follows the wall clock, so timers still fire in live use.
+/// A live partition whose inputs are all idle and caught up: its event time follows the wall
+/// clock, so timers still fire without new events.
 async fn idle(
     state: &Mutex<Partition>,
     ctx: &TaskCtx,
     txn: Option<&Txn>,
     pos: &mut Position,
-    inputs: &[usize],
-    all: bool,
 ) -> bool {
     let mut outputs = Vec::new();
     let changes = {
         let mut p = lock(state);
-        for i in inputs {
-            p.set_idle(*i, &mut outputs);
-        }
-        if all {
-            p.advance_to(wall_clock_ms(), &mut outputs);
-        }
+        p.advance_to(wall_clock_ms(), &mut outputs);
         if outputs.is_empty() && p.changed() == 0 {
             None
         } else {
@@ -726,6 +716,7 @@ async fn process(
                         role,
                         customer: ev.customer_id.clone().into_owned(),
                     });
+                    p.passed_on(ev.timestamp, &src, now, &mut outputs);
                     return Ok(None);
                 }
                 let applied_before = pos

@@ -1,0 +1,76 @@
+//! The wall clock enters a partition's state in one documented place: a **live** partition
+//! (its newest event at most `worker.live_within` behind the wall clock) whose inputs are all
+//! caught up and have been idle for `worker.idle_timeout` follows the wall clock, so its timers
+//! fire without new events. A partition holding history never does: a replay of last year's
+//! records leaves the same state today as tomorrow.
+
+use pulse::Running;
+use pulse_tests::*;
+use std::time::Duration;
+
+const DAY: i64 = 86_400_000;
+
+fn page_view(customer: &str, at: i64) -> Vec<u8> {
+    format!(
+        r#"{{"event_id":"{customer}-{at}","customer_id":"{customer}","type":"page_view","timestamp":{at},"url":"/"}}"#
+    )
+    .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_live_partition_follows_the_wall_clock_when_idle() {
+    let cluster = cluster();
+    let mut cfg = config(cluster.bootstrap_servers(), "clock");
+    cfg.worker.idle_timeout = Duration::from_secs(1);
+    let lateness = i64::try_from(cfg.engine.allowed_lateness.as_millis()).unwrap();
+    let topic = cfg.kafka.topics.clickstream.clone();
+    let running = Running::start(cfg).await.expect("pulse starts");
+    let producer = producer(running.brokers.as_str());
+    let now = pulse_kafka::wall_clock_ms();
+    // Partition 0: live traffic an hour old. Partition 1: a replay of last year's.
+    let (live, history) = (now - 3_600_000, now - 365 * DAY);
+    send(
+        &producer,
+        &topic,
+        Some("a"),
+        0,
+        Some(&page_view("a", live)),
+        None,
+    )
+    .await;
+    send(
+        &producer,
+        &topic,
+        Some("b"),
+        1,
+        Some(&page_view("b", history)),
+        None,
+    )
+    .await;
+
+    let watermark = |p: i32| {
+        running
+            .state
+            .watermarks()
+            .into_iter()
+            .find(|(q, _)| *q == p)
+            .map(|(_, w)| w)
+    };
+    assert!(
+        eventually(Duration::from_secs(30), || watermark(1).is_some()).await,
+        "the record of last year was not applied"
+    );
+    // The live partition's watermark follows the wall clock once it has been idle ...
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            watermark(0).is_some_and(|w| w >= now - lateness)
+        })
+        .await,
+        "the live partition's watermark stayed at {:?}",
+        watermark(0)
+    );
+    // ... and, idle just as long, the partition of last year's records stays where they left it.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(watermark(1), Some(history - lateness));
+    running.stop().await.expect("clean stop");
+}
