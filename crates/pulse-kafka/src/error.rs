@@ -53,4 +53,8 @@ pub enum KafkaError {
     /// stops; retrying would fence the new owner in turn.
     #[error("partition {partition} was taken over by another worker (producer fenced): stopping")]
     Fenced { partition: i32 },
+    /// A bug: the partition's task panicked. The worker stops the other partitions cleanly and
+    /// exits with an error, so a supervisor restarts it and the partition is read again.
+    #[error("the task of partition {partition} panicked: {message}")]
+    TaskPanicked { partition: i32, message: String },
 }

@@ -1,7 +1,7 @@
 //! Crash points for the fault tests, which must crash a worker at the worst moment rather than
 //! at a random one. `PULSE_FAILPOINT=<point>:<n>` aborts the process (as a crash would: no
-//! flush, no commit, no drain) the n-th time it reaches `<point>`. Unset, as in production,
-//! reaching a point costs one atomic load.
+//! flush, no commit, no drain) the n-th time it reaches `<point>`, or panics there for a point
+//! that stands for a bug. Unset, as in production, reaching a point costs one atomic load.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -11,6 +11,9 @@ pub(crate) const BEFORE_CHECKPOINT: &str = "before-checkpoint";
 /// In exactly-once mode, after a batch's records are sent in its transaction, before the
 /// commit: the transaction stays open until the partition's next owner aborts it.
 pub(crate) const BEFORE_COMMIT: &str = "before-commit";
+/// While a batch is applied, under the partition's lock, as a bug in the engine would: the
+/// task panics.
+pub(crate) const PANIC_IN_BATCH: &str = "panic-in-batch";
 
 fn armed() -> Option<&'static (String, u64)> {
     static ARMED: OnceLock<Option<(String, u64)>> = OnceLock::new();
@@ -28,13 +31,24 @@ pub(crate) fn armed_at(point: &str) -> bool {
     armed().is_some_and(|(p, _)| p == point)
 }
 
+/// Whether `point` is armed and this is its n-th arrival.
+fn nth_arrival(point: &str) -> Option<u64> {
+    static ARRIVALS: AtomicU64 = AtomicU64::new(0);
+    let (armed, n) = armed()?;
+    (armed == point && ARRIVALS.fetch_add(1, Ordering::Relaxed) + 1 == *n).then_some(*n)
+}
+
 /// Aborts the process if `point` is armed and this is its n-th arrival.
 pub(crate) fn reached(point: &str) {
-    static ARRIVALS: AtomicU64 = AtomicU64::new(0);
-    if let Some((armed, n)) = armed() {
-        if armed == point && ARRIVALS.fetch_add(1, Ordering::Relaxed) + 1 == *n {
-            eprintln!("Failpoint {point} reached the {n}th time; aborting.");
-            std::process::abort();
-        }
+    if let Some(n) = nth_arrival(point) {
+        eprintln!("Failpoint {point} reached, arrival {n}; aborting.");
+        std::process::abort();
+    }
+}
+
+/// Panics if `point` is armed and this is its n-th arrival.
+pub(crate) fn panics(point: &str) {
+    if let Some(n) = nth_arrival(point) {
+        panic!("failpoint {point} reached, arrival {n}");
     }
 }

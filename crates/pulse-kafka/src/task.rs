@@ -665,6 +665,7 @@ async fn process(
     let mut taken = batch.len();
     let changes = {
         let mut p = lock(state);
+        crate::failpoint::panics(crate::failpoint::PANIC_IN_BATCH);
         for (i, m) in batch.iter().enumerate() {
             let Some((role, index)) = input_of(ctx, m) else {
                 continue;

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::task::{AbortHandle, JoinHandle};
 use tracing::Instrument;
 
 /// A fetched record and when the worker received it (the start of its event-to-output time).
@@ -43,6 +43,9 @@ struct Slot {
     overflow: VecDeque<Fetched>,
     /// Disconnects when the task has returned.
     done: std_mpsc::Receiver<()>,
+    /// Aborts the task itself.
+    abort: AbortHandle,
+    /// Ends when the task has: the watcher that reports its panic.
     handle: JoinHandle<()>,
 }
 
@@ -82,14 +85,17 @@ impl Tasks {
             let dispatched: Dispatched = Arc::new(std::array::from_fn(|_| AtomicI64::new(-1)));
             // Every log line of the task carries its partition through this span.
             let span = tracing::info_span!("partition", partition = p);
-            let handle = tokio::spawn(
+            let task = tokio::spawn(
                 task::run(p, rx, dispatched.clone(), ctx.clone(), done_tx).instrument(span),
             );
+            let abort = task.abort_handle();
+            let handle = tokio::spawn(watch(p, task, ctx.clone()));
             Slot {
                 tx,
                 dispatched,
                 overflow: VecDeque::new(),
                 done,
+                abort,
                 handle,
             }
         })
@@ -174,7 +180,7 @@ impl Tasks {
                 let left = until.saturating_duration_since(Instant::now());
                 if let Err(std_mpsc::RecvTimeoutError::Timeout) = slot.done.recv_timeout(left) {
                     tracing::error!(partition = p, "Revoked partition did not drain in time; aborting its task. Its unacknowledged input will be re-read by the new owner.");
-                    slot.handle.abort();
+                    slot.abort.abort();
                 }
             }
         };
@@ -185,9 +191,34 @@ impl Tasks {
         }
     }
 
-    /// Closes every queue and returns the task handles to await: shutdown.
-    pub fn close_all(&self) -> Vec<JoinHandle<()>> {
+    /// Closes every queue and returns, per task, what to await and how to abort it: shutdown.
+    pub fn close_all(&self) -> Vec<(JoinHandle<()>, AbortHandle)> {
         *self.ctx.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        self.slots().drain().map(|(_, s)| s.handle).collect()
+        self.slots()
+            .drain()
+            .map(|(_, s)| (s.handle, s.abort))
+            .collect()
     }
+}
+
+/// Waits for partition `p`'s task; a panic there is a bug, and it stops the worker with an
+/// error naming the partition, so the process exits non-zero (a supervisor restarts it) after
+/// the other partitions were drained. Left alone, the worker would run on without the
+/// partition, or stop with status 0 when its queue was found closed.
+async fn watch(p: i32, task: JoinHandle<()>, ctx: Arc<TaskCtx>) {
+    let Err(e) = task.await else { return };
+    if !e.is_panic() {
+        return; // aborted: revoked past the drain deadline, or shut down
+    }
+    let panic = e.into_panic();
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned());
+    tracing::error!(partition = p, panic = %message, "Partition task panicked; stopping the worker.");
+    ctx.fail(crate::KafkaError::TaskPanicked {
+        partition: p,
+        message,
+    });
 }

@@ -246,9 +246,8 @@ pub async fn run_worker(
 
     deps.health.set_stopping();
     tracing::info!("Draining partition tasks.");
-    let handles = tasks.close_all();
+    let (handles, abort): (Vec<_>, Vec<_>) = tasks.close_all().into_iter().unzip();
     let deadline = worker.shutdown_deadline;
-    let abort: Vec<_> = handles.iter().map(|h| h.abort_handle()).collect();
     let drained = tokio::time::timeout(deadline, async {
         for h in handles {
             if let Err(e) = h.await {

@@ -328,7 +328,7 @@ fn three_workers_killed_again_and_again(kind: Kind) {
     for kill in 0..KILLS {
         // A random moment, while the workers apply records, restore or rebalance; then a
         // random worker.
-        std::thread::sleep(Duration::from_millis(300 + rng.below(2500)));
+        std::thread::sleep(Duration::from_millis(200 + rng.below(1300)));
         let victim = rng.below(workers.len() as u64) as usize;
         assert!(
             committed() < total,
