@@ -74,3 +74,52 @@ async fn only_a_live_partition_follows_the_wall_clock_when_idle() {
     assert_eq!(watermark(1), Some(history - lateness));
     running.stop().await.expect("clean stop");
 }
+
+/// History older than 2000 (the CDNOW log starts in 1997) is replayed by moving
+/// `engine.earliest_event_time`; events before it are still rejected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_earliest_accepted_event_time_is_a_setting() {
+    let cluster = cluster();
+    let mut cfg = config(cluster.bootstrap_servers(), "earliest");
+    cfg.engine.earliest_event_time = "1997-01-01".into();
+    let topic = cfg.kafka.topics.clickstream.clone();
+    let running = Running::start(cfg).await.expect("pulse starts");
+    let producer = producer(running.brokers.as_str());
+    let (jan_1997, dec_1996) = (852_076_800_000, 852_076_800_000 - DAY);
+    send(
+        &producer,
+        &topic,
+        Some("a"),
+        0,
+        Some(&page_view("a", jan_1997)),
+        None,
+    )
+    .await;
+    send(
+        &producer,
+        &topic,
+        Some("b"),
+        1,
+        Some(&page_view("b", dec_1996)),
+        None,
+    )
+    .await;
+    let metrics = running.metrics.clone();
+    let rejected = || {
+        metrics
+            .dead_letters
+            .with_label_values(&["validation"])
+            .get()
+    };
+    assert!(
+        eventually(Duration::from_secs(30), || rejected() == 1).await,
+        "the event of 1996 was not rejected"
+    );
+    let held = |id: &str| running.state.profiles().iter().any(|(c, _)| c == id);
+    assert!(
+        eventually(Duration::from_secs(30), || held("a")).await,
+        "the event of 1997 was not applied"
+    );
+    assert!(!held("b"));
+    running.stop().await.expect("clean stop");
+}

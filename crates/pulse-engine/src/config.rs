@@ -22,6 +22,10 @@ pub struct EngineConfig {
     /// Events further ahead of the partition's watermark than this are rejected.
     #[serde(with = "humantime_serde")]
     pub max_future_skew: Duration,
+    /// The earliest event time accepted (RFC 3339, or a date): older events are rejected as a
+    /// producer's broken clock, unless history that old is replayed on purpose.
+    #[serde(default = "default_earliest_event_time")]
+    pub earliest_event_time: String,
     /// Inactivity gap that ends a session, in event time.
     #[serde(with = "humantime_serde")]
     pub session_gap: Duration,
@@ -42,6 +46,10 @@ pub struct EngineConfig {
     pub surveys: SurveyConfig,
     #[serde(default)]
     pub segments: Vec<SegmentConfig>,
+}
+
+fn default_earliest_event_time() -> String {
+    "2000-01-01T00:00:00Z".to_owned()
 }
 
 /// `[engine.windows]`.

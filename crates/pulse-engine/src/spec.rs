@@ -77,6 +77,8 @@ pub(crate) struct FunnelSpec {
 pub struct EngineSpec {
     pub allowed_lateness: Millis,
     pub max_future_skew: Millis,
+    /// Events before this are rejected (`engine.earliest_event_time`).
+    pub earliest_event_time: Millis,
     pub session_gap: Millis,
     /// Window lengths, ascending.
     pub windows: Vec<Millis>,
@@ -139,6 +141,16 @@ impl EngineSpec {
         }
         if cfg.max_future_skew.is_zero() {
             err("engine.max_future_skew".into(), "must be greater than zero");
+        }
+        let earliest = parse_time_or_date(&cfg.earliest_event_time);
+        if earliest.is_none() {
+            err(
+                "engine.earliest_event_time".into(),
+                &format!(
+                    "`{}` is not an RFC 3339 time or a date such as 1997-01-01",
+                    cfg.earliest_event_time
+                ),
+            );
         }
         let mut windows: Vec<Millis> = cfg.windows.durations.iter().map(|d| ms(d.0)).collect();
         windows.sort_unstable();
@@ -203,6 +215,7 @@ impl EngineSpec {
         let mut spec = Self {
             allowed_lateness: ms(cfg.allowed_lateness),
             max_future_skew: ms(cfg.max_future_skew),
+            earliest_event_time: earliest.unwrap_or(pulse_events::time::MIN_EVENT_TIME),
             session_gap: ms(cfg.session_gap),
             retention: windows.last().copied().unwrap_or(0),
             windows,
@@ -363,4 +376,10 @@ fn compile_funnel(
             .collect(),
         exclude: f.exclude.clone(),
     })
+}
+
+/// An RFC 3339 time, or a date (its midnight UTC).
+fn parse_time_or_date(s: &str) -> Option<Millis> {
+    pulse_events::time::parse_rfc3339(s)
+        .or_else(|| pulse_events::time::parse_rfc3339(&format!("{s}T00:00:00Z")))
 }

@@ -37,6 +37,7 @@ pub fn config(funnels: Vec<FunnelConfig>) -> EngineConfig {
     EngineConfig {
         allowed_lateness: Duration::from_secs(600),
         max_future_skew: Duration::from_secs(86_400),
+        earliest_event_time: "2000-01-01T00:00:00Z".into(),
         session_gap: Duration::from_secs(1800),
         windows: WindowConfig {
             durations: vec![

@@ -18,6 +18,8 @@ pub struct Limits {
     pub max_payload_bytes: usize,
     pub max_event_id_bytes: usize,
     pub max_customer_id_bytes: usize,
+    /// Events before this are rejected as a broken clock (`engine.earliest_event_time`).
+    pub earliest_event_time: Millis,
 }
 
 impl Default for Limits {
@@ -26,6 +28,7 @@ impl Default for Limits {
             max_payload_bytes: 64 * 1024,
             max_event_id_bytes: 128,
             max_customer_id_bytes: 256,
+            earliest_event_time: MIN_EVENT_TIME,
         }
     }
 }
@@ -243,7 +246,7 @@ fn item(i: usize, raw: RawItem<'_>) -> Result<Item<'_>, EventError> {
     })
 }
 
-fn timestamp(raw: &RawEvent<'_>) -> Result<Millis, EventError> {
+fn timestamp(raw: &RawEvent<'_>, earliest: Millis) -> Result<Millis, EventError> {
     let ts = raw
         .timestamp
         .as_ref()
@@ -251,8 +254,11 @@ fn timestamp(raw: &RawEvent<'_>) -> Result<Millis, EventError> {
     let t = ts
         .to_millis()
         .ok_or_else(|| EventError::BadTimestamp(ts.display()))?;
-    if t < MIN_EVENT_TIME {
-        return Err(EventError::TimestampTooOld(format_rfc3339(t)));
+    if t < earliest {
+        return Err(EventError::TimestampTooOld {
+            timestamp: format_rfc3339(t),
+            earliest: format_rfc3339(earliest),
+        });
     }
     Ok(t)
 }
@@ -272,7 +278,7 @@ fn validate<'a>(
         limits.max_customer_id_bytes,
     )?;
     let kind = required(raw.kind.clone(), "type")?;
-    let timestamp = timestamp(&raw)?;
+    let timestamp = timestamp(&raw, limits.earliest_event_time)?;
     let body = body(raw, &kind, role)?;
     Ok(InputEvent {
         event_id,

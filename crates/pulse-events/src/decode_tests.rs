@@ -453,12 +453,26 @@ fn timestamps_parse_and_are_not_too_old() {
         with(base("signup"), "timestamp", json!("1999-12-31T23:59:59Z")),
         TopicRole::Clickstream,
     );
-    assert!(matches!(e, EventError::TimestampTooOld(_)), "{e}");
+    assert!(matches!(e, EventError::TimestampTooOld { .. }), "{e}");
     let e = err(
         with(base("signup"), "timestamp", json!(0)),
         TopicRole::Clickstream,
     );
-    assert!(matches!(e, EventError::TimestampTooOld(_)), "{e}");
+    assert!(matches!(e, EventError::TimestampTooOld { .. }), "{e}");
+    // Older history is accepted once the earliest event time says so.
+    let cdnow = with(base("signup"), "timestamp", json!("1997-01-01T00:00:00Z"));
+    let older = Limits {
+        earliest_event_time: 852_076_800_000, // 1997-01-01
+        ..limits()
+    };
+    let bytes = json_bytes(cdnow.clone());
+    let ev = decode(&bytes, Encoding::Json, TopicRole::Clickstream, &older).unwrap();
+    assert_eq!(ev.timestamp, 852_076_800_000);
+    let e = err(cdnow, TopicRole::Clickstream);
+    assert_eq!(
+        e.to_string(),
+        "timestamp 1997-01-01T00:00:00.000Z is before 2000-01-01T00:00:00.000Z, the earliest accepted (engine.earliest_event_time)"
+    );
 }
 
 #[test]

@@ -96,8 +96,8 @@ pub enum EventError {
     ScoreNotFinite(f64),
     #[error("timestamp `{0}` is neither RFC 3339 nor integer epoch milliseconds")]
     BadTimestamp(String),
-    #[error("timestamp {0} is before 2000-01-01T00:00:00Z")]
-    TimestampTooOld(String),
+    #[error("timestamp {timestamp} is before {earliest}, the earliest accepted (engine.earliest_event_time)")]
+    TimestampTooOld { timestamp: String, earliest: String },
     #[error(
         "timestamp {timestamp} is more than {max_ahead_hours} h ahead of the watermark {watermark}"
     )]
@@ -135,7 +135,7 @@ impl EventError {
             | Self::ScoreNotInteger { .. }
             | Self::ScoreNotFinite(_)
             | Self::BadTimestamp(_)
-            | Self::TimestampTooOld(_)
+            | Self::TimestampTooOld { .. }
             | Self::TimestampTooFarAhead { .. } => ErrorKind::Validation,
         }
     }

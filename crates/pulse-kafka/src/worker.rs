@@ -168,6 +168,7 @@ pub async fn run_worker(
         })?;
     tracing::info!(brokers = %kafka.brokers, group = %kafka.group_id, topics = %inputs.join(","), "Worker started.");
 
+    let earliest_event_time = spec.earliest_event_time;
     let ctx = Arc::new(TaskCtx {
         consumer: consumer.clone(),
         advertise: deps.advertise.clone(),
@@ -181,6 +182,7 @@ pub async fn run_worker(
         spec,
         limits: Limits {
             max_payload_bytes: worker.max_payload.0 as usize,
+            earliest_event_time,
             ..Limits::default()
         },
         input_encoding: kafka.input_encoding,

@@ -402,6 +402,14 @@ mod tests {
             e.problems[0].starts_with("worker.max_payload:") && e.problems[0].contains("unit"),
             "{e}"
         );
+        let f = file("[engine]\nearliest_event_time = \"the nineties\"\n");
+        let e = Config::load(Some(&f.path), env(&[])).unwrap_err();
+        assert!(
+            e.problems
+                .iter()
+                .any(|p| p.starts_with("engine.earliest_event_time:") && p.contains("the nineties")),
+            "{e}"
+        );
     }
 
     #[test]
