@@ -17,39 +17,62 @@ fn page_view(customer: &str, at: i64) -> Vec<u8> {
     .into_bytes()
 }
 
+/// A worker on an embedded cluster of its own, configured by `tune`, and a way to send it one
+/// page view for a customer, at an event time, on a partition of the clickstream.
+struct Worker {
+    running: Running,
+    producer: rdkafka::producer::FutureProducer,
+    topic: String,
+    // Dropped last: the cluster must outlive every client.
+    _cluster: pulse_kafka::EmbeddedCluster,
+}
+
+impl Worker {
+    async fn start(group: &str, tune: impl FnOnce(&mut pulse::Config)) -> Self {
+        let cluster = cluster();
+        let mut cfg = config(cluster.bootstrap_servers(), group);
+        tune(&mut cfg);
+        let topic = cfg.kafka.topics.clickstream.clone();
+        let running = Running::start(cfg).await.expect("pulse starts");
+        let producer = producer(running.brokers.as_str());
+        Self {
+            running,
+            producer,
+            topic,
+            _cluster: cluster,
+        }
+    }
+
+    async fn page_view(&self, customer: &str, partition: i32, at: i64) {
+        let value = page_view(customer, at);
+        send(
+            &self.producer,
+            &self.topic,
+            Some(customer),
+            partition,
+            Some(&value),
+            None,
+        )
+        .await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_a_live_partition_follows_the_wall_clock_when_idle() {
-    let cluster = cluster();
-    let mut cfg = config(cluster.bootstrap_servers(), "clock");
-    cfg.worker.idle_timeout = Duration::from_secs(1);
-    let lateness = i64::try_from(cfg.engine.allowed_lateness.as_millis()).unwrap();
-    let topic = cfg.kafka.topics.clickstream.clone();
-    let running = Running::start(cfg).await.expect("pulse starts");
-    let producer = producer(running.brokers.as_str());
+    let w = Worker::start("clock", |cfg| {
+        cfg.worker.idle_timeout = Duration::from_secs(1)
+    })
+    .await;
+    let shipped = pulse::Config::embedded_default().engine.allowed_lateness;
+    let lateness = i64::try_from(shipped.as_millis()).unwrap();
     let now = pulse_kafka::wall_clock_ms();
     // Partition 0: live traffic an hour old. Partition 1: a replay of last year's.
     let (live, history) = (now - 3_600_000, now - 365 * DAY);
-    send(
-        &producer,
-        &topic,
-        Some("a"),
-        0,
-        Some(&page_view("a", live)),
-        None,
-    )
-    .await;
-    send(
-        &producer,
-        &topic,
-        Some("b"),
-        1,
-        Some(&page_view("b", history)),
-        None,
-    )
-    .await;
+    w.page_view("a", 0, live).await;
+    w.page_view("b", 1, history).await;
 
     let watermark = |p: i32| {
-        running
+        w.running
             .state
             .watermarks()
             .into_iter()
@@ -72,39 +95,21 @@ async fn only_a_live_partition_follows_the_wall_clock_when_idle() {
     // ... and, idle just as long, the partition of last year's records stays where they left it.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(watermark(1), Some(history - lateness));
-    running.stop().await.expect("clean stop");
+    w.running.stop().await.expect("clean stop");
 }
 
 /// History older than 2000 (the CDNOW log starts in 1997) is replayed by moving
 /// `engine.earliest_event_time`; events before it are still rejected.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_earliest_accepted_event_time_is_a_setting() {
-    let cluster = cluster();
-    let mut cfg = config(cluster.bootstrap_servers(), "earliest");
-    cfg.engine.earliest_event_time = "1997-01-01".into();
-    let topic = cfg.kafka.topics.clickstream.clone();
-    let running = Running::start(cfg).await.expect("pulse starts");
-    let producer = producer(running.brokers.as_str());
+    let w = Worker::start("earliest", |cfg| {
+        cfg.engine.earliest_event_time = "1997-01-01".into();
+    })
+    .await;
     let (jan_1997, dec_1996) = (852_076_800_000, 852_076_800_000 - DAY);
-    send(
-        &producer,
-        &topic,
-        Some("a"),
-        0,
-        Some(&page_view("a", jan_1997)),
-        None,
-    )
-    .await;
-    send(
-        &producer,
-        &topic,
-        Some("b"),
-        1,
-        Some(&page_view("b", dec_1996)),
-        None,
-    )
-    .await;
-    let metrics = running.metrics.clone();
+    w.page_view("a", 0, jan_1997).await;
+    w.page_view("b", 1, dec_1996).await;
+    let metrics = w.running.metrics.clone();
     let rejected = || {
         metrics
             .dead_letters
@@ -115,11 +120,11 @@ async fn the_earliest_accepted_event_time_is_a_setting() {
         eventually(Duration::from_secs(30), || rejected() == 1).await,
         "the event of 1996 was not rejected"
     );
-    let held = |id: &str| running.state.profiles().iter().any(|(c, _)| c == id);
+    let held = |id: &str| w.running.state.profiles().iter().any(|(c, _)| c == id);
     assert!(
         eventually(Duration::from_secs(30), || held("a")).await,
         "the event of 1997 was not applied"
     );
     assert!(!held("b"));
-    running.stop().await.expect("clean stop");
+    w.running.stop().await.expect("clean stop");
 }
