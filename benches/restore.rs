@@ -53,7 +53,7 @@ fn fill(
         };
         for i in chunk {
             let (_, p) = &profiles[i % profiles.len()];
-            let (k, v) = encode_profile(&tag, &format!("c-{i:08}"), p);
+            let (k, v) = encode_profile(&tag, &format!("c-{i:08}"), p, &[]);
             send(&k, &v);
         }
         let (k, v) = encode_checkpoint(&Checkpoint {

@@ -52,20 +52,33 @@ pub fn decode<'a>(
     validate(raw, role, limits)
 }
 
-/// A record's event time, read without decoding the rest of it: what orders a partition
-/// task's inputs before each record is decoded in turn. `None` when there is none to read (the
-/// record will be dead-lettered when decoded).
-pub fn event_time(bytes: &[u8], encoding: Encoding) -> Option<Millis> {
+/// What a partition task reads of a record before decoding it: whose it is, which decides
+/// whether it must go round to the partition that owns the customer, and its event time, which
+/// orders the task's inputs.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Peeked<'a> {
+    pub customer_id: Option<Cow<'a, str>>,
+    pub timestamp: Option<Millis>,
+}
+
+/// The customer and event time of a record, read without decoding or validating the rest of
+/// it. Empty when there is nothing to read (the record will be dead-lettered when decoded).
+pub fn peek(bytes: &[u8], encoding: Encoding) -> Peeked<'_> {
     #[derive(Deserialize)]
-    struct OnlyTime<'a> {
+    struct Routing<'a> {
+        #[serde(borrow, default)]
+        customer_id: Option<Cow<'a, str>>,
         #[serde(borrow, default)]
         timestamp: Option<crate::wire::RawTimestamp<'a>>,
     }
-    let only: OnlyTime<'_> = match encoding {
-        Encoding::Json => serde_json::from_slice(bytes).ok()?,
-        Encoding::Msgpack => rmp_serde::from_slice(bytes).ok()?,
+    let routing: Option<Routing<'_>> = match encoding {
+        Encoding::Json => serde_json::from_slice(bytes).ok(),
+        Encoding::Msgpack => rmp_serde::from_slice(bytes).ok(),
     };
-    only.timestamp?.to_millis()
+    routing.map_or_else(Peeked::default, |r| Peeked {
+        customer_id: r.customer_id,
+        timestamp: r.timestamp.and_then(|t| t.to_millis()),
+    })
 }
 
 fn parse(bytes: &[u8], encoding: Encoding) -> Result<RawEvent<'_>, EventError> {

@@ -622,25 +622,35 @@ fn strings_borrow_from_the_record() {
 }
 
 #[test]
-fn the_event_time_is_read_without_the_rest() {
+fn the_customer_and_event_time_are_read_without_the_rest() {
     let json = br#"{"event_id":"e","customer_id":"c","type":"page_view","timestamp":"2026-01-01T00:00:01Z","url":"/"}"#;
-    assert_eq!(
-        crate::event_time(json, Encoding::Json),
-        Some(1_767_225_601_000)
-    );
+    let p = crate::peek(json, Encoding::Json);
+    assert_eq!(p.timestamp, Some(1_767_225_601_000));
+    assert_eq!(p.customer_id.as_deref(), Some("c"));
     let millis = br#"{"timestamp":1767225601000,"type":"anything"}"#;
+    let p = crate::peek(millis, Encoding::Json);
     assert_eq!(
-        crate::event_time(millis, Encoding::Json),
-        Some(1_767_225_601_000)
+        (p.timestamp, p.customer_id),
+        (Some(1_767_225_601_000), None)
     );
     let packed = rmp_serde::to_vec_named(&serde_json::json!({
         "type": "signup", "timestamp": 1_767_225_601_000_i64, "customer_id": "c"
     }))
     .unwrap();
+    let p = crate::peek(&packed, Encoding::Msgpack);
+    assert_eq!(p.timestamp, Some(1_767_225_601_000));
+    assert_eq!(p.customer_id.as_deref(), Some("c"));
+    assert_eq!(crate::peek(b"not json", Encoding::Json), Default::default());
     assert_eq!(
-        crate::event_time(&packed, Encoding::Msgpack),
-        Some(1_767_225_601_000)
+        crate::peek(br#"{"type":"x"}"#, Encoding::Json),
+        Default::default()
     );
-    assert_eq!(crate::event_time(b"not json", Encoding::Json), None);
-    assert_eq!(crate::event_time(br#"{"type":"x"}"#, Encoding::Json), None);
+    // A customer id of the wrong type reads as none; decoding dead-letters the record.
+    assert_eq!(
+        crate::peek(
+            br#"{"customer_id":7,"timestamp":1767225601000}"#,
+            Encoding::Json
+        ),
+        Default::default()
+    );
 }

@@ -12,7 +12,7 @@ mod output;
 pub mod time;
 mod wire;
 
-pub use decode::{decode, event_time, Limits};
+pub use decode::{decode, peek, Limits, Peeked};
 pub use encoding::Encoding;
 pub use error::{ErrorKind, EventError};
 pub use hash::{output_event_id, IdHasher};

@@ -145,6 +145,10 @@ pub struct WorkerConfig {
     /// others in the event-time merge of a task's inputs.
     #[serde(with = "humantime_serde")]
     pub max_hold: Duration,
+    /// Longest a partition that has said nothing of how far it is (its worker died, and the
+    /// partition has not moved yet) holds back the records of the partitions it forwards to.
+    #[serde(with = "humantime_serde")]
+    pub repartition_hold: Duration,
     /// Time allowed on shutdown to finish in-flight records, flush and commit.
     #[serde(with = "humantime_serde")]
     pub shutdown_deadline: Duration,

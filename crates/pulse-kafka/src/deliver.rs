@@ -3,15 +3,16 @@
 //! caller then stores the input offsets. Exactly-once: everything and the input offsets in one
 //! transaction, sent again whole after an abort.
 
+use crate::changelog::Offsets;
 use crate::outbox::{InFlight, Outbox};
 use crate::task::TaskCtx;
 use crate::txn::{Failure, Txn};
 use crate::KafkaError;
+use pulse_engine::Millis;
 use pulse_events::{EventError, OutputData, OutputEvent, OutputKind, TopicRole};
 use rdkafka::consumer::Consumer;
 use rdkafka::message::OwnedMessage;
 use rdkafka::producer::Producer;
-use rdkafka::{Message, Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -24,6 +25,17 @@ pub(crate) struct Forward {
     pub input: usize,
     pub role: TopicRole,
     pub customer: String,
+    /// Its key in the order its owner applies records in (`crate::align`).
+    pub order: Millis,
+}
+
+/// Markers telling every other partition how far this one has sequenced.
+pub(crate) struct Markers {
+    pub from: i32,
+    /// The partition count: markers go to every partition but `from`.
+    pub partitions: i32,
+    /// The least key of what this partition forwards from now on; `None`: caught up.
+    pub bound: Option<Millis>,
 }
 
 /// What one batch produces.
@@ -33,10 +45,14 @@ pub(crate) struct Products<'a> {
     pub inputs: &'a [OwnedMessage],
     pub rejected: &'a [(usize, EventError)],
     pub forwards: &'a [Forward],
+    /// Sent after the forwarded records, so a partition reads them after those.
+    pub markers: Option<Markers>,
     pub outputs: &'a [OutputEvent],
     pub changes: ChangelogBatch,
     /// The previous batch's checkpoint, deferred to travel with this batch's outputs.
     pub earlier: Option<Record>,
+    /// Exactly-once: the input offsets the transaction commits (the checkpoint's).
+    pub commit: Option<Offsets>,
 }
 
 /// A changelog record: key and value.
@@ -90,10 +106,11 @@ async fn acknowledged(ctx: &TaskCtx, outbox: &Outbox, p: &Products<'_>) -> bool 
     for f in p.forwards {
         first.push(
             outbox
-                .send_forward(&p.inputs[f.input], f.role, &f.customer)
+                .send_forward(&p.inputs[f.input], f.role, &f.customer, f.order)
                 .await,
         );
     }
+    first.extend(send_markers(outbox, p.markers.as_ref()).await);
     for o in p.outputs {
         first.push(outbox.send_output(o).await);
     }
@@ -126,18 +143,14 @@ async fn acknowledged(ctx: &TaskCtx, outbox: &Outbox, p: &Products<'_>) -> bool 
     outbox.settle(deletions, &ctx.stop).await
 }
 
-/// The next offset to read of every input topic in the batch: what its transaction commits.
-pub(crate) fn input_offsets(p: &Products<'_>) -> TopicPartitionList {
-    let mut highest: BTreeMap<&str, i64> = BTreeMap::new();
-    for m in p.inputs {
-        let e = highest.entry(m.topic()).or_insert(m.offset());
-        *e = (*e).max(m.offset());
+async fn send_markers(outbox: &Outbox, markers: Option<&Markers>) -> Vec<InFlight> {
+    let mut sent = Vec::new();
+    if let Some(m) = markers {
+        for to in (0..m.partitions).filter(|to| *to != m.from) {
+            sent.push(outbox.send_marker(to, m.from, m.bound).await);
+        }
     }
-    let mut tpl = TopicPartitionList::new();
-    for (topic, offset) in highest {
-        let _ = tpl.add_partition_offset(topic, p.partition, Offset::Offset(offset + 1));
-    }
-    tpl
+    sent
 }
 
 async fn transact(ctx: &TaskCtx, txn: &Txn, p: &Products<'_>) -> bool {
@@ -155,10 +168,11 @@ async fn transact(ctx: &TaskCtx, txn: &Txn, p: &Products<'_>) -> bool {
             for f in p.forwards {
                 drop(
                     txn.outbox
-                        .send_forward(&p.inputs[f.input], f.role, &f.customer)
+                        .send_forward(&p.inputs[f.input], f.role, &f.customer, f.order)
                         .await,
                 );
             }
+            drop(send_markers(&txn.outbox, p.markers.as_ref()).await);
             for o in p.outputs {
                 drop(txn.outbox.send_output(o).await);
             }
@@ -179,8 +193,11 @@ async fn transact(ctx: &TaskCtx, txn: &Txn, p: &Products<'_>) -> bool {
                 let _ = tokio::task::spawn_blocking(move || producer.flush(TIMEOUT)).await;
                 crate::failpoint::reached(crate::failpoint::BEFORE_COMMIT);
             }
-            txn.commit(input_offsets(p), ctx.consumer.group_metadata())
-                .await
+            let offsets = p
+                .commit
+                .map(|o| crate::task::offset_list(ctx, p.partition, o))
+                .unwrap_or_default();
+            txn.commit(offsets, ctx.consumer.group_metadata()).await
         }
         .await;
         let failure = match attempt {

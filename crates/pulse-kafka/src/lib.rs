@@ -3,6 +3,7 @@
 //! stores an input's offset only after everything it caused is acknowledged by the broker.
 //! Business rules live in `pulse-engine`; this crate moves records.
 
+mod align;
 mod changelog;
 pub mod clients;
 mod config;
@@ -12,11 +13,13 @@ mod deliver;
 mod embedded;
 mod error;
 mod failpoint;
+mod flow;
 mod gauges;
 mod log;
 mod merge;
 mod outbox;
 mod partitioner;
+mod sequence;
 mod state;
 mod task;
 mod tasks;

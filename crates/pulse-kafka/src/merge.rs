@@ -1,7 +1,8 @@
-//! Event-time order across a partition task's inputs. The clickstream, purchases, surveys and
-//! repartition topics' records reach a task in fetch order, which differs from run to run; the
-//! merger hands them on in event-time order, ties broken by input and then offset, so that what
-//! a task applies is a function of the input records alone.
+//! Event-time order across a partition task's own inputs. The clickstream, purchases and surveys
+//! topics' records reach a task in fetch order, which differs from run to run; the merger hands
+//! them on in event-time order, ties broken by input and then offset, so that the sequence a
+//! task takes them in ([`crate::sequence`]) is a function of the input records alone. (The
+//! records other partitions forward are ordered by [`crate::align`].)
 //!
 //! A record is held back while another input has nothing buffered but still has records on
 //! the broker, or records the consumer has polled that are still on their way to the task (it
@@ -13,7 +14,7 @@
 //! others back for at most `worker.max_hold`; past that the merger goes on without it (and
 //! counts it), so an input whose records stop arriving cannot stall the partition.
 
-use pulse_engine::{Millis, INPUTS};
+use pulse_engine::Millis;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -30,6 +31,8 @@ pub(crate) struct Held<T> {
     pub offset: i64,
     /// Its event time; records without one go in their input's order, at the time before them.
     pub ts: Millis,
+    /// Its own event time, if it has one.
+    pub read: Option<Millis>,
 }
 
 /// What the merger knows of one input.
@@ -67,7 +70,7 @@ enum Empty {
 
 #[derive(Debug)]
 pub(crate) struct Merger<T> {
-    inputs: [Input<T>; INPUTS],
+    inputs: Vec<Input<T>>,
     blocked_since: Option<Instant>,
     max_hold: Duration,
     /// Records released past a lagging input because the hold bound passed.
@@ -76,18 +79,21 @@ pub(crate) struct Merger<T> {
 
 impl<T> Merger<T> {
     /// `next`: per input, the next offset the task will read (-1: unknown yet).
-    pub fn new(max_hold: Duration, next: [i64; INPUTS]) -> Self {
-        let inputs = next.map(|n| Input {
-            queue: VecDeque::new(),
-            received: n,
-            last_arrival: None,
-            end: None,
-            position: -1,
-            dispatched: -1,
-            gap: None,
-            markers: false,
-            last_ts: Millis::MIN,
-        });
+    pub fn new(max_hold: Duration, next: &[i64]) -> Self {
+        let inputs = next
+            .iter()
+            .map(|n| Input {
+                queue: VecDeque::new(),
+                received: *n,
+                last_arrival: None,
+                end: None,
+                position: -1,
+                dispatched: -1,
+                gap: None,
+                markers: false,
+                last_ts: Millis::MIN,
+            })
+            .collect();
         Self {
             inputs,
             blocked_since: None,
@@ -98,6 +104,7 @@ impl<T> Merger<T> {
 
     pub fn push(&mut self, input: usize, offset: i64, ts: Option<Millis>, item: T, now: Instant) {
         let i = &mut self.inputs[input];
+        let read = ts;
         let ts = ts.unwrap_or(i.last_ts);
         i.last_ts = ts;
         // A record from before the restored position (re-delivered from an older commit) does
@@ -109,6 +116,7 @@ impl<T> Merger<T> {
             input,
             offset,
             ts,
+            read,
         });
     }
 
@@ -149,8 +157,9 @@ impl<T> Merger<T> {
     /// The empty inputs the next release waits on without knowing whether they are caught up:
     /// their end offsets should be looked up (a broker round trip) and given to
     /// [`Merger::set_end`].
-    pub fn to_look_up(&self, now: Instant) -> Vec<usize> {
-        if self.is_empty() {
+    /// `wanted`: look up even with nothing buffered (someone waits to know).
+    pub fn to_look_up(&self, now: Instant, wanted: bool) -> Vec<usize> {
+        if self.is_empty() && !wanted {
             return Vec::new();
         }
         self.unknown(now)
@@ -160,7 +169,7 @@ impl<T> Merger<T> {
 
     /// The empty inputs whose state is unknown.
     fn unknown(&self, now: Instant) -> impl Iterator<Item = usize> + '_ {
-        (0..INPUTS)
+        (0..self.inputs.len())
             .filter(|j| self.inputs[*j].queue.is_empty())
             .filter(move |j| self.empty_state(*j, now) == Empty::Unknown)
     }
@@ -187,7 +196,7 @@ impl<T> Merger<T> {
 
     /// The input whose next record comes first: by event time, then input, then offset.
     fn first(&self) -> Option<usize> {
-        (0..INPUTS)
+        (0..self.inputs.len())
             .filter_map(|i| {
                 let h = self.inputs[i].queue.front()?;
                 Some(((h.ts, h.input, h.offset), i))
@@ -212,7 +221,7 @@ impl<T> Merger<T> {
     pub fn release(&mut self, now: Instant, out: &mut Vec<Held<T>>) {
         loop {
             let Some(i) = self.first() else { return };
-            let waits = (0..INPUTS).any(|j| {
+            let waits = (0..self.inputs.len()).any(|j| {
                 j != i
                     && self.inputs[j].queue.is_empty()
                     && self.empty_state(j, now) != Empty::CaughtUp
@@ -232,14 +241,22 @@ impl<T> Merger<T> {
         }
     }
 
+    /// The task was away for `d` (delivering a batch): that time does not count as waiting,
+    /// since nothing could have been released meanwhile anyway.
+    pub fn away(&mut self, d: Duration) {
+        if let Some(s) = &mut self.blocked_since {
+            *s += d;
+        }
+    }
+
     /// When the merger will give up waiting on a lagging input, if it is waiting.
     pub fn deadline(&self) -> Option<Instant> {
         self.blocked_since.map(|s| s + self.max_hold)
     }
 
     /// When an input the merge waits on should be looked up again, if one is waited on.
-    pub fn next_look_up(&self, now: Instant) -> Option<Instant> {
-        if self.is_empty() {
+    pub fn next_look_up(&self, now: Instant, wanted: bool) -> Option<Instant> {
+        if self.is_empty() && !wanted {
             return None;
         }
         self.unknown(now).filter_map(|j| self.lookup_due(j)).min()
@@ -251,10 +268,11 @@ mod tests {
     use super::*;
 
     const HOLD: Duration = Duration::from_secs(5);
+    const INPUTS: usize = 4;
 
     /// A merger whose inputs were all looked up at `t` and found empty.
     fn settled(t: Instant) -> Merger<&'static str> {
-        let mut m = Merger::new(HOLD, [0, 0, 0, 0]);
+        let mut m = Merger::new(HOLD, &[0, 0, 0, 0]);
         for j in 0..INPUTS {
             m.set_end(j, 0, -1, -1, t);
         }
@@ -281,7 +299,7 @@ mod tests {
         ];
         let mut outs = Vec::new();
         for arrival in [[0, 1, 2, 3, 4], [2, 3, 0, 1, 4], [2, 0, 3, 1, 4]] {
-            let mut m = Merger::new(HOLD, [0, 0, 0, 0]);
+            let mut m = Merger::new(HOLD, &[0, 0, 0, 0]);
             for j in [2, 3] {
                 m.set_end(j, 0, -1, -1, t);
             }
@@ -308,7 +326,7 @@ mod tests {
     #[test]
     fn a_lagging_input_holds_the_others_back_until_the_bound() {
         let t = Instant::now();
-        let mut m = Merger::new(HOLD, [0, 0, 0, 0]);
+        let mut m = Merger::new(HOLD, &[0, 0, 0, 0]);
         for j in 1..INPUTS {
             m.set_end(j, 0, -1, -1, t);
         }
@@ -316,7 +334,7 @@ mod tests {
         m.push(0, 0, Some(100), "c", t);
         assert!(order(&mut m, t).is_empty());
         // It lags: its records are on their way, nothing to look up.
-        assert!(m.to_look_up(t).is_empty());
+        assert!(m.to_look_up(t, false).is_empty());
         assert!(order(&mut m, t + HOLD / 2).is_empty());
         assert_eq!(order(&mut m, t + HOLD), ["c"]);
         assert_eq!(m.forced, 1);
@@ -331,7 +349,7 @@ mod tests {
         m.push(0, 0, Some(10), "c", later);
         assert_eq!(order(&mut m, later), ["p"]);
         // Purchases is empty again, but it received a record after its end was looked up.
-        assert_eq!(m.to_look_up(later), vec![1]);
+        assert_eq!(m.to_look_up(later, false), vec![1]);
         m.set_end(1, 1, -1, -1, later);
         assert_eq!(order(&mut m, later), ["c"]);
     }
@@ -351,10 +369,10 @@ mod tests {
         m.set_end(1, 2, 2, 1, t1);
         // Once could be a record polled as the position was read.
         assert!(order(&mut m, t1).is_empty());
-        assert_eq!(m.next_look_up(t1), Some(t1 + LOOKUP_EVERY));
-        assert!(m.to_look_up(t1).is_empty());
+        assert_eq!(m.next_look_up(t1, false), Some(t1 + LOOKUP_EVERY));
+        assert!(m.to_look_up(t1, false).is_empty());
         let t2 = t1 + LOOKUP_EVERY;
-        assert_eq!(m.to_look_up(t2), vec![1]);
+        assert_eq!(m.to_look_up(t2, false), vec![1]);
         m.set_end(1, 2, 2, 1, t2);
         assert_eq!(order(&mut m, t2), ["c"]);
     }
@@ -381,7 +399,7 @@ mod tests {
     #[test]
     fn records_from_before_the_restored_position_do_not_move_it_back() {
         let t = Instant::now();
-        let mut m = Merger::new(HOLD, [10, 0, 0, 0]);
+        let mut m = Merger::new(HOLD, &[10, 0, 0, 0]);
         for j in 1..INPUTS {
             m.set_end(j, 0, -1, -1, t);
         }

@@ -24,6 +24,17 @@ pub(crate) const LABELS: [&str; 4] = ["output", "dead_letter", "repartition", CH
 /// `surveys`).
 pub(crate) const ROLE_HEADER: &str = "pulse.input";
 
+/// Header of a forwarded record: its key in the order its owner applies records in
+/// ([`crate::align`]), the forwarding partition's stream time before it, in milliseconds.
+pub(crate) const ORDER_HEADER: &str = "pulse.order";
+
+/// Header that makes a repartition record a marker: the partition that sent it. Its
+/// [`BOUND_HEADER`] says how far that partition has sequenced.
+pub(crate) const MARKER_HEADER: &str = "pulse.marker";
+pub(crate) const BOUND_HEADER: &str = "pulse.bound";
+/// [`BOUND_HEADER`] of a partition that is caught up.
+pub(crate) const CAUGHT_UP: &str = "caught-up";
+
 pub(crate) struct Outbox {
     pub producer: FutureProducer,
     pub topics: TopicNames,
@@ -168,9 +179,11 @@ impl Outbox {
         msg: &OwnedMessage,
         role: pulse_events::TopicRole,
         customer: &str,
+        order: pulse_engine::Millis,
     ) -> InFlight {
         use pulse_events::dead_letter::{SOURCE_OFFSET, SOURCE_PARTITION, SOURCE_TOPIC};
         let (partition, offset) = (msg.partition().to_string(), msg.offset().to_string());
+        let order = order.to_string();
         let headers = msg
             .headers()
             .cloned()
@@ -190,6 +203,10 @@ impl Outbox {
             .insert(Header {
                 key: SOURCE_OFFSET,
                 value: Some(&offset),
+            })
+            .insert(Header {
+                key: ORDER_HEADER,
+                value: Some(&order),
             });
         let delivery = self
             .send(
@@ -199,6 +216,42 @@ impl Outbox {
                 msg.payload(),
                 headers,
                 msg.timestamp().to_millis(),
+            )
+            .await;
+        InFlight {
+            delivery,
+            label: "repartition",
+        }
+    }
+
+    /// A marker to partition `to` of the repartition topic: partition `from` has sequenced up
+    /// to `bound` (a key; `None`: it is caught up). It goes after the records it forwarded
+    /// there, through the same producer, so it is read after them.
+    pub async fn send_marker(
+        &self,
+        to: i32,
+        from: i32,
+        bound: Option<pulse_engine::Millis>,
+    ) -> InFlight {
+        let from = from.to_string();
+        let bound = bound.map_or_else(|| CAUGHT_UP.to_owned(), |b| b.to_string());
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: MARKER_HEADER,
+                value: Some(&from),
+            })
+            .insert(Header {
+                key: BOUND_HEADER,
+                value: Some(&bound),
+            });
+        let delivery = self
+            .send(
+                &self.topics.repartition,
+                Some(to),
+                None,
+                None,
+                headers,
+                None,
             )
             .await;
         InFlight {

@@ -1,21 +1,25 @@
 //! One partition task: it owns the processing of one partition number across the input
 //! topics. It first restores the partition's state from the changelog and claims the partition
-//! there with a checkpoint of a new generation, then per batch: decode and apply under the
-//! partition lock (no `.await` inside), produce outputs, dead letters, the changed profiles and
-//! a checkpoint, wait for every acknowledgement, then store the input offsets.
+//! there with a checkpoint of a new generation. Then its own inputs' records are merged,
+//! sequenced and forwarded or queued ([`crate::flow`]), and per batch it applies what the
+//! order of own and forwarded records lets through, under the partition lock (no `.await`
+//! inside); it produces the forwards, outputs, dead letters, markers, the changed profiles and
+//! a checkpoint, waits for every acknowledgement, then stores the input offsets.
 
-use crate::changelog::{self, BatchTag, Checkpoint, ForwardedFrom, Offsets, REPARTITION};
+use crate::align::Next;
+use crate::changelog::{self, Applied, BatchTag, Checkpoint, ForwardedFrom, Offsets, REPARTITION};
 use crate::config::{Delivery, OffsetReset, TopicNames, WorkerConfig};
 use crate::context::PulseContext;
-use crate::deliver::{deliver, ChangelogBatch, Forward, Products, Record};
-use crate::merge::{Held, Merger};
-use crate::outbox::Outbox;
+use crate::deliver::{deliver, ChangelogBatch, Forward, Markers, Products, Record};
+use crate::flow::{Entry, Fetched, Flow, Item, Routed};
+use crate::outbox::{Outbox, MARKER_HEADER, ORDER_HEADER};
+use crate::sequence::{Cut, DIRECT};
 use crate::state::{lock, StateRegistry};
-use crate::tasks::{Dispatched, Fetched};
+use crate::tasks::{Dispatched, Lane, Queues};
 use crate::txn::Txn;
 use crate::wall_clock_ms;
 use crate::KafkaError;
-use pulse_engine::{EngineSpec, ForwardSource, Partition, Source, INPUTS};
+use pulse_engine::{EngineSpec, ForwardSource, Millis, Partition, Source, INPUTS};
 use pulse_events::{decode, Encoding, EventError, Limits, TopicRole};
 use pulse_telemetry::{Health, Metrics};
 use rdkafka::config::ClientConfig;
@@ -25,7 +29,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 /// What every partition task shares.
 pub(crate) struct TaskCtx {
@@ -52,6 +56,9 @@ pub(crate) struct TaskCtx {
     pub stop: watch::Receiver<bool>,
     /// Set when a partition task or a client met an error that must stop the worker.
     pub fatal: crate::clients::Fatal,
+    /// The producers' partitioner (`kafka.partitioner`): a record keyed by something other
+    /// than its customer is forwarded only if its customer lives in another partition.
+    pub partitioner: String,
 }
 
 impl TaskCtx {
@@ -80,13 +87,21 @@ struct Position {
     /// Per source of forwarded records, the next original offset expected: one below it is a
     /// repeat.
     forwarded_next: HashMap<ForwardSource, i64>,
+    /// Customers restored from a batch whose checkpoint was lost, with what that batch applied
+    /// to them of forwarded records: per source, the next original offset their state expects.
+    ahead_forwarded: HashMap<String, Vec<Applied>>,
+    /// The stream time at `next`, where the keys of the order resume.
+    sequenced: Millis,
+    /// What this batch applied of forwarded records, per customer: written with its profile.
+    applied_forwarded: HashMap<String, Vec<Applied>>,
 }
 
-/// Runs until the sender side closes (shutdown or the worker stopping) and the queue is
-/// drained. The caller has counted this partition as restoring.
+/// Runs until the sender side closes (a revoke, shutdown or the worker stopping). What it
+/// holds unapplied then is read again by the partition's next owner. The caller has counted
+/// this partition as restoring.
 pub(crate) async fn run(
     partition: i32,
-    mut rx: mpsc::Receiver<Fetched>,
+    queues: Queues,
     dispatched: Dispatched,
     ctx: Arc<TaskCtx>,
     // Dropped when this task returns, which tells a waiting revoke that it has drained.
@@ -127,121 +142,168 @@ pub(crate) async fn run(
     let mut last_input = [Instant::now(); INPUTS];
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut merger: Merger<Fetched> = Merger::new(ctx.worker.max_hold, pos.next);
     let live_within = i64::try_from(ctx.worker.live_within.as_millis()).unwrap_or(i64::MAX);
-    // Records the merge held back longer than this many at once are released regardless.
+    // Own records buffered beyond this many in the merge, or in the order, pause their fetching.
     let cap = ctx.worker.queue_capacity.max(ctx.worker.max_batch) * 4;
-    let mut ready: Vec<Held<Fetched>> = Vec::new();
-    let mut batch: Vec<OwnedMessage> = Vec::with_capacity(ctx.worker.max_batch);
-    let mut arrived: Vec<Instant> = Vec::with_capacity(ctx.worker.max_batch);
+    let mut direct = [0; DIRECT];
+    direct.copy_from_slice(&pos.next[..DIRECT]);
+    let mut flow = Flow::new(
+        partition,
+        ctx.state.input_partitions(),
+        Cut {
+            key: pos.sequenced,
+            next: direct,
+        },
+        pos.next[REPARTITION],
+        ctx.worker.max_hold,
+        ctx.worker.repartition_hold,
+        cap,
+        ctx.spec.max_future_skew,
+    );
+    let [mut own_rx, mut forwarded_rx] = queues;
     loop {
-        // Wake for the hold bound, or to look an awaited input up again.
-        let hold = [merger.deadline(), merger.next_look_up(Instant::now())]
-            .into_iter()
-            .flatten()
-            .min();
+        let wake = flow.wake(Instant::now(), wall_clock_ms());
         tokio::select! {
-            m = rx.recv() => {
+            m = own_rx.recv(), if flow.wants_own() => {
                 let Some(first) = m else { break };
-                receive(&ctx, &mut merger, first, &mut last_input);
-                while merger.len() < cap {
-                    match rx.try_recv() {
-                        Ok(f) => receive(&ctx, &mut merger, f, &mut last_input),
+                receive(&ctx, &mut flow, first, &mut last_input);
+                while flow.wants_own() {
+                    match own_rx.try_recv() {
+                        Ok(f) => receive(&ctx, &mut flow, f, &mut last_input),
                         Err(_) => break,
                     }
                 }
             }
-            _ = tokio::time::sleep_until(hold.unwrap_or_else(Instant::now).into()), if hold.is_some() => {}
+            m = forwarded_rx.recv() => {
+                let Some(first) = m else { break };
+                receive(&ctx, &mut flow, first, &mut last_input);
+                while let Ok(f) = forwarded_rx.try_recv() {
+                    receive(&ctx, &mut flow, f, &mut last_input);
+                }
+            }
+            _ = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now).into()), if wake.is_some() => {}
             _ = tick.tick() => {
-                let all: Vec<usize> = (0..INPUTS).collect();
+                let all: Vec<usize> = (0..DIRECT).collect();
                 let quiet = last_input.iter().all(|t| t.elapsed() >= ctx.worker.idle_timeout);
-                if quiet && merger.is_empty() && lock(&state).is_live(wall_clock_ms(), live_within) {
-                    // Idle means caught up too: an input with records on the broker (a replay,
-                    // a backfill) is never idle, however long since its last record.
-                    look_up(&ctx, &mut merger, &dispatched, pos.partition, &all).await;
-                    let now = Instant::now();
-                    if all.iter().all(|i| merger.caught_up(*i, now)) && !idle(&state, &ctx, txn.as_ref(), &mut pos).await {
-                        return;
-                    }
+                if flow.merger.is_empty() && flow.bound(Instant::now()).is_some() {
+                    // Nothing to sequence: whether it is caught up is what its markers say,
+                    // and what idleness needs.
+                    look_up(&ctx, &mut flow, &dispatched, pos.partition, &all).await;
+                }
+                // Idle means caught up too: an input with records on the broker (a replay, a
+                // backfill) is never idle, however long since its last record.
+                let caught_up = flow.bound(Instant::now()).is_none();
+                if quiet && caught_up && flow.is_empty() && lock(&state).is_live(wall_clock_ms(), live_within) && !idle(&state, &ctx, txn.as_ref(), &mut pos).await {
+                    return;
                 }
                 if !write_deferred(&ctx, &mut pos).await {
                     return;
                 }
             }
         }
-        let waiting = merger.to_look_up(Instant::now());
+        let now = Instant::now();
+        let waiting = flow.merger.to_look_up(now, flow.wants_look_up());
         if !waiting.is_empty() {
-            look_up(&ctx, &mut merger, &dispatched, pos.partition, &waiting).await;
+            look_up(&ctx, &mut flow, &dispatched, pos.partition, &waiting).await;
         }
-        let forced = merger.forced;
-        merger.release(Instant::now(), &mut ready);
-        merger.release_over(cap, &mut ready);
-        ctx.metrics.merge_forced.inc_by(merger.forced - forced);
-        let released = std::mem::take(&mut ready);
-        let last = released.len();
-        for (n, h) in released.into_iter().enumerate() {
-            let (m, at) = h.item;
-            batch.push(m);
-            arrived.push(at);
-            if batch.len() < ctx.worker.max_batch && n + 1 < last {
-                continue;
+        loop {
+            let forced = flow.sequence(Instant::now(), wall_clock_ms());
+            if forced > 0 {
+                tracing::warn!(partition, records = forced, "An own input lagged longer than worker.max_hold; the merge went on without it, so the order of these records depends on timing.");
             }
-            let mut done = 0;
-            while done < batch.len() {
-                match process(&batch[done..], &state, &ctx, txn.as_ref(), &mut pos).await {
-                    Some(n) => done += n,
-                    None => {
-                        tracing::warn!(partition, "Stopping with outputs unacknowledged; their inputs will be processed again.");
-                        return;
-                    }
+            ctx.metrics.merge_forced.inc_by(forced);
+            let began = Instant::now();
+            let stepped = step(&state, &ctx, txn.as_ref(), &mut pos, &mut flow).await;
+            flow.away(began.elapsed());
+            match stepped {
+                Some(true) => {}
+                Some(false) => break,
+                None => {
+                    tracing::warn!(partition, "Stopping with outputs unacknowledged; their inputs will be processed again.");
+                    return;
                 }
             }
-            // Everything the batch caused is acknowledged now.
-            let waited: Vec<f64> = arrived.iter().map(|t| t.elapsed().as_secs_f64()).collect();
-            ctx.metrics.latency.record(&waited);
-            batch.clear();
-            arrived.clear();
-            // Take what arrived meanwhile, so the consumer loop is not parked on this queue
-            // while other partitions wait for their records behind it. The records released
-            // already keep their place: anything that arrives comes after its input's head.
-            while merger.len() < cap {
-                match rx.try_recv() {
-                    Ok(f) => receive(&ctx, &mut merger, f, &mut last_input),
+            // Take what arrived meanwhile, so the consumer loop is not parked on these queues
+            // while other partitions wait for their records behind them. What was sequenced
+            // already keeps its place: anything that arrives comes after its input's head.
+            while flow.wants_own() {
+                match own_rx.try_recv() {
+                    Ok(f) => receive(&ctx, &mut flow, f, &mut last_input),
                     Err(_) => break,
                 }
             }
+            while let Ok(f) = forwarded_rx.try_recv() {
+                receive(&ctx, &mut flow, f, &mut last_input);
+            }
         }
     }
-    // Drained: what was applied is acknowledged; its checkpoint must be too before the
+    // Stopped: what was applied is acknowledged; its checkpoint must be too before the
     // partition moves (or the worker stops), so the next owner resumes there.
     write_deferred(&ctx, &mut pos).await;
 }
 
-/// Hands a fetched record to the event-time merge.
-fn receive(
-    ctx: &TaskCtx,
-    merger: &mut Merger<Fetched>,
-    (m, at): Fetched,
-    last_input: &mut [Instant; INPUTS],
-) {
-    let Some((_, index)) = input_of(ctx, &m) else {
+/// Hands a fetched record to the flow: one of the task's own to the event-time merge, with
+/// where it goes; a marker to the order; a forwarded record to wait its turn there.
+fn receive(ctx: &TaskCtx, flow: &mut Flow, fetched: Fetched, last_input: &mut [Instant; INPUTS]) {
+    let m = &fetched.0;
+    let Some((role, index)) = input_of(ctx, m) else {
         return;
     };
     let now = Instant::now();
     last_input[index] = now;
-    let encoding = crate::dead_letter::content_type(&m).unwrap_or(ctx.input_encoding);
-    let ts = m
+    if index == REPARTITION {
+        let header = |k| crate::dead_letter::header(m, k);
+        let from = |k| header(k).and_then(|p: &str| p.parse::<i32>().ok());
+        let offset = m.offset();
+        if header(MARKER_HEADER).is_some() {
+            let bound = crate::flow::bound_of(header(crate::outbox::BOUND_HEADER));
+            if let (Some(source), Some(bound)) = (from(MARKER_HEADER), bound) {
+                flow.aligner.mark(source, bound, offset);
+            }
+            return;
+        }
+        // A record forwarded without a key (by a Pulse that did not write one) comes as soon
+        // as it can; one without its source is this partition's, which nobody waits for.
+        let key = header(ORDER_HEADER)
+            .and_then(|k| k.parse().ok())
+            .unwrap_or(Millis::MIN);
+        let source = from(pulse_events::dead_letter::SOURCE_PARTITION).unwrap_or(flow.partition());
+        let item = Item {
+            entry: Entry::Record(fetched),
+            cut: [-1; DIRECT],
+        };
+        flow.aligner.push_forwarded(source, key, offset, item);
+        return;
+    }
+    let encoding = crate::dead_letter::content_type(m).unwrap_or(ctx.input_encoding);
+    let peeked = m
         .payload()
-        .and_then(|p| pulse_events::event_time(p, encoding));
-    merger.push(index, m.offset(), ts, (m, at), now);
+        .map(|p| pulse_events::peek(p, encoding))
+        .unwrap_or_default();
+    let forward = peeked
+        .customer_id
+        .filter(|c| m.key() != Some(c.as_bytes()))
+        .filter(|c| {
+            // Keyed by something else, but in the customer's partition all the same.
+            let home = crate::partition_for(c.as_bytes(), flow.partitions(), &ctx.partitioner);
+            home != Some(flow.partition())
+        })
+        .map(|c| c.into_owned());
+    let (ts, offset) = (peeked.timestamp, m.offset());
+    let routed = Routed {
+        fetched,
+        role,
+        forward,
+    };
+    flow.merger.push(index, offset, ts, routed, now);
 }
 
 /// Looks up, for the merge, the broker's end offset and the consumer's position of `which`
-/// inputs of the partition, and what the consumer loop has taken for this task since. An input
-/// that cannot be looked up stays unknown, and waits.
+/// own inputs of the partition, and what the consumer loop has taken for this task since. An
+/// input that cannot be looked up stays unknown, and waits.
 async fn look_up(
     ctx: &TaskCtx,
-    merger: &mut Merger<Fetched>,
+    flow: &mut Flow,
     dispatched: &Dispatched,
     partition: i32,
     which: &[usize],
@@ -280,7 +342,7 @@ async fn look_up(
     .unwrap_or_default();
     for (i, end, reached) in found {
         let taken = dispatched[i].load(std::sync::atomic::Ordering::SeqCst);
-        merger.set_end(i, end, reached, taken, at);
+        flow.merger.set_end(i, end, reached, taken, at);
     }
 }
 
@@ -313,16 +375,22 @@ fn inputs(ctx: &TaskCtx) -> impl Iterator<Item = (&str, usize)> {
 /// Stores `offsets` for the group to commit (at-least-once): the position of a checkpoint
 /// that is durable, so a commit never runs ahead of what a restore would resume from.
 fn store(ctx: &TaskCtx, partition: i32, offsets: Offsets) {
+    let tpl = offset_list(ctx, partition, offsets);
+    if let Err(e) = ctx.consumer.store_offsets(&tpl) {
+        // The partition was revoked meanwhile: its new owner re-reads from the last commit.
+        tracing::debug!(error = %e, partition, "Offsets not stored.");
+    }
+}
+
+/// `offsets` as the input topics' positions of `partition` (those known).
+pub(crate) fn offset_list(ctx: &TaskCtx, partition: i32, offsets: Offsets) -> TopicPartitionList {
     let mut tpl = TopicPartitionList::new();
     for (topic, index) in inputs(ctx) {
         if offsets[index] >= 0 {
             let _ = tpl.add_partition_offset(topic, partition, Offset::Offset(offsets[index]));
         }
     }
-    if let Err(e) = ctx.consumer.store_offsets(&tpl) {
-        // The partition was revoked meanwhile: its new owner re-reads from the last commit.
-        tracing::debug!(error = %e, partition, "Offsets not stored.");
-    }
+    tpl
 }
 
 /// Delivers a batch and records what it made durable: with a deferred checkpoint, the
@@ -392,6 +460,13 @@ async fn restore(partition: i32, ctx: &Arc<TaskCtx>) -> Option<(Position, bool)>
                 m.restored_profiles.inc_by(profiles as u64);
                 m.restored_bytes.inc_by(c.bytes);
                 m.restore_seconds.observe(r.seconds);
+                // A checkpoint written before the order's keys were: the restored frontiers
+                // stand in for the stream time.
+                let sequenced = c
+                    .checkpoint
+                    .sequenced
+                    .or_else(|| r.partition.newest())
+                    .unwrap_or(Millis::MIN);
                 ctx.state.replace(partition, r.partition);
                 let pos = Position {
                     partition,
@@ -407,6 +482,9 @@ async fn restore(partition: i32, ctx: &Arc<TaskCtx>) -> Option<(Position, bool)>
                         .iter()
                         .map(|f| (f.source, f.next))
                         .collect(),
+                    ahead_forwarded: c.ahead_forwarded,
+                    sequenced,
+                    applied_forwarded: HashMap::new(),
                 };
                 return Some((pos, c.migrate));
             }
@@ -437,7 +515,7 @@ async fn claim(
         if migrate {
             batch.profiles = p
                 .profiles()
-                .map(|(c, profile)| changelog::encode_profile(&tag, c, profile))
+                .map(|(c, profile)| changelog::encode_profile(&tag, c, profile, &[]))
                 .collect();
         }
         batch.obsolete = std::mem::take(&mut pos.obsolete);
@@ -448,9 +526,11 @@ async fn claim(
         inputs: &[],
         rejected: &[],
         forwards: &[],
+        markers: None,
         outputs: &[],
         changes,
         earlier: None,
+        commit: None,
     };
     deliver(ctx, txn, &products).await
 }
@@ -529,9 +609,11 @@ async fn idle(
                 inputs: &[],
                 rejected: &[],
                 forwards: &[],
+                markers: None,
                 outputs: &outputs,
                 changes,
                 earlier: None,
+                commit: None,
             };
             deliver_batch(ctx, txn, pos, products).await
         }
@@ -557,7 +639,11 @@ fn changelog_records(
     let tag = tag_of(pos);
     pos.batch += 1;
     let mut profiles = Vec::with_capacity(p.changed());
-    p.drain_changes(|c, profile| profiles.push(changelog::encode_profile(&tag, c, profile)));
+    let applied = std::mem::take(&mut pos.applied_forwarded);
+    p.drain_changes(|c, profile| {
+        let forwarded = applied.get(c).map_or(&[][..], Vec::as_slice);
+        profiles.push(changelog::encode_profile(&tag, c, profile, forwarded));
+    });
     let population = p.population();
     let mut forwarded: BTreeMap<ForwardSource, ForwardedFrom> = BTreeMap::new();
     for (source, next) in &pos.forwarded_next {
@@ -585,6 +671,7 @@ fn changelog_records(
         next_refresh: population.next_refresh,
         owner: owner.map(str::to_owned),
         forwarded: forwarded.into_values().collect(),
+        sequenced: Some(pos.sequenced),
     });
     ChangelogBatch {
         profiles,
@@ -605,14 +692,13 @@ fn report_watermark(partition: i32, state: &Mutex<Partition>, ctx: &TaskCtx) {
     }
 }
 
-/// Which input a record came from, and its slot in [`Offsets`]. A forwarded record names its
-/// original input in a header; one without a usable header is treated as clickstream, whose
-/// validation then dead-letters what does not belong there.
-/// Pauses or resumes fetching partition `p` of every input.
-pub(crate) fn set_fetching(ctx: &TaskCtx, p: i32, on: bool) {
+/// Pauses or resumes fetching partition `p` of the topics of one lane.
+pub(crate) fn set_fetching(ctx: &TaskCtx, p: i32, lane: Lane, on: bool) {
     let mut tpl = TopicPartitionList::new();
-    for (topic, _) in inputs(ctx) {
-        tpl.add_partition(topic, p);
+    for (topic, index) in inputs(ctx) {
+        if (index == REPARTITION) == (lane == Lane::Forwarded) {
+            tpl.add_partition(topic, p);
+        }
     }
     let done = if on {
         ctx.consumer.resume(&tpl)
@@ -633,6 +719,9 @@ pub(crate) fn input_index(topics: &TopicNames, topic: &str) -> Option<usize> {
     topics.role_of(topic).map(|r| r.index())
 }
 
+/// Which input a record came from, and its slot in [`Offsets`]. A forwarded record names its
+/// original input in a header; one without a usable header is treated as clickstream, whose
+/// validation then dead-letters what does not belong there.
 fn input_of(ctx: &TaskCtx, m: &OwnedMessage) -> Option<(TopicRole, usize)> {
     if m.topic() == ctx.topics.repartition {
         let named = crate::dead_letter::header(m, crate::outbox::ROLE_HEADER);
@@ -645,151 +734,244 @@ fn input_of(ctx: &TaskCtx, m: &OwnedMessage) -> Option<(TopicRole, usize)> {
     ctx.topics.role_of(m.topic()).map(|r| (r, r.index()))
 }
 
-/// Processes the records of `batch` up to the first that ends a batch (an RFM refresh), and
-/// returns how many it took. `None` if the worker must stop without storing their offsets.
-async fn process(
-    batch: &[OwnedMessage],
+/// What one batch applied and rejected, and what it counts.
+#[derive(Default)]
+struct Batch {
+    /// The forwarded records first, then those applied (or rejected) in order.
+    inputs: Vec<OwnedMessage>,
+    arrived: Vec<Instant>,
+    forwards: Vec<Forward>,
+    rejected: Vec<(usize, EventError)>,
+    outputs: Vec<pulse_events::OutputEvent>,
+    by_type: BTreeMap<&'static str, u64>,
+    by_topic: BTreeMap<&'static str, u64>,
+    skipped: u64,
+    applied: usize,
+}
+
+/// One batch: the records sequenced for forwarding since the last, and up to `max_batch`
+/// records the order lets through, applied, up to the first that ends a batch (an RFM
+/// refresh); delivered with the markers due. `Some(false)`: nothing to do now; `None`: the
+/// worker must stop without storing the offsets.
+async fn step(
     state: &Mutex<Partition>,
     ctx: &TaskCtx,
     txn: Option<&Txn>,
     pos: &mut Position,
-) -> Option<usize> {
+    flow: &mut Flow,
+) -> Option<bool> {
     let started = Instant::now();
     let now = wall_clock_ms();
-    let mut outputs = Vec::new();
-    let mut rejected: Vec<(usize, EventError)> = Vec::new();
-    let mut forwards: Vec<Forward> = Vec::new();
-    let mut by_type: BTreeMap<&'static str, u64> = BTreeMap::new();
-    let mut by_topic: BTreeMap<&'static str, u64> = BTreeMap::new();
-    let mut skipped = 0u64;
-    let mut taken = batch.len();
+    let mut b = Batch::default();
+    for f in flow.forwards.drain(..) {
+        *b.by_topic.entry(f.role.as_str()).or_default() += 1;
+        b.forwards.push(Forward {
+            input: b.inputs.len(),
+            role: f.role,
+            customer: f.customer,
+            order: f.order,
+        });
+        b.inputs.push(f.fetched.0);
+    }
+    b.skipped = std::mem::take(&mut flow.skipped);
+    let markers = flow.markers_due(Instant::now(), now);
     let changes = {
         let mut p = lock(state);
         crate::failpoint::panics(crate::failpoint::PANIC_IN_BATCH);
-        for (i, m) in batch.iter().enumerate() {
-            let Some((role, index)) = input_of(ctx, m) else {
-                continue;
+        while b.applied < ctx.worker.max_batch {
+            let (item, forwarded) = match flow.next(Instant::now(), now) {
+                Next::Own(k) => (k.item, false),
+                Next::Forwarded(k) => (k.item, true),
+                Next::WaitOwn | Next::WaitSource | Next::Empty => break,
             };
-            let label = if index == REPARTITION {
-                "repartition"
-            } else {
-                role.as_str()
-            };
-            *by_topic.entry(label).or_default() += 1;
-            let next = &mut pos.next[index];
-            if m.offset() < *next {
-                // Already reflected in the restored state: applying it again would count it twice.
-                skipped += 1;
-                continue;
-            }
-            *next = m.offset() + 1;
-            // A forwarded record is named, judged and counted by its original coordinates.
-            let from = crate::dead_letter::forwarded_from(&ctx.topics.repartition, m);
-            if let Some(f) = from {
-                let mark = pos
-                    .forwarded_next
-                    .entry((role.index() as u8, f.partition))
-                    .or_insert(-1);
-                if f.offset < *mark {
-                    // Forwarded again by a source that replayed it after a crash.
-                    skipped += 1;
-                    continue;
-                }
-                *mark = f.offset + 1;
-            }
-            let from = from.unwrap_or_else(|| crate::dead_letter::own(m));
-            let encoding = crate::dead_letter::content_type(m).unwrap_or(ctx.input_encoding);
-            let payload = m.payload().unwrap_or_default();
-            let src = Source {
-                role,
-                forwarded: index == REPARTITION,
-                topic: from.topic,
-                partition: from.partition,
-                offset: from.offset,
-            };
-            let applied = decode(payload, encoding, role, &ctx.limits).and_then(|ev| {
-                // Keyed by something other than the customer (a session, nothing): the record
-                // may sit in another customer's partition, so it goes round through the
-                // repartition topic, keyed by customer, to the partition that owns the state.
-                if index != REPARTITION && m.key() != Some(ev.customer_id.as_bytes()) {
-                    forwards.push(Forward {
-                        input: i,
-                        role,
-                        customer: ev.customer_id.clone().into_owned(),
-                    });
-                    p.passed_on(ev.timestamp, &src, now, &mut outputs);
-                    return Ok(None);
-                }
-                let applied_before = pos
-                    .ahead
-                    .get(ev.customer_id.as_ref())
-                    .is_some_and(|o| m.offset() < o[index]);
-                if applied_before {
-                    skipped += 1;
-                    return p
-                        .already_applied(ev.timestamp, &src, now, &mut outputs)
-                        .map(|()| None);
-                }
-                p.apply(&ev, &src, now, &mut outputs)
-                    .map(|()| Some(ev.body.type_label()))
-            });
-            match applied {
-                Ok(Some(label)) => *by_type.entry(label).or_default() += 1,
-                Ok(None) => {}
-                Err(e) => rejected.push((i, e)),
-            }
+            b.applied += 1;
+            apply(&mut p, ctx, pos, item.entry, forwarded, now, &mut b);
             if p.take_refreshed() {
-                taken = i + 1;
                 break;
             }
         }
+        if b.applied == 0 && b.forwards.is_empty() && markers.is_none() {
+            return Some(false);
+        }
+        let cut = flow.cut();
+        pos.next[..DIRECT].copy_from_slice(&cut.next);
+        pos.next[REPARTITION] = flow.aligner.resume();
+        pos.sequenced = cut.key;
         let next = pos.next;
         pos.ahead
-            .retain(|_, o| o.iter().zip(next).any(|(o, n)| *o > n));
+            .retain(|_, o| o[..DIRECT].iter().zip(next).any(|(o, n)| *o > n));
+        let expected = &pos.forwarded_next;
+        pos.ahead_forwarded.retain(|_, applied| {
+            applied
+                .iter()
+                .any(|(s, n)| expected.get(s).is_none_or(|e| n > e))
+        });
         changelog_records(&mut p, pos, ctx.advertise.as_deref(), txn.is_none())
     };
-    let batch = &batch[..taken];
     let products = Products {
         partition: pos.partition,
-        inputs: batch,
-        rejected: &rejected,
-        forwards: &forwards,
-        outputs: &outputs,
+        inputs: &b.inputs,
+        rejected: &b.rejected,
+        forwards: &b.forwards,
+        markers: markers.map(|bound| Markers {
+            from: pos.partition,
+            partitions: flow.partitions(),
+            bound,
+        }),
+        outputs: &b.outputs,
         changes,
         earlier: None,
+        commit: Some(pos.next),
     };
     if !deliver_batch(ctx, txn, pos, products).await {
         return None;
+    }
+    if let Some(bound) = markers {
+        flow.marked(bound, Instant::now());
     }
     tracing::debug!(
         partition = pos.partition,
         generation = pos.generation,
         batch = pos.batch,
-        records = batch.len(),
-        first = batch.first().map(|m| m.offset()),
-        last = batch.last().map(|m| m.offset()),
+        applied = b.applied,
+        forwarded = b.forwards.len(),
         next = ?pos.next,
         "Batch acknowledged."
     );
+    // Everything the batch caused is acknowledged now.
+    let waited: Vec<f64> = b
+        .arrived
+        .iter()
+        .map(|t| t.elapsed().as_secs_f64())
+        .collect();
     let m = &ctx.metrics;
-    for (t, n) in by_topic {
+    m.latency.record(&waited);
+    for (t, n) in b.by_topic {
         m.input_records.with_label_values(&[t]).inc_by(n);
     }
-    for (t, n) in by_type {
+    for (t, n) in b.by_type {
         m.input_events.with_label_values(&[t]).inc_by(n);
     }
-    for (_, e) in &rejected {
+    for (_, e) in &b.rejected {
         m.dead_letters.with_label_values(&[e.kind().as_str()]).inc();
         if e.kind() == pulse_events::ErrorKind::Late {
             m.late_records.inc();
         }
     }
-    m.skipped_records.inc_by(skipped);
-    m.repartitioned_records.inc_by(forwards.len() as u64);
-    m.batch_size.observe(batch.len() as f64);
+    m.skipped_records.inc_by(b.skipped);
+    m.repartitioned_records.inc_by(b.forwards.len() as u64);
+    let forced = std::mem::take(&mut flow.aligner.forced);
+    if forced > 0 {
+        tracing::warn!(partition = pos.partition, records = forced, "A partition that may forward records here said nothing for worker.repartition_hold; the order went on without it, so the order of these records depends on timing.");
+    }
+    m.merge_forced.inc_by(forced);
+    m.batch_size.observe(b.applied as f64);
     m.processing_seconds
         .with_label_values(&["batch"])
         .observe(started.elapsed().as_secs_f64());
     report_watermark(pos.partition, state, ctx);
-    Some(taken)
+    Some(true)
+}
+
+/// Applies one entry the order let through.
+fn apply(
+    p: &mut Partition,
+    ctx: &TaskCtx,
+    pos: &mut Position,
+    entry: Entry,
+    forwarded: bool,
+    now: Millis,
+    b: &mut Batch,
+) {
+    let (m, at) = match entry {
+        Entry::Record(f) => f,
+        Entry::PassedOn { role, ts, offset } => {
+            // Forwarded from here: judged where it went, but its event time is this input's
+            // too, so it moves the input forward, at its turn.
+            if let Some(ts) = ts {
+                let src = Source {
+                    role,
+                    forwarded: false,
+                    topic: ctx.topics.input(role),
+                    partition: pos.partition,
+                    offset,
+                };
+                p.passed_on(ts, &src, now, &mut b.outputs);
+            }
+            return;
+        }
+    };
+    let Some((role, index)) = input_of(ctx, &m) else {
+        return;
+    };
+    let label = if forwarded {
+        "repartition"
+    } else {
+        role.as_str()
+    };
+    *b.by_topic.entry(label).or_default() += 1;
+    let i = b.inputs.len();
+    b.inputs.push(m);
+    b.arrived.push(at);
+    let m = &b.inputs[i];
+    // A forwarded record is named, judged and counted by its original coordinates.
+    let from = crate::dead_letter::forwarded_from(&ctx.topics.repartition, m);
+    let source = from.as_ref().map(|f| (role.index() as u8, f.partition));
+    if let (Some(f), Some(source)) = (&from, source) {
+        let mark = pos.forwarded_next.entry(source).or_insert(-1);
+        if f.offset < *mark {
+            // Forwarded again by a source that replayed it after a crash.
+            b.skipped += 1;
+            return;
+        }
+        *mark = f.offset + 1;
+    }
+    let from = from.unwrap_or_else(|| crate::dead_letter::own(m));
+    let encoding = crate::dead_letter::content_type(m).unwrap_or(ctx.input_encoding);
+    let payload = m.payload().unwrap_or_default();
+    let src = Source {
+        role,
+        forwarded: index == REPARTITION,
+        topic: from.topic,
+        partition: from.partition,
+        offset: from.offset,
+    };
+    let applied = decode(payload, encoding, role, &ctx.limits).and_then(|ev| {
+        let customer = ev.customer_id.as_ref();
+        let applied_before = match source {
+            // Restored from a batch whose checkpoint was lost, which had applied it.
+            Some(s) => pos
+                .ahead_forwarded
+                .get(customer)
+                .and_then(|a| a.iter().find(|(x, _)| *x == s))
+                .is_some_and(|(_, n)| from.offset < *n),
+            None => pos
+                .ahead
+                .get(customer)
+                .is_some_and(|o| m.offset() < o[index]),
+        };
+        if applied_before {
+            b.skipped += 1;
+            return p
+                .already_applied(ev.timestamp, &src, now, &mut b.outputs)
+                .map(|()| None);
+        }
+        p.apply(&ev, &src, now, &mut b.outputs)?;
+        if let Some(s) = source {
+            let applied = pos
+                .applied_forwarded
+                .entry(customer.to_owned())
+                .or_default();
+            match applied.iter_mut().find(|(x, _)| *x == s) {
+                Some(a) => a.1 = from.offset + 1,
+                None => applied.push((s, from.offset + 1)),
+            }
+        }
+        Ok(Some(ev.body.type_label()))
+    });
+    match applied {
+        Ok(Some(label)) => *b.by_type.entry(label).or_default() += 1,
+        Ok(None) => {}
+        Err(e) => b.rejected.push((i, e)),
+    }
 }

@@ -3,9 +3,10 @@
 //! finished, their outputs and changelog acknowledged and their offsets stored before the
 //! partition may move to another worker.
 
+use crate::flow::Fetched;
 use crate::task::{self, TaskCtx};
 use pulse_engine::INPUTS;
-use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::message::Message;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex, MutexGuard};
@@ -14,21 +15,32 @@ use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinHandle};
 use tracing::Instrument;
 
-/// A fetched record and when the worker received it (the start of its event-to-output time).
-pub(crate) type Fetched = (OwnedMessage, Instant);
-
 /// Per input of a partition, one past the offset of the newest record the consumer loop took
 /// for the task. Set as soon as the record is polled, before it is queued: with it the task
 /// knows whether records the consumer's position has passed are still on their way to it.
 pub(crate) type Dispatched = Arc<[AtomicI64; INPUTS]>;
 
+/// A task's two queues: its own input topics' records, and what the repartition topic brings
+/// (records other partitions forwarded, and their markers). Each fills and pauses on its own:
+/// a task whose own records wait for another partition's marker must still receive it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lane {
+    Own = 0,
+    Forwarded = 1,
+}
+
+/// The receiving ends of a task's queues, by [`Lane`].
+pub(crate) type Queues = [mpsc::Receiver<Fetched>; 2];
+
 /// What became of a record offered to its partition's task.
 pub(crate) enum Offer {
     Queued,
     /// The task's queue is full: the record waits in the slot. `first`: the queue just filled,
-    /// so the partition's fetching should pause until [`Tasks::flush`] empties the overflow.
+    /// so fetching the lane's topics of the partition should pause until [`Tasks::flush`]
+    /// empties the overflow.
     Parked {
         first: bool,
+        lane: Lane,
     },
     /// The task has ended.
     Closed,
@@ -36,11 +48,16 @@ pub(crate) enum Offer {
     Stopping,
 }
 
-struct Slot {
+/// One queue of a task.
+struct Queue {
     tx: mpsc::Sender<Fetched>,
-    dispatched: Dispatched,
-    /// Records polled while the queue was full, in order; the partition is paused meanwhile.
+    /// Records polled while the queue was full, in order; the lane is paused meanwhile.
     overflow: VecDeque<Fetched>,
+}
+
+struct Slot {
+    queues: [Queue; 2],
+    dispatched: Dispatched,
     /// Disconnects when the task has returned.
     done: std_mpsc::Receiver<()>,
     /// Aborts the task itself.
@@ -80,20 +97,32 @@ impl Tasks {
         slots.entry(p).or_insert_with(|| {
             ctx.health.restore_started();
             ctx.metrics.restoring_partitions.inc();
-            let (tx, rx) = mpsc::channel(ctx.worker.queue_capacity.max(1));
+            let capacity = ctx.worker.queue_capacity.max(1);
+            let (own, own_rx) = mpsc::channel(capacity);
+            let (forwarded, forwarded_rx) = mpsc::channel(capacity);
             let (done_tx, done) = std_mpsc::channel();
             let dispatched: Dispatched = Arc::new(std::array::from_fn(|_| AtomicI64::new(-1)));
             // Every log line of the task carries its partition through this span.
             let span = tracing::info_span!("partition", partition = p);
             let task = tokio::spawn(
-                task::run(p, rx, dispatched.clone(), ctx.clone(), done_tx).instrument(span),
+                task::run(
+                    p,
+                    [own_rx, forwarded_rx],
+                    dispatched.clone(),
+                    ctx.clone(),
+                    done_tx,
+                )
+                .instrument(span),
             );
             let abort = task.abort_handle();
             let handle = tokio::spawn(watch(p, task, ctx.clone()));
-            Slot {
+            let queue = |tx| Queue {
                 tx,
-                dispatched,
                 overflow: VecDeque::new(),
+            };
+            Slot {
+                queues: [queue(own), queue(forwarded)],
+                dispatched,
                 done,
                 abort,
                 handle,
@@ -111,18 +140,25 @@ impl Tasks {
         };
         let mut slots = self.slots();
         let slot = Self::slot(&mut slots, &ctx, p);
-        if let Some(i) = task::input_index(&ctx.topics, fetched.0.topic()) {
+        let index = task::input_index(&ctx.topics, fetched.0.topic());
+        if let Some(i) = index {
             slot.dispatched[i].store(fetched.0.offset() + 1, Ordering::SeqCst);
         }
-        if !slot.overflow.is_empty() {
-            slot.overflow.push_back(fetched);
-            return Offer::Parked { first: false };
+        let lane = if index == Some(crate::changelog::REPARTITION) {
+            Lane::Forwarded
+        } else {
+            Lane::Own
+        };
+        let queue = &mut slot.queues[lane as usize];
+        if !queue.overflow.is_empty() {
+            queue.overflow.push_back(fetched);
+            return Offer::Parked { first: false, lane };
         }
-        match slot.tx.try_send(fetched) {
+        match queue.tx.try_send(fetched) {
             Ok(()) => Offer::Queued,
             Err(mpsc::error::TrySendError::Full(f)) => {
-                slot.overflow.push_back(f);
-                Offer::Parked { first: true }
+                queue.overflow.push_back(f);
+                Offer::Parked { first: true, lane }
             }
             Err(mpsc::error::TrySendError::Closed(_)) => Offer::Closed,
         }
@@ -130,30 +166,34 @@ impl Tasks {
 
     /// Whether any partition has records waiting for room in its queue.
     pub fn parked(&self) -> bool {
-        self.slots().values().any(|s| !s.overflow.is_empty())
+        self.slots()
+            .values()
+            .any(|s| s.queues.iter().any(|q| !q.overflow.is_empty()))
     }
 
-    /// Moves waiting records into their queues as room allows; returns the partitions whose
-    /// overflow emptied, to resume.
-    pub fn flush(&self) -> Vec<i32> {
+    /// Moves waiting records into their queues as room allows; returns the partitions and
+    /// lanes whose overflow emptied, to resume.
+    pub fn flush(&self) -> Vec<(i32, Lane)> {
         let mut emptied = Vec::new();
         for (p, slot) in self.slots().iter_mut() {
-            if slot.overflow.is_empty() {
-                continue;
-            }
-            while let Some(f) = slot.overflow.pop_front() {
-                match slot.tx.try_send(f) {
-                    Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(f)) => {
-                        slot.overflow.push_front(f);
-                        break;
-                    }
-                    // The task ended; the consumer loop learns it at the next offer.
-                    Err(mpsc::error::TrySendError::Closed(_)) => slot.overflow.clear(),
+            for (queue, lane) in slot.queues.iter_mut().zip([Lane::Own, Lane::Forwarded]) {
+                if queue.overflow.is_empty() {
+                    continue;
                 }
-            }
-            if slot.overflow.is_empty() {
-                emptied.push(*p);
+                while let Some(f) = queue.overflow.pop_front() {
+                    match queue.tx.try_send(f) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(f)) => {
+                            queue.overflow.push_front(f);
+                            break;
+                        }
+                        // The task ended; the consumer loop learns it at the next offer.
+                        Err(mpsc::error::TrySendError::Closed(_)) => queue.overflow.clear(),
+                    }
+                }
+                if queue.overflow.is_empty() {
+                    emptied.push((*p, lane));
+                }
             }
         }
         emptied
@@ -176,7 +216,7 @@ impl Tasks {
         let wait = || {
             let until = Instant::now() + deadline;
             for (p, slot) in slots {
-                drop(slot.tx);
+                drop(slot.queues);
                 let left = until.saturating_duration_since(Instant::now());
                 if let Err(std_mpsc::RecvTimeoutError::Timeout) = slot.done.recv_timeout(left) {
                     tracing::error!(partition = p, "Revoked partition did not drain in time; aborting its task. Its unacknowledged input will be re-read by the new owner.");

@@ -198,6 +198,7 @@ pub async fn run_worker(
         group_id: kafka.group_id.clone(),
         stop: stop.clone(),
         fatal,
+        partitioner: kafka.partitioner.clone(),
     });
 
     crate::gauges::zero_labels(&deps.metrics, &ctx.spec);
@@ -228,9 +229,9 @@ pub async fn run_worker(
                 };
                 let partition = msg.partition();
                 match tasks.offer(partition, (msg, std::time::Instant::now())) {
-                    Offer::Queued | Offer::Parked { first: false } => {}
+                    Offer::Queued | Offer::Parked { first: false, .. } => {}
                     // The task's queue is full: this partition waits, the others go on.
-                    Offer::Parked { first: true } => crate::task::set_fetching(&ctx, partition, false),
+                    Offer::Parked { first: true, lane } => crate::task::set_fetching(&ctx, partition, lane, false),
                     Offer::Closed => {
                         tracing::error!(partition, "Partition task ended early; stopping so the partition is re-read.");
                         break;
@@ -239,8 +240,8 @@ pub async fn run_worker(
                 }
             }
             _ = flush.tick(), if tasks.parked() => {
-                for p in tasks.flush() {
-                    crate::task::set_fetching(&ctx, p, true);
+                for (p, lane) in tasks.flush() {
+                    crate::task::set_fetching(&ctx, p, lane, true);
                 }
             }
         }

@@ -84,6 +84,7 @@ fn the_reader_reaches_the_end_of_a_long_partition() {
                 &t,
                 &format!("c-{:04}", (b * 50 + i) % 1500),
                 &profile(b),
+                &[],
             ));
         }
         records.push(checkpoint(t));
@@ -124,9 +125,9 @@ fn a_log_kafkas_cleaner_compacted_restores_every_customer() {
         &kafka.bootstrap,
         &topic,
         &[
-            some(encode_profile(&tag(1, 1, 10), "a", &profile(1))),
+            some(encode_profile(&tag(1, 1, 10), "a", &profile(1), &[])),
             some(checkpoint(tag(1, 1, 10))),
-            some(encode_profile(&tag(1, 2, 20), "b", &profile(2))),
+            some(encode_profile(&tag(1, 2, 20), "b", &profile(2), &[])),
             some(checkpoint(tag(1, 2, 20))),
         ],
     );

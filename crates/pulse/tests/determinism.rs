@@ -9,14 +9,18 @@
 //! - one worker reading the same records produced topic by topic instead of interleaved in
 //!   event time, so every topic's records are on the broker long before the next topic's.
 //!
+//! One record in twenty is keyed by a session id instead of its customer id, as many producers
+//! key them, so it lands in an arbitrary partition and goes round through the repartition
+//! topic to the partition that owns its customer.
+//!
 //! Every customer's profile, read through the query API of the worker holding it, equals the
 //! reference's field by field, and the set of distinct output ids equals the reference's
 //! (at-least-once delivery may repeat an output, never change or lose one). The input is last
 //! winter's: no wall-clock time may enter the state of a replay of history.
 //!
-//! The only setting changed from the shipped configuration is the consumer session timeout,
-//! so that a killed worker's partitions move in seconds rather than in 45; and the killed
-//! workers take batches of 200 records rather than of up to 8192, so that they are killed
+//! Every run uses the shipped configuration, except two settings of the killed workers: a
+//! consumer session timeout of 6 s, so that a killed worker's partitions move in seconds rather
+//! than in 45, and batches of 200 records rather than of up to 8192, so that they are killed
 //! between batches as well as within one, and their batch boundaries are not the reference's.
 
 mod common;
@@ -26,6 +30,7 @@ use common::*;
 use pulse_events::TopicRole;
 use pulse_loadgen::{Generator, GeneratorConfig, Record};
 use pulse_testkit::send_waiting;
+use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -55,6 +60,16 @@ fn partition_of(key: &str) -> i32 {
     pulse_kafka::partition_for(key.as_bytes(), PARTITIONS, "murmur2_random").expect("partition")
 }
 
+/// The key record `i` of the generated input is produced with: its customer's id, or for one
+/// record in twenty a session id.
+fn key_of(i: usize, r: &Record) -> String {
+    if i % 20 == 7 {
+        format!("session-{}-{}", r.key, i / 20 % 3)
+    } else {
+        r.key.clone()
+    }
+}
+
 /// Produces `records`, each on the partition Pulse's partitioner gives its key; returns the
 /// number of records per input topic (by default name) and partition.
 fn produce(cluster: &Cluster, records: &[Record], order: Order) -> Vec<(&'static str, Vec<i64>)> {
@@ -74,22 +89,26 @@ fn produce(cluster: &Cluster, records: &[Record], order: Order) -> Vec<(&'static
         .iter()
         .map(|(_, t)| (*t, vec![0; PARTITIONS as usize]))
         .collect();
-    let mut ordered: Vec<&Record> = records.iter().collect();
+    let mut ordered: Vec<(String, &Record)> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (key_of(i, r), r))
+        .collect();
     if order == Order::TopicByTopic {
         let rank = |t: TopicRole| match t {
             TopicRole::Surveys => 0,
             TopicRole::Purchases => 1,
             TopicRole::Clickstream => 2,
         };
-        ordered.sort_by_key(|r| rank(r.topic)); // stable: each topic keeps its own order
+        ordered.sort_by_key(|(_, r)| rank(r.topic)); // stable: each topic keeps its own order
     }
-    for r in ordered {
-        let (i, p) = (r.topic.index(), partition_of(&r.key));
+    for (key, r) in ordered {
+        let (i, p) = (r.topic.index(), partition_of(&key));
         ends[i].1[p as usize] += 1;
         send_waiting(
             &producer,
             BaseRecord::to(&names[i])
-                .key(&r.key)
+                .key(&key)
                 .payload(&r.value)
                 .partition(p),
         );
@@ -104,7 +123,6 @@ fn started(cluster: &Cluster) -> Proc {
 
 fn started_with(cluster: &Cluster, extra: &[(&str, &str)]) -> Proc {
     let mut env = cluster.env();
-    env.push(("PULSE__KAFKA__SESSION_TIMEOUT".into(), "6s".into()));
     env.extend(
         extra
             .iter()
@@ -137,6 +155,20 @@ fn finish(
     for (topic, end) in ends {
         cluster.wait_committed(topic, end, Duration::from_secs(240));
     }
+    // Every record was forwarded by then; each is applied once its owner has committed past
+    // it in the repartition topic (the markers around them are not records to apply).
+    let mut forwarded = vec![0; PARTITIONS as usize];
+    for m in cluster.read_all("pulse.repartition") {
+        let marker = m
+            .headers()
+            .is_some_and(|h| h.iter().any(|x| x.key == "pulse.marker"));
+        if !marker {
+            let p = m.partition() as usize;
+            forwarded[p] = forwarded[p].max(m.offset() + 1);
+        }
+    }
+    assert!(forwarded.iter().any(|o| *o > 0), "nothing was forwarded");
+    cluster.wait_committed_past("pulse.repartition", &forwarded, Duration::from_secs(120));
     for w in workers.iter() {
         assert_eq!(
             metric(w, "pulse_merge_forced_total"),
@@ -308,7 +340,10 @@ fn three_workers_killed_again_and_again(kind: Kind) {
     let mut rng = Rng::seeded();
     // Small batches, so that the kills land between batches as well as within them, and
     // the batch boundaries differ from the reference's.
-    let small = [("PULSE__WORKER__MAX_BATCH", "200")];
+    let small = [
+        ("PULSE__WORKER__MAX_BATCH", "200"),
+        ("PULSE__KAFKA__SESSION_TIMEOUT", "6s"),
+    ];
     let mut workers: Vec<Proc> = (0..3).map(|_| started_with(&cluster, &small)).collect();
     let total = records.len() as f64;
     let committed = || -> f64 {

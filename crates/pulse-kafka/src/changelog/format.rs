@@ -75,6 +75,11 @@ pub struct Checkpoint {
     /// checkpoints written before it.
     #[serde(default)]
     pub forwarded: Vec<ForwardedFrom>,
+    /// The partition's stream time at `tag.offsets`, where its records' keys for the order of
+    /// forwarded and own records resume (`crate::sequence`). Absent in checkpoints written
+    /// before it: the restored frontiers stand in.
+    #[serde(default)]
+    pub sequenced: Option<Millis>,
 }
 
 /// One source of forwarded records, in a checkpoint.
@@ -116,6 +121,22 @@ struct ProfileOut<'a> {
     profile: &'a Profile,
 }
 
+/// A profile record of a batch that applied forwarded records to the customer: between the
+/// tag and the profile, per source of those records, the next original offset expected. If the
+/// batch's checkpoint is lost, a restore knows which of them the profile already holds: they
+/// are applied in their source's order, but not in the order of the repartition topic.
+#[derive(Serialize)]
+struct ForwardedProfileOut<'a> {
+    v: u8,
+    tag: &'a BatchTag,
+    forwarded: &'a [Applied],
+    profile: &'a Profile,
+}
+
+/// A source of forwarded records ([`ForwardedFrom::source`]) and the next original offset
+/// expected from it.
+pub type Applied = ((u8, i32), i64);
+
 #[derive(Serialize)]
 struct CheckpointOut<'a> {
     v: u8,
@@ -133,13 +154,28 @@ fn packed<T: Serialize>(value: &T) -> Vec<u8> {
     rmp_serde::to_vec(value).unwrap_or_default()
 }
 
-/// One changed profile as a changelog `(key, value)` record.
-pub fn encode_profile(tag: &BatchTag, customer: &str, profile: &Profile) -> (Vec<u8>, Vec<u8>) {
-    let value = packed(&ProfileOut {
-        v: FORMAT_VERSION,
-        tag,
-        profile,
-    });
+/// One changed profile as a changelog `(key, value)` record; `forwarded`: what the batch
+/// applied to it of records forwarded from other partitions.
+pub fn encode_profile(
+    tag: &BatchTag,
+    customer: &str,
+    profile: &Profile,
+    forwarded: &[Applied],
+) -> (Vec<u8>, Vec<u8>) {
+    let value = if forwarded.is_empty() {
+        packed(&ProfileOut {
+            v: FORMAT_VERSION,
+            tag,
+            profile,
+        })
+    } else {
+        packed(&ForwardedProfileOut {
+            v: FORMAT_VERSION,
+            tag,
+            forwarded,
+            profile,
+        })
+    };
     (customer.as_bytes().to_vec(), value)
 }
 
@@ -190,6 +226,7 @@ pub(crate) enum Entry<'a> {
     Profile {
         customer: String,
         tag: BatchTag,
+        forwarded: Vec<Applied>,
         profile: Encoded<'a>,
     },
     /// A customer's profile removed.
@@ -278,12 +315,19 @@ pub(crate) fn decode<'a>(
             Ok(Entry::Checkpoint(Box::new(c.checkpoint)))
         }
         2 => {
-            // [v, tag, profile]: the tag is read, the profile's bytes kept as they are.
+            // [v, tag, profile] or [v, tag, forwarded, profile]: the tag (and what was
+            // forwarded) is read, the profile's bytes kept as they are.
             let mut rest = &value[2..];
             let tag: BatchTag = rmp_serde::decode::from_read(&mut rest).map_err(bad)?;
+            let forwarded: Vec<Applied> = if value[0] == 0x94 {
+                rmp_serde::decode::from_read(&mut rest).map_err(bad)?
+            } else {
+                Vec::new()
+            };
             Ok(Entry::Profile {
                 customer: customer()?,
                 tag,
+                forwarded,
                 profile: Encoded {
                     offset,
                     bytes: rest,

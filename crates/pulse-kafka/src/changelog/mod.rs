@@ -8,7 +8,8 @@ mod reader;
 mod restorer;
 
 pub use format::{
-    encode_checkpoint, encode_profile, BatchTag, Checkpoint, ForwardedFrom, Offsets, REPARTITION,
+    encode_checkpoint, encode_profile, Applied, BatchTag, Checkpoint, ForwardedFrom, Offsets,
+    REPARTITION,
 };
 pub use reader::{latest_owner, read_all, read_changelog};
 pub use restorer::{Contents, ProfileMap, Restorer};

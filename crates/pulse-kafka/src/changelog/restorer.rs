@@ -16,7 +16,7 @@
 //! Format 1 records (one checkpoint key, batches valid only once their checkpoint followed) are
 //! read by format 1's rule, so a changelog written before this format restores as it did.
 
-use super::format::{checkpoint_key, decode, BatchTag, Checkpoint, Entry, Offsets};
+use super::format::{checkpoint_key, decode, Applied, BatchTag, Checkpoint, Entry, Offsets};
 use super::format::{V1_CHECKPOINT_KEY, V1_POPULATION_KEY};
 use crate::KafkaError;
 use pulse_engine::{CutPoints, Millis, Profile};
@@ -33,6 +33,9 @@ pub struct Contents {
     /// Customers whose state reflects input past the checkpoint, with the offsets it reflects:
     /// their records below those offsets are already applied.
     pub ahead: HashMap<String, Offsets>,
+    /// Customers whose state reflects records forwarded from other partitions past the
+    /// checkpoint: per source, the next original offset their state expects.
+    pub ahead_forwarded: HashMap<String, Vec<Applied>>,
     /// The checkpoint to resume from (offsets -1 where none).
     pub checkpoint: Checkpoint,
     /// The generation a new writer of this partition takes: past every generation in the log.
@@ -51,6 +54,7 @@ pub struct Contents {
 struct Candidate {
     profile: Stored,
     offsets: Offsets,
+    forwarded: Vec<Applied>,
     /// Written by an older generation after a newer one had claimed the partition.
     zombie: bool,
 }
@@ -132,6 +136,7 @@ impl Restorer {
             Entry::Profile {
                 customer,
                 tag,
+                forwarded,
                 profile,
             } => {
                 self.newest = self.newest.max(tag.generation);
@@ -140,7 +145,7 @@ impl Restorer {
                     offset: profile.offset,
                     bytes: profile.bytes.to_vec(),
                 };
-                self.offer(customer, Some((stored, tag.offsets)), zombie);
+                self.offer(customer, Some((stored, tag.offsets, forwarded)), zombie);
             }
             Entry::Tombstone { customer } => self.offer(customer, None, false),
             Entry::Checkpoint(c) => {
@@ -178,7 +183,7 @@ impl Restorer {
                 for (customer, tag, profile) in std::mem::take(&mut self.v1.pending) {
                     if same(&tag) {
                         let stored = Stored::Decoded(Box::new(profile));
-                        self.offer(customer, Some((stored, tag.offsets)), false);
+                        self.offer(customer, Some((stored, tag.offsets, Vec::new())), false);
                     }
                 }
                 if let Some((tag, rfm, next_refresh)) = self.v1.pending_population.take() {
@@ -195,17 +200,23 @@ impl Restorer {
 
     /// A customer's newer record (`None`: deleted). A zombie's record never replaces a
     /// non-zombie's; otherwise the newer wins.
-    fn offer(&mut self, customer: String, state: Option<(Stored, Offsets)>, zombie: bool) {
+    fn offer(
+        &mut self,
+        customer: String,
+        state: Option<(Stored, Offsets, Vec<Applied>)>,
+        zombie: bool,
+    ) {
         if zombie && self.profiles.get(&customer).is_some_and(|c| !c.zombie) {
             return;
         }
         match state {
-            Some((profile, offsets)) => {
+            Some((profile, offsets, forwarded)) => {
                 self.profiles.insert(
                     customer,
                     Candidate {
                         profile,
                         offsets,
+                        forwarded,
                         zombie,
                     },
                 );
@@ -236,10 +247,27 @@ impl Restorer {
         }
         c.next_generation = self.newest + 1;
         let resume = c.checkpoint.tag.offsets;
+        let expected: HashMap<(u8, i32), i64> = c
+            .checkpoint
+            .forwarded
+            .iter()
+            .map(|f| (f.source, f.next))
+            .collect();
         let mut survivors = Vec::with_capacity(self.profiles.len());
         for (customer, candidate) in self.profiles {
-            if candidate.offsets.iter().zip(resume).any(|(o, r)| *o > r) {
+            // The repartition topic's offset says nothing of what was applied: its records
+            // are applied in their sources' order, and by their sources' offsets.
+            let own = &candidate.offsets[..super::REPARTITION];
+            if own.iter().zip(resume).any(|(o, r)| *o > r) {
                 c.ahead.insert(customer.clone(), candidate.offsets);
+            }
+            let forwarded: Vec<Applied> = candidate
+                .forwarded
+                .into_iter()
+                .filter(|(s, n)| expected.get(s).is_none_or(|e| n > e))
+                .collect();
+            if !forwarded.is_empty() {
+                c.ahead_forwarded.insert(customer.clone(), forwarded);
             }
             survivors.push((customer, candidate.profile));
         }

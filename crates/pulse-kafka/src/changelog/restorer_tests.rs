@@ -2,7 +2,9 @@
 //! record per key, in offset order), and on format 1's fixture.
 
 use super::*;
-use crate::changelog::format::{checkpoint_key, encode_checkpoint, encode_profile, Checkpoint};
+use crate::changelog::format::{
+    checkpoint_key, encode_checkpoint, encode_profile, Checkpoint, ForwardedFrom,
+};
 use proptest::prelude::*;
 
 type Log = Vec<(Vec<u8>, Option<Vec<u8>>)>;
@@ -30,7 +32,7 @@ fn put(log: &mut Log, (k, v): (Vec<u8>, Vec<u8>)) {
 }
 
 fn profile_at(log: &mut Log, t: BatchTag, customer: &str, events: u64) {
-    put(log, encode_profile(&t, customer, &profile(events)));
+    put(log, encode_profile(&t, customer, &profile(events), &[]));
 }
 
 fn checkpoint_at(log: &mut Log, t: BatchTag) {
@@ -83,6 +85,58 @@ fn a_customer_whose_batch_lost_its_checkpoint_to_compaction_is_restored() {
     assert_eq!(c.profiles["b"], profile(2));
     assert_eq!(c.checkpoint.tag.offsets, [20, -1, -1, -1]);
     assert!(c.ahead.is_empty());
+}
+
+#[test]
+fn forwarded_records_a_batch_without_its_checkpoint_applied_are_known_per_source() {
+    let mut log = Log::new();
+    let clicks_of_2 = (0u8, 2);
+    let purchases_of_1 = (1u8, 1);
+    put(
+        &mut log,
+        encode_checkpoint(&Checkpoint {
+            tag: tag(1, 1, 10),
+            forwarded: vec![ForwardedFrom {
+                source: clicks_of_2,
+                frontier: None,
+                next: 40,
+            }],
+            ..Checkpoint::default()
+        }),
+    );
+    // The batch applied forwarded records to "a" (from two sources) and to "b" (one already
+    // covered by the checkpoint), then died before its checkpoint.
+    let batch = tag(1, 2, 20);
+    put(
+        &mut log,
+        encode_profile(
+            &batch,
+            "a",
+            &profile(3),
+            &[(clicks_of_2, 45), (purchases_of_1, 7)],
+        ),
+    );
+    put(
+        &mut log,
+        encode_profile(&batch, "b", &profile(1), &[(clicks_of_2, 40)]),
+    );
+    for log in [log.clone(), compacted(&log)] {
+        let c = restore(&log);
+        assert_eq!(
+            c.profiles["a"],
+            profile(3),
+            "a four-element record reads its profile"
+        );
+        assert_eq!(c.profiles["b"], profile(1));
+        let mut a = c.ahead_forwarded["a"].clone();
+        a.sort_unstable();
+        assert_eq!(a, [(clicks_of_2, 45), (purchases_of_1, 7)]);
+        assert!(
+            !c.ahead_forwarded.contains_key("b"),
+            "{:?}",
+            c.ahead_forwarded
+        );
+    }
 }
 
 #[test]
@@ -171,7 +225,7 @@ fn a_record_this_worker_cannot_read_is_an_error_naming_its_offset() {
     r.push(
         0,
         b"a",
-        Some(&encode_profile(&tag(1, 1, 1), "a", &profile(1)).1),
+        Some(&encode_profile(&tag(1, 1, 1), "a", &profile(1), &[]).1),
     )
     .unwrap();
     let e = r.push(1, b"b", Some(b"\x93\x09\x00\x00")).unwrap_err();

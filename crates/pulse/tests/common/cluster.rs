@@ -224,6 +224,19 @@ impl Cluster {
         }
     }
 
+    /// Waits until the group has committed at least `end` on every partition of `topic`.
+    pub fn wait_committed_past(&self, topic: &str, end: &[i64], timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.committed(topic).iter().zip(end).any(|(c, e)| c < e) {
+            assert!(
+                Instant::now() < deadline,
+                "not caught up: {:?} of at least {end:?}",
+                self.committed(topic)
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
     /// Every customer's profile as a restore reads it from the changelog.
     pub fn changelog_state(&self) -> BTreeMap<String, Profile> {
         let mut client = self.client();
