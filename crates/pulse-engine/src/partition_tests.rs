@@ -1,4 +1,4 @@
-//! Partition-level behaviour: watermark and late records, future skew, windows read through
+//! Partition-level behaviour: watermark and late records, clocks that run ahead, windows read through
 //! profiles, sessions, purchase statistics, determinism and interleaving independence.
 
 use crate::test_support::*;
@@ -21,10 +21,11 @@ fn src(offset: i64) -> Source<'static> {
 fn late_records_are_rejected_and_change_nothing() {
     let mut p = partition(vec![]);
     let mut out = Vec::new();
+    let now = T0 + 20 * MIN;
     p.apply(
         &event("a", "page_view", T0 + 20 * MIN),
         &src(0),
-        T0,
+        now,
         &mut out,
     )
     .unwrap();
@@ -33,7 +34,7 @@ fn late_records_are_rejected_and_change_nothing() {
     p.apply(
         &event("b", "page_view", T0 + 10 * MIN),
         &src(1),
-        T0,
+        now,
         &mut out,
     )
     .unwrap();
@@ -41,7 +42,7 @@ fn late_records_are_rejected_and_change_nothing() {
         .apply(
             &event("b", "page_view", T0 + 10 * MIN - 1),
             &src(2),
-            T0,
+            now,
             &mut out,
         )
         .unwrap_err();
@@ -50,47 +51,77 @@ fn late_records_are_rejected_and_change_nothing() {
 }
 
 #[test]
-fn too_far_ahead_of_the_watermark_is_rejected() {
+fn too_far_ahead_of_the_wall_clock_is_rejected_whatever_came_before() {
     let mut p = partition(vec![]);
     let mut out = Vec::new();
-    // Before any event, the caller's clock is the reference.
-    let e = p
-        .apply(&event("a", "signup", T0 + 25 * HOUR), &src(0), T0, &mut out)
-        .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Validation);
-    p.apply(&event("a", "signup", T0), &src(1), T0, &mut out)
-        .unwrap();
-    let wm = p.watermark().unwrap();
-    p.apply(
-        &event("a", "page_view", wm + 24 * HOUR),
-        &src(2),
-        0,
-        &mut out,
-    )
-    .unwrap();
-    let wm = p.watermark().unwrap();
+    let too_far = |e: pulse_events::EventError| {
+        matches!(e, pulse_events::EventError::TimestampTooFarAhead { .. })
+    };
     let e = p
         .apply(
-            &event("a", "page_view", wm + 24 * HOUR + 1),
-            &src(3),
-            0,
+            &event("a", "signup", T0 + 24 * HOUR + 1),
+            &src(0),
+            T0,
+            &mut out,
+        )
+        .unwrap_err();
+    assert!(too_far(e));
+    p.apply(&event("a", "signup", T0 + 24 * HOUR), &src(1), T0, &mut out)
+        .unwrap();
+    // The record accepted at the bound does not move it: the clock is the reference.
+    let e = p
+        .apply(
+            &event("a", "page_view", T0 + 24 * HOUR + 1),
+            &src(2),
+            T0,
             &mut out,
         )
         .unwrap_err();
     assert!(
-        matches!(e, pulse_events::EventError::TimestampTooFarAhead { .. }),
-        "{e}"
+        too_far(e),
+        "a record at the bound let the next one go further"
     );
-    // When the wall clock is ahead of the watermark (a replay of history), it is the reference.
-    let wm = p.watermark().unwrap();
+    // A replay of history is far behind the wall clock: a day between records is no skew.
+    let mut replay = partition(vec![]);
+    let now = T0 + 365 * 24 * HOUR;
+    replay
+        .apply(&event("a", "signup", T0), &src(0), now, &mut out)
+        .unwrap();
+    replay
+        .apply(
+            &event("a", "page_view", T0 + 30 * HOUR),
+            &src(1),
+            now,
+            &mut out,
+        )
+        .unwrap();
+}
+
+#[test]
+fn a_record_from_a_clock_that_runs_ahead_makes_nothing_late() {
+    let mut p = partition(vec![]);
+    let mut out = Vec::new();
+    let at = |i: i64| T0 + i * MIN;
+    for i in 0..10 {
+        p.apply(&event("a", "page_view", at(i)), &src(i), at(i), &mut out)
+            .unwrap();
+    }
+    // One producer's clock is 20 h ahead; the record is believed, its time is not.
     p.apply(
-        &event("a", "page_view", wm + 30 * HOUR),
-        &src(4),
-        wm + 7 * HOUR,
+        &event("b", "page_view", at(10) + 20 * HOUR),
+        &src(10),
+        at(10),
         &mut out,
     )
     .unwrap();
-    assert!(p.profile("zzz").is_none());
+    assert_eq!(p.profile("b").unwrap().events_total, 1);
+    assert_eq!(p.watermark(), Some(at(10) - 10 * MIN));
+    // The on-time records after it are on time.
+    for i in 11..30 {
+        p.apply(&event("a", "page_view", at(i)), &src(i), at(i), &mut out)
+            .unwrap_or_else(|e| panic!("record {i}: {e}"));
+    }
+    assert_eq!(p.profile("a").unwrap().events_total, 29);
 }
 
 #[test]
@@ -322,6 +353,8 @@ fn lateness_is_judged_per_input_and_timers_follow_the_newest_input() {
     };
     let mut p = partition(f());
     let mut out = Vec::new();
+    // The wall clock, past every event here.
+    let now = T0 + 24 * HOUR;
     let at = |role, offset| Source {
         role,
         forwarded: false,
@@ -332,14 +365,14 @@ fn lateness_is_judged_per_input_and_timers_follow_the_newest_input() {
     p.apply(
         &event("x", "purchase", T0 - 5 * MIN),
         &at(TopicRole::Purchases, 0),
-        T0,
+        now,
         &mut out,
     )
     .unwrap();
     p.apply(
         &event("a", "view_cart", T0),
         &at(TopicRole::Clickstream, 0),
-        T0,
+        now,
         &mut out,
     )
     .unwrap();
@@ -348,7 +381,7 @@ fn lateness_is_judged_per_input_and_timers_follow_the_newest_input() {
     p.apply(
         &event("b", "page_view", T0 + HOUR),
         &at(TopicRole::Clickstream, 1),
-        T0,
+        now,
         &mut out,
     )
     .unwrap();
@@ -365,14 +398,14 @@ fn lateness_is_judged_per_input_and_timers_follow_the_newest_input() {
     p.apply(
         &event("a", "purchase", T0 + 2 * MIN),
         &at(TopicRole::Purchases, 1),
-        T0,
+        now,
         &mut out,
     )
     .unwrap();
     let late = p.apply(
         &event("c", "page_view", T0),
         &at(TopicRole::Clickstream, 2),
-        T0,
+        now,
         &mut out,
     );
     assert_eq!(late.unwrap_err().kind(), ErrorKind::Late);
@@ -384,7 +417,7 @@ fn lateness_is_judged_per_input_and_timers_follow_the_newest_input() {
     q.apply(
         &event("a", "view_cart", T0),
         &at(TopicRole::Clickstream, 0),
-        T0,
+        now,
         &mut out,
     )
     .unwrap();
@@ -395,12 +428,12 @@ fn lateness_is_judged_per_input_and_timers_follow_the_newest_input() {
     q.apply(
         &event("z", "page_view", T0 + HOUR),
         &forwarded,
-        T0,
+        now,
         &mut out,
     )
     .unwrap();
     assert_eq!(q.watermark(), Some(T0 - 10 * MIN));
-    q.passed_on(T0 + HOUR, &at(TopicRole::Clickstream, 1), T0, &mut out);
+    q.passed_on(T0 + HOUR, &at(TopicRole::Clickstream, 1), now, &mut out);
     assert_eq!(q.watermark(), Some(T0 + HOUR - 10 * MIN));
     assert_eq!(
         render(&out),

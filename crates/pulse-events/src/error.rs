@@ -99,11 +99,11 @@ pub enum EventError {
     #[error("timestamp {timestamp} is before {earliest}, the earliest accepted (engine.earliest_event_time)")]
     TimestampTooOld { timestamp: String, earliest: String },
     #[error(
-        "timestamp {timestamp} is more than {max_ahead_hours} h ahead of the watermark {watermark}"
+        "timestamp {timestamp} is more than {max_ahead_hours} h ahead of the wall clock {clock} (engine.max_future_skew)"
     )]
     TimestampTooFarAhead {
         timestamp: String,
-        watermark: String,
+        clock: String,
         max_ahead_hours: i64,
     },
     #[error("schema_version {0} is not supported (this build reads version {max})", max = crate::SCHEMA_VERSION)]

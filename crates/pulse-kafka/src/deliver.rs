@@ -62,8 +62,8 @@ pub(crate) type Record = (Vec<u8>, Vec<u8>);
 pub(crate) struct ChangelogBatch {
     /// Changed profiles as `(key, value)`s.
     pub profiles: Vec<Record>,
-    /// The checkpoint closing the batch.
-    pub checkpoint: Record,
+    /// The checkpoint closing the batch; none for markers sent on their own.
+    pub checkpoint: Option<Record>,
     /// At-least-once: the checkpoint may wait to travel with the next batch's outputs (it
     /// needs only this batch's profiles acknowledged), saving a round trip per batch.
     pub defer: bool,
@@ -131,7 +131,9 @@ async fn acknowledged(ctx: &TaskCtx, outbox: &Outbox, p: &Products<'_>) -> bool 
     if c.defer {
         return true;
     }
-    let (key, value) = &c.checkpoint;
+    let Some((key, value)) = &c.checkpoint else {
+        return true;
+    };
     let checkpoint = vec![outbox.send_changelog(p.partition, key, Some(value)).await];
     if !outbox.settle(checkpoint, &ctx.stop).await {
         return false;
@@ -177,7 +179,7 @@ async fn transact(ctx: &TaskCtx, txn: &Txn, p: &Products<'_>) -> bool {
                 drop(txn.outbox.send_output(o).await);
             }
             let c = &p.changes;
-            for (key, value) in p.earlier.iter().chain(&c.profiles).chain([&c.checkpoint]) {
+            for (key, value) in p.earlier.iter().chain(&c.profiles).chain(&c.checkpoint) {
                 drop(
                     txn.outbox
                         .send_changelog(p.partition, key, Some(value))
@@ -234,7 +236,7 @@ fn count(ctx: &TaskCtx, p: &Products<'_>) {
     let m = &ctx.metrics;
     let c = &p.changes;
     // A deferred checkpoint is counted with the batch that sends it.
-    let sent_now = (!c.defer).then_some(&c.checkpoint);
+    let sent_now = c.checkpoint.as_ref().filter(|_| !c.defer);
     let written = || p.earlier.iter().chain(&c.profiles).chain(sent_now);
     m.changelog_records
         .inc_by((written().count() + c.obsolete.len()) as u64);

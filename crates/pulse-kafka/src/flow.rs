@@ -218,9 +218,12 @@ impl Flow {
     }
 
     /// Whether the merge should look its empty inputs up even with nothing buffered: the
-    /// aligner waits to know whether this task may still sequence an earlier record.
-    pub fn wants_look_up(&self) -> bool {
-        self.waiting_own
+    /// aligner waits to know whether this task may still sequence an earlier record, or, with
+    /// nothing left to sequence, whether it is caught up is what its markers are to say (a
+    /// partition kept busy by a producer at a steady rate is caught up, and should say so, or
+    /// the others would wait for its markers).
+    pub fn wants_look_up(&self, now: Instant) -> bool {
+        self.waiting_own || (self.merger.is_empty() && !self.caught_up(now))
     }
 
     /// When the task should wake without a new record: a hold bound, a look-up, or markers.
@@ -231,7 +234,7 @@ impl Flow {
         });
         [
             self.merger.deadline(),
-            self.merger.next_look_up(now, self.waiting_own),
+            self.merger.next_look_up(now, self.wants_look_up(now)),
             self.aligner.deadline(),
             markers,
         ]

@@ -44,8 +44,8 @@ impl Sequencer {
 
     /// Takes the next record of own input `input`: the cut before it (its key is the cut's),
     /// or `None` for a record from before the restored position (re-delivered after a seek).
-    /// An event time beyond the wall clock plus the allowed skew does not move the stream time:
-    /// one broken clock would otherwise hold every later record back behind it.
+    /// The stream time never passes the wall clock, as the partition's frontiers do not: one
+    /// broken clock would otherwise hold every later record back behind it.
     pub fn take(
         &mut self,
         input: usize,
@@ -59,7 +59,7 @@ impl Sequencer {
         let before = self.at;
         self.at.next[input] = offset + 1;
         if let Some(ts) = ts.filter(|t| *t <= wall.saturating_add(self.max_future_skew)) {
-            self.at.key = self.at.key.max(ts);
+            self.at.key = self.at.key.max(ts.min(wall));
         }
         Some(before)
     }

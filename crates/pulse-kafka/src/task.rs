@@ -183,13 +183,7 @@ pub(crate) async fn run(
             }
             _ = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now).into()), if wake.is_some() => {}
             _ = tick.tick() => {
-                let all: Vec<usize> = (0..DIRECT).collect();
                 let quiet = last_input.iter().all(|t| t.elapsed() >= ctx.worker.idle_timeout);
-                if flow.merger.is_empty() && flow.bound(Instant::now()).is_some() {
-                    // Nothing to sequence: whether it is caught up is what its markers say,
-                    // and what idleness needs.
-                    look_up(&ctx, &mut flow, &dispatched, pos.partition, &all).await;
-                }
                 // Idle means caught up too: an input with records on the broker (a replay, a
                 // backfill) is never idle, however long since its last record.
                 let caught_up = flow.bound(Instant::now()).is_none();
@@ -202,7 +196,7 @@ pub(crate) async fn run(
             }
         }
         let now = Instant::now();
-        let waiting = flow.merger.to_look_up(now, flow.wants_look_up());
+        let waiting = flow.merger.to_look_up(now, flow.wants_look_up(now));
         if !waiting.is_empty() {
             look_up(&ctx, &mut flow, &dispatched, pos.partition, &waiting).await;
         }
@@ -411,7 +405,7 @@ async fn deliver_batch(
     }
     if txn.is_none() {
         let durable = if products.changes.defer {
-            pos.deferred = Some((products.changes.checkpoint, end));
+            pos.deferred = products.changes.checkpoint.take().map(|r| (r, end));
             earlier_end
         } else {
             Some(end)
@@ -675,7 +669,7 @@ fn changelog_records(
     });
     ChangelogBatch {
         profiles,
-        checkpoint,
+        checkpoint: Some(checkpoint),
         defer,
         obsolete: Vec::new(),
     }
@@ -790,24 +784,45 @@ async fn step(
                 break;
             }
         }
-        if b.applied == 0 && b.forwards.is_empty() && markers.is_none() {
-            return Some(false);
+        if b.applied == 0 && b.forwards.is_empty() {
+            None
+        } else {
+            Some(close_batch(&mut p, ctx, txn, pos, flow))
         }
-        let cut = flow.cut();
-        pos.next[..DIRECT].copy_from_slice(&cut.next);
-        pos.next[REPARTITION] = flow.aligner.resume();
-        pos.sequenced = cut.key;
-        let next = pos.next;
-        pos.ahead
-            .retain(|_, o| o[..DIRECT].iter().zip(next).any(|(o, n)| *o > n));
-        let expected = &pos.forwarded_next;
-        pos.ahead_forwarded.retain(|_, applied| {
-            applied
-                .iter()
-                .any(|(s, n)| expected.get(s).is_none_or(|e| n > e))
-        });
-        changelog_records(&mut p, pos, ctx.advertise.as_deref(), txn.is_none())
     };
+    let Some(changes) = changes else {
+        // Nothing applied or forwarded: the markers go on their own, and the changelog is
+        // left alone.
+        let Some(bound) = markers else {
+            return Some(false);
+        };
+        let products = Products {
+            partition: pos.partition,
+            inputs: &[],
+            rejected: &[],
+            forwards: &[],
+            markers: Some(Markers {
+                from: pos.partition,
+                partitions: flow.partitions(),
+                bound,
+            }),
+            outputs: &[],
+            changes: ChangelogBatch {
+                profiles: Vec::new(),
+                checkpoint: None,
+                defer: false,
+                obsolete: Vec::new(),
+            },
+            earlier: None,
+            commit: None,
+        };
+        if !deliver(ctx, txn, &products).await {
+            return None;
+        }
+        flow.marked(bound, Instant::now());
+        return Some(false);
+    };
+
     let products = Products {
         partition: pos.partition,
         inputs: &b.inputs,
@@ -871,6 +886,30 @@ async fn step(
         .observe(started.elapsed().as_secs_f64());
     report_watermark(pos.partition, state, ctx);
     Some(true)
+}
+
+/// Closes a batch: its position is the cut the flow stands at, and its changelog records.
+fn close_batch(
+    p: &mut Partition,
+    ctx: &TaskCtx,
+    txn: Option<&Txn>,
+    pos: &mut Position,
+    flow: &Flow,
+) -> ChangelogBatch {
+    let cut = flow.cut();
+    pos.next[..DIRECT].copy_from_slice(&cut.next);
+    pos.next[REPARTITION] = flow.aligner.resume();
+    pos.sequenced = cut.key;
+    let next = pos.next;
+    pos.ahead
+        .retain(|_, o| o[..DIRECT].iter().zip(next).any(|(o, n)| *o > n));
+    let expected = &pos.forwarded_next;
+    pos.ahead_forwarded.retain(|_, applied| {
+        applied
+            .iter()
+            .any(|(s, n)| expected.get(s).is_none_or(|e| n > e))
+    });
+    changelog_records(p, pos, ctx.advertise.as_deref(), txn.is_none())
 }
 
 /// Applies one entry the order let through.
