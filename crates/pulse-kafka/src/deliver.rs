@@ -87,9 +87,10 @@ pub(crate) async fn deliver(ctx: &TaskCtx, txn: Option<&Txn>, p: &Products<'_>) 
 /// In steps, each waiting for the one before to be acknowledged:
 /// 1. outputs, dead letters and forwarded records, and the previous batch's deferred
 ///    checkpoint;
-/// 2. the changed profiles, each of which tells restore that its customer's inputs up to the
-///    batch's end are applied: written before an output of theirs was acknowledged, a crash at
-///    that moment would restore past an output never produced;
+/// 2. the markers, which must follow the forwarded records they cover, and the changed
+///    profiles, each of which tells restore that its customer's inputs up to the batch's end
+///    are applied: written before an output of theirs was acknowledged, a crash at that moment
+///    would restore past an output never produced;
 /// 3. unless deferred to the next batch's first step, the checkpoint, which tells restore
 ///    where every other customer stands: written before a profile was acknowledged, it would
 ///    restore that customer without the batch;
@@ -110,15 +111,16 @@ async fn acknowledged(ctx: &TaskCtx, outbox: &Outbox, p: &Products<'_>) -> bool 
                 .await,
         );
     }
-    first.extend(send_markers(outbox, p.markers.as_ref()).await);
     for o in p.outputs {
         first.push(outbox.send_output(o).await);
     }
     if !outbox.settle(first, &ctx.stop).await {
         return false;
     }
+    // The markers only once the forwarded records they cover are acknowledged: a forwarded
+    // record re-sent after a refusal would land after a marker sent with it.
+    let mut profiles = send_markers(outbox, p.markers.as_ref()).await;
     let c = &p.changes;
-    let mut profiles = Vec::with_capacity(c.profiles.len());
     for (key, value) in &c.profiles {
         profiles.push(outbox.send_changelog(p.partition, key, Some(value)).await);
     }

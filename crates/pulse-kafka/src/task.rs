@@ -796,6 +796,11 @@ async fn step(
         let Some(bound) = markers else {
             return Some(false);
         };
+        // The repartition topic's position moves with the markers read: committed, it keeps
+        // what a restart reads again short. The others stay where the last checkpoint put them.
+        pos.next[REPARTITION] = flow.aligner.resume();
+        let mut read: Offsets = [-1; 4];
+        read[REPARTITION] = pos.next[REPARTITION];
         let products = Products {
             partition: pos.partition,
             inputs: &[],
@@ -814,10 +819,13 @@ async fn step(
                 obsolete: Vec::new(),
             },
             earlier: None,
-            commit: None,
+            commit: Some(read),
         };
         if !deliver(ctx, txn, &products).await {
             return None;
+        }
+        if txn.is_none() {
+            store(ctx, pos.partition, read);
         }
         flow.marked(bound, Instant::now());
         return Some(false);
