@@ -1,12 +1,13 @@
 //! The consumer's callbacks: assigned partitions start restoring at once, revoked ones are
 //! drained, committed and dropped before they move; commit results are counted.
 
+use crate::config::OffsetReset;
 use crate::state::StateRegistry;
 use crate::tasks::Tasks;
 use pulse_telemetry::{Health, Metrics};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult};
-use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use rdkafka::{ClientContext, TopicPartitionList};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +21,8 @@ pub(crate) struct PulseContext {
     pub state: StateRegistry,
     /// How long a revoked partition may take to drain.
     pub drain_deadline: Duration,
+    /// Where a partition the group never committed starts (`kafka.auto_offset_reset`).
+    pub offset_reset: OffsetReset,
 }
 
 fn partition_numbers(tpl: &TopicPartitionList) -> Vec<i32> {
@@ -61,6 +64,18 @@ impl ClientContext for PulseContext {
 }
 
 impl ConsumerContext for PulseContext {
+    /// rdkafka's rebalance, with each assigned partition's start offset resolved before the
+    /// assignment is handed over (see [`crate::assign`]), so that no fetcher start is still on
+    /// its way when the tasks pause, seek and resume their partitions.
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        crate::assign::rebalance(self, consumer, err, tpl, self.offset_reset);
+    }
+
     /// On revoke: drain the partitions' tasks, commit what they stored, drop their state. Only
     /// then may another worker restore them from the changelog.
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -90,7 +105,8 @@ impl ConsumerContext for PulseContext {
                 // Nothing is fetched until the partition's state is restored: its task then
                 // seeks to the position the restored state reflects and resumes. That position,
                 // not the group's commit (which can only be behind it), says where the state
-                // ends; records in between are not fetched only to be skipped.
+                // ends; records in between are not fetched only to be skipped. No task of these
+                // partitions runs yet, so this pause needs no `TaskCtx::fetch_ops`.
                 if let Err(e) = consumer.pause(tpl) {
                     tracing::warn!(error = %e, "Could not pause newly assigned partitions.");
                 }

@@ -4,6 +4,7 @@
 //! Business rules live in `pulse-engine`; this crate moves records.
 
 mod align;
+mod assign;
 mod changelog;
 pub mod clients;
 mod config;

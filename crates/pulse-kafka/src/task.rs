@@ -34,6 +34,12 @@ use tokio::sync::watch;
 /// What every partition task shares.
 pub(crate) struct TaskCtx {
     pub consumer: Arc<StreamConsumer<PulseContext>>,
+    /// Held across every pause, resume and seek of the consumer's partitions, which the
+    /// consumer loop and the tasks make from different threads. librdkafka orders such calls
+    /// by a version each takes before it queues the call; two made at once on one partition
+    /// can be queued in the other order, and the older is then dropped, leaving the partition
+    /// paused, or its seek undone, for good.
+    pub fetch_ops: Mutex<()>,
     /// Where this worker serves its query API, written into every checkpoint.
     pub advertise: Option<String>,
     pub outbox: Outbox,
@@ -548,7 +554,9 @@ async fn resume_at(pos: &Position, ctx: &Arc<TaskCtx>) {
     // worker that died before its last commit), and with no new input nothing else would move
     // it. With transactions, the next batch's transaction commits it.
     let store = ctx.delivery == Delivery::AtLeastOnce;
+    let ctx_ops = ctx.clone();
     let resumed = tokio::task::spawn_blocking(move || {
+        let _one_at_a_time = ctx_ops.fetch_ops.lock().unwrap_or_else(|e| e.into_inner());
         if seek.count() > 0 {
             for e in consumer.seek_partitions(seek, Duration::from_secs(10))?.elements() {
                 if let Err(err) = e.error() {
@@ -694,6 +702,7 @@ pub(crate) fn set_fetching(ctx: &TaskCtx, p: i32, lane: Lane, on: bool) {
             tpl.add_partition(topic, p);
         }
     }
+    let _one_at_a_time = ctx.fetch_ops.lock().unwrap_or_else(|e| e.into_inner());
     let done = if on {
         ctx.consumer.resume(&tpl)
     } else {

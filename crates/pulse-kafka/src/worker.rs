@@ -15,7 +15,7 @@ use pulse_telemetry::{Health, Metrics};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::Message;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -130,6 +130,7 @@ pub async fn run_worker(
         tasks: tasks.clone(),
         state: deps.state.clone(),
         drain_deadline: worker.shutdown_deadline,
+        offset_reset: kafka.auto_offset_reset,
     };
     let consumer: StreamConsumer<PulseContext> = consumer_config
         .create_with_context(context)
@@ -171,6 +172,7 @@ pub async fn run_worker(
     let earliest_event_time = spec.earliest_event_time;
     let ctx = Arc::new(TaskCtx {
         consumer: consumer.clone(),
+        fetch_ops: Mutex::new(()),
         advertise: deps.advertise.clone(),
         outbox: Outbox {
             producer: producer.clone(),
