@@ -276,4 +276,75 @@ mod tests {
         assert_eq!(count, want);
         assert_eq!(first, [Some(COMMITTED), Some(0), Some(0)]);
     }
+
+    /// Counts the assignments a consumer's rebalance completed.
+    struct Counting {
+        assigned: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl ClientContext for Counting {}
+
+    impl ConsumerContext for Counting {
+        fn rebalance(
+            &self,
+            consumer: &BaseConsumer<Self>,
+            err: RDKafkaRespErr,
+            tpl: &mut TopicPartitionList,
+        ) {
+            rebalance(self, consumer, err, tpl, OffsetReset::Earliest);
+        }
+
+        fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+            if let Rebalance::Assign(tpl) = rebalance {
+                consumer.pause(tpl).expect("paused");
+                consumer.resume(tpl).expect("resumed");
+                self.assigned
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// A member that joins and leaves the group again and again: each time both members
+    /// complete the new assignment, the commit look-up in the callback never holds one up.
+    #[test]
+    fn every_rebalance_completes_while_members_come_and_go() {
+        let (topic, group) = ("assign-churn", "assign-churn-group");
+        let cluster = cluster(topic, group);
+        let member = |assigned: &Arc<std::sync::atomic::AtomicUsize>| -> BaseConsumer<Counting> {
+            let c: BaseConsumer<Counting> = config(cluster.bootstrap_servers(), group)
+                .set("session.timeout.ms", "6000")
+                .create_with_context(Counting {
+                    assigned: assigned.clone(),
+                })
+                .expect("consumer");
+            c.subscribe(&[topic]).expect("subscribed");
+            c
+        };
+        let stays = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let comes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let staying = member(&stays);
+        let wait_for = |consumers: &[&BaseConsumer<Counting>], done: &dyn Fn() -> bool| {
+            let until = Instant::now() + Duration::from_secs(60);
+            while !done() {
+                assert!(Instant::now() < until, "a rebalance did not complete");
+                for c in consumers {
+                    let _ = c.poll(Duration::from_millis(20));
+                }
+            }
+        };
+        let count =
+            |a: &Arc<std::sync::atomic::AtomicUsize>| a.load(std::sync::atomic::Ordering::SeqCst);
+        wait_for(&[&staying], &|| count(&stays) >= 1);
+        for round in 1..=4 {
+            let before = count(&stays);
+            let coming = member(&comes);
+            wait_for(&[&staying, &coming], &|| {
+                count(&comes) >= round && count(&stays) > before
+            });
+            let before = count(&stays);
+            coming.unsubscribe();
+            drop(coming);
+            wait_for(&[&staying], &|| count(&stays) > before);
+        }
+    }
 }
