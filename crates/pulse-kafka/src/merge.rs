@@ -6,21 +6,22 @@
 //!
 //! A record is held back while another input has nothing buffered but still has records on
 //! the broker, or records the consumer has polled that are still on their way to the task (it
-//! lags). An input with nothing buffered that is caught
-//! up (its end offset, looked up after its last record arrived, is where the task stands) does
-//! not hold the others: in a replay of stored history no input is caught up until its end, so
-//! the order is the stored records' alone; in live use a caught-up input's next record has not
-//! been produced yet, and waiting for it would only add latency. A lagging input holds the
-//! others back for at most `worker.max_hold`; past that the merger goes on without it (and
-//! counts it), so an input whose records stop arriving cannot stall the partition.
+//! lags). An input with nothing buffered that is caught up (its end offset, looked up after the
+//! record that would pass it arrived, is where the task stands) does not hold the others: in a
+//! replay of stored history no input is caught up until its end, so the order is the stored
+//! records' alone; in live use a caught-up input's next record was produced after the one
+//! passing it, and waiting for it would only add latency. A lagging input holds the others
+//! back for at most `worker.max_hold`; past that the merger goes on without it (and counts
+//! it), so an input whose records stop arriving cannot stall the partition.
 
 use pulse_engine::Millis;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-/// How long an input found caught up counts as caught up although records arrived since: in
-/// live use every record would otherwise cost a lookup of every other input. In a replay an
-/// input is never caught up before its end, so this never reorders one.
+/// How often an input the merge waits on without a record to pass it (a partition saying
+/// whether it is caught up, transaction markers being confirmed) is looked up again, and how
+/// long such a finding counts although records arrived since. A record that would pass an
+/// input is never let through on a lookup older than itself.
 const LOOKUP_EVERY: Duration = Duration::from_millis(100);
 
 /// A record waiting for its turn.
@@ -33,6 +34,8 @@ pub(crate) struct Held<T> {
     pub ts: Millis,
     /// Its own event time, if it has one.
     pub read: Option<Millis>,
+    /// When it reached the task.
+    pub arrived: Instant,
 }
 
 /// What the merger knows of one input.
@@ -117,6 +120,7 @@ impl<T> Merger<T> {
             offset,
             ts,
             read,
+            arrived: now,
         });
     }
 
@@ -129,7 +133,8 @@ impl<T> Merger<T> {
         self.len() == 0
     }
 
-    fn empty_state(&self, input: usize, now: Instant) -> Empty {
+    /// `passing`: when the record that would pass this input arrived, if one would.
+    fn empty_state(&self, input: usize, now: Instant, passing: Option<Instant>) -> Empty {
         let i = &self.inputs[input];
         let Some((end, at)) = i.end else {
             return Empty::Unknown;
@@ -138,7 +143,14 @@ impl<T> Merger<T> {
         if i.dispatched > i.received || end > i.received.max(i.position) {
             return Empty::Lagging;
         }
-        let fresh = i.last_arrival.is_none_or(|a| a <= at) || now.duration_since(at) < LOOKUP_EVERY;
+        let fresh = match passing {
+            // Only a lookup begun after the passing record arrived covers every record
+            // produced before it: one the producer wrote earlier was on the broker before the
+            // passing record could be fetched, and is then counted in `end`. An older lookup
+            // says nothing of what was produced since, however long nothing arrived.
+            Some(arrived) => at >= arrived,
+            None => i.last_arrival.is_none_or(|a| a <= at) || now.duration_since(at) < LOOKUP_EVERY,
+        };
         // Between what was received and the position: markers, once seen twice.
         let settled = end <= i.received || i.markers;
         if fresh && settled {
@@ -148,10 +160,20 @@ impl<T> Merger<T> {
         }
     }
 
-    /// When an input the merge waits on may be looked up again (lookups are at most
-    /// [`LOOKUP_EVERY`] apart per input).
+    /// When an input the merge waits on may be looked up again: at once if the record that
+    /// would pass it arrived after its last lookup, otherwise at most every [`LOOKUP_EVERY`].
     fn lookup_due(&self, input: usize) -> Option<Instant> {
-        self.inputs[input].end.map(|(_, at)| at + LOOKUP_EVERY)
+        let (_, at) = self.inputs[input].end?;
+        match self.passing() {
+            Some(arrived) if at < arrived => Some(at),
+            _ => Some(at + LOOKUP_EVERY),
+        }
+    }
+
+    /// When the record the next release would hand on arrived.
+    fn passing(&self) -> Option<Instant> {
+        let i = self.first()?;
+        self.inputs[i].queue.front().map(|h| h.arrived)
     }
 
     /// The empty inputs the next release waits on without knowing whether they are caught up:
@@ -169,9 +191,10 @@ impl<T> Merger<T> {
 
     /// The empty inputs whose state is unknown.
     fn unknown(&self, now: Instant) -> impl Iterator<Item = usize> + '_ {
+        let passing = self.passing();
         (0..self.inputs.len())
             .filter(|j| self.inputs[*j].queue.is_empty())
-            .filter(move |j| self.empty_state(*j, now) == Empty::Unknown)
+            .filter(move |j| self.empty_state(*j, now, passing) == Empty::Unknown)
     }
 
     /// The broker's end offset of `input` and the consumer's position there, as looked up at
@@ -191,7 +214,7 @@ impl<T> Merger<T> {
 
     /// Whether `input` has nothing buffered and nothing more on the broker, as last looked up.
     pub fn caught_up(&self, input: usize, now: Instant) -> bool {
-        self.inputs[input].queue.is_empty() && self.empty_state(input, now) == Empty::CaughtUp
+        self.inputs[input].queue.is_empty() && self.empty_state(input, now, None) == Empty::CaughtUp
     }
 
     /// The input whose next record comes first: by event time, then input, then offset.
@@ -221,10 +244,11 @@ impl<T> Merger<T> {
     pub fn release(&mut self, now: Instant, out: &mut Vec<Held<T>>) {
         loop {
             let Some(i) = self.first() else { return };
+            let passing = self.inputs[i].queue.front().map(|h| h.arrived);
             let waits = (0..self.inputs.len()).any(|j| {
                 j != i
                     && self.inputs[j].queue.is_empty()
-                    && self.empty_state(j, now) != Empty::CaughtUp
+                    && self.empty_state(j, now, passing) != Empty::CaughtUp
             });
             if waits {
                 let since = *self.blocked_since.get_or_insert(now);
@@ -347,11 +371,39 @@ mod tests {
         let later = t + LOOKUP_EVERY;
         m.push(1, 0, Some(5), "p", later);
         m.push(0, 0, Some(10), "c", later);
+        // The empty inputs were looked up before these records arrived: what was produced
+        // since is not known, so nothing passes them until they are looked up again.
+        assert!(order(&mut m, later).is_empty());
+        assert_eq!(m.to_look_up(later, false), vec![2, 3]);
+        m.set_end(2, 0, -1, -1, later);
+        m.set_end(3, 0, -1, -1, later);
         assert_eq!(order(&mut m, later), ["p"]);
         // Purchases is empty again, but it received a record after its end was looked up.
         assert_eq!(m.to_look_up(later, false), vec![1]);
         m.set_end(1, 1, -1, -1, later);
         assert_eq!(order(&mut m, later), ["c"]);
+    }
+
+    /// An input found caught up stays so only for records that arrived before the lookup: a
+    /// record arriving later, however long nothing came on the empty input, waits for a new
+    /// lookup, which finds what was produced before it on its way (the input lags).
+    #[test]
+    fn a_record_arriving_after_an_empty_inputs_lookup_waits_for_a_new_one() {
+        let t = Instant::now();
+        let mut m = settled(t);
+        let later = t + Duration::from_secs(5);
+        m.push(1, 0, Some(50), "p", later);
+        assert!(order(&mut m, later).is_empty());
+        assert_eq!(m.next_look_up(later, false), Some(t));
+        assert_eq!(m.to_look_up(later, false), vec![0, 2, 3]);
+        // Clickstream: two records produced before the purchase, not fetched yet.
+        m.set_end(0, 2, -1, -1, later);
+        m.set_end(2, 0, -1, -1, later);
+        m.set_end(3, 0, -1, -1, later);
+        assert!(order(&mut m, later).is_empty());
+        m.push(0, 0, Some(10), "c10", later);
+        m.push(0, 1, Some(20), "c20", later);
+        assert_eq!(order(&mut m, later), ["c10", "c20", "p"]);
     }
 
     /// A transactional producer's commit marker takes an offset no record fills: the consumer's

@@ -342,6 +342,14 @@ async fn look_up(
     .unwrap_or_default();
     for (i, end, reached) in found {
         let taken = dispatched[i].load(std::sync::atomic::Ordering::SeqCst);
+        tracing::debug!(
+            partition,
+            input = i,
+            end,
+            position = reached,
+            dispatched = taken,
+            "Input looked up for the merge."
+        );
         flow.merger.set_end(i, end, reached, taken, at);
     }
 }

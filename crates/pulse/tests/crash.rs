@@ -17,6 +17,7 @@ use pulse_engine::Profile;
 use pulse_events::{Cause, TopicRole};
 use pulse_loadgen::{Generator, GeneratorConfig, Record};
 use pulse_testkit::{send_waiting, Kafka};
+use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::OnceLock;
@@ -230,8 +231,50 @@ fn assert_state_matches_reference(cluster: &Cluster) {
         "customers; absent e.g. {absent:?}"
     );
     for (id, p) in expected {
+        if got.get(id) != Some(p) {
+            let differ = expected
+                .iter()
+                .filter(|(k, v)| got.get(*k) != Some(v))
+                .count();
+            eprintln!("{differ} profiles differ; the changelog's records of {id}:");
+            for line in history(cluster, id) {
+                eprintln!("  {line}");
+            }
+        }
         assert_eq!(got.get(id), Some(p), "profile of {id}");
     }
+}
+
+/// Every changelog record of `customer`, oldest first: where it is, which writer generation
+/// wrote it, the input offsets it reflects and a few of its counts.
+fn history(cluster: &Cluster, customer: &str) -> Vec<String> {
+    cluster
+        .read_all("pulse.profiles")
+        .iter()
+        .filter(|m| m.key() == Some(customer.as_bytes()))
+        .map(|m| {
+            let mut r = pulse_kafka::Restorer::new(m.partition());
+            let read = r
+                .push(m.offset(), customer.as_bytes(), m.payload())
+                .and_then(|()| r.finish());
+            match read {
+                Ok(c) => match c.profiles.get(customer) {
+                    Some(p) => format!(
+                        "offset {} generation {} input offsets {:?}: events {} sessions {} first {} last {}",
+                        m.offset(),
+                        c.next_generation - 1,
+                        c.ahead.get(customer),
+                        p.events_total,
+                        p.sessions_total,
+                        p.first_seen,
+                        p.last_seen
+                    ),
+                    None => format!("offset {}: removed", m.offset()),
+                },
+                Err(e) => format!("offset {}: {e}", m.offset()),
+            }
+        })
+        .collect()
 }
 
 /// Waits until the log cleaner has removed records from the changelog.
@@ -288,6 +331,7 @@ fn three_workers_one_killed(kind: Kind) {
     let total = records.len() as f64;
     let cluster = Cluster::start(kind, "three");
     let mut workers: Vec<Proc> = (0..3).map(|_| started(&cluster, &[])).collect();
+    let mut killed = None;
     // Every worker owns a partition before the stream starts, so the one killed has work.
     let deadline = Instant::now() + Duration::from_secs(60);
     while !workers.iter().all(|w| {
@@ -309,6 +353,8 @@ fn three_workers_one_killed(kind: Kind) {
         let mut victim = workers.remove(1);
         signal(&victim.child, "-KILL");
         let _ = wait_exit(&mut victim.child, Duration::from_secs(10));
+        // Kept until the end: a failing comparison shows the victim's log too.
+        killed = Some(victim);
         assert_eq!(&producer.join().expect("produced"), end);
     });
     wait_caught_up(&cluster, end);
@@ -332,6 +378,7 @@ fn three_workers_one_killed(kind: Kind) {
         );
     }
     assert_matches_reference(&cluster);
+    drop(killed);
 }
 
 /// The broker goes away for ten seconds mid-stream: the embedded one refuses connections, the

@@ -33,8 +33,16 @@ impl Drop for Proc {
         }
         if std::thread::panicking() {
             let log: Vec<String> = self.err.try_iter().collect();
+            // The whole log stays on disk for a failure reproduced on this machine.
+            let file = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+                .join(format!("pulse-{}.log", self.addr.replace(':', "-")));
+            let _ = std::fs::write(&file, log.join("\n"));
             let from = log.len().saturating_sub(200);
-            eprintln!("--- last lines of pulse at {} ---", self.addr);
+            eprintln!(
+                "--- last lines of pulse at {} (all in {}) ---",
+                self.addr,
+                file.display()
+            );
             for l in &log[from..] {
                 eprintln!("{l}");
             }
