@@ -12,7 +12,9 @@
 //!   output back from the broker, recorded in an HDR histogram.
 //!
 //! `PULSE_PIPELINE_EVENTS` (default 200,000), `PULSE_LATENCY_RATES` (events/s, default
-//! `1000,10000,50000`) and `PULSE_LATENCY_SECONDS` (default 20) size the runs.
+//! `1000,10000,50000`) and `PULSE_LATENCY_SECONDS` (default 20) size the runs;
+//! `PULSE_BENCH_MAX_HOLD` and `PULSE_BENCH_LIBRDKAFKA` (`key=value,...`) change Pulse's
+//! settings, to compare them in one build.
 
 use hdrhistogram::Histogram;
 use pulse::Config;
@@ -160,6 +162,16 @@ fn bench_config(brokers: &str, group: &str) -> Config {
     // in live use is the difference.
     if let Ok(hold) = std::env::var("PULSE_BENCH_MAX_HOLD") {
         cfg.worker.max_hold = humantime::parse_duration(&hold).expect("PULSE_BENCH_MAX_HOLD");
+    }
+    // librdkafka settings to compare in one build, as `key=value,key=value`: they reach every
+    // client, as `[kafka.librdkafka]` does.
+    if let Ok(settings) = std::env::var("PULSE_BENCH_LIBRDKAFKA") {
+        for kv in settings.split(',').filter(|s| !s.is_empty()) {
+            let (k, v) = kv
+                .split_once('=')
+                .expect("PULSE_BENCH_LIBRDKAFKA: key=value");
+            cfg.kafka.librdkafka.insert(k.to_owned(), v.to_owned());
+        }
     }
     cfg
 }

@@ -50,6 +50,7 @@ fn fill(
             generation: 1,
             batch: b as u64 + 1,
             offsets: [b as i64; 4],
+            layout: 0,
         };
         for i in chunk {
             let (_, p) = &profiles[i % profiles.len()];
@@ -109,7 +110,7 @@ fn decode_only(records: &[Raw]) -> (f64, f64) {
     for (i, (k, v)) in records.iter().enumerate() {
         r.push(i as i64, k, v.as_deref()).expect("readable");
     }
-    let c = r.finish().expect("decodable");
+    let c = r.finish(None).expect("decodable");
     let decoded = started.elapsed().as_secs_f64();
     let spec = std::sync::Arc::new(
         pulse::Config::embedded_default()
@@ -133,7 +134,7 @@ fn measure(name: &str, bootstrap: &str, n: usize) -> u64 {
     let mut client = ClientConfig::new();
     client.set("bootstrap.servers", bootstrap);
     let started = Instant::now();
-    let c = read_changelog(&client, TOPIC, 0).expect("changelog reads");
+    let c = read_changelog(&client, TOPIC, 0, None).expect("changelog reads");
     let secs = started.elapsed().as_secs_f64();
     assert_eq!(c.profiles.len(), n, "every profile restored");
     let (bare, records) = bare_read(bootstrap, c.records);
@@ -192,7 +193,11 @@ fn compact(kafka: &Kafka, before: u64) {
     let mut client = ClientConfig::new();
     client.set("bootstrap.servers", &kafka.bootstrap);
     let deadline = Instant::now() + Duration::from_secs(600);
-    while read_changelog(&client, TOPIC, 0).expect("reads").records > before / 2 + 1_000 {
+    while read_changelog(&client, TOPIC, 0, None)
+        .expect("reads")
+        .records
+        > before / 2 + 1_000
+    {
         assert!(
             Instant::now() < deadline,
             "the cleaner did not compact the changelog"

@@ -150,6 +150,10 @@ pub struct SegmentConfig {
     /// After an entry, no new entry into this segment for this long.
     #[serde(default, with = "humantime_serde")]
     pub cooldown: Option<Duration>,
+    /// The segment's name when profiles were stored, if it was renamed since: memberships
+    /// are kept under the new name.
+    #[serde(default)]
+    pub renamed_from: Option<String>,
 }
 
 fn one() -> u32 {

@@ -5,6 +5,7 @@ use crate::analytics_config::{
     default_time_horizon, ChurnConfig, ClvConfig, RfmConfig, SegmentConfig, SurveyConfig,
 };
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// A duration written the human way (`90s`, `30m`, `7d`).
@@ -61,6 +62,10 @@ pub struct WindowConfig {
     /// Event types counted per window, besides the built-in `events`, `sessions`, `orders`
     /// and `revenue`.
     pub event_types: Vec<String>,
+    /// Event types renamed since profiles were stored, new name = old name: their counts are
+    /// kept under the new name.
+    #[serde(default)]
+    pub renamed_from: BTreeMap<String, String>,
 }
 
 /// `[[engine.funnels]]`: an ordered list of steps a customer goes through.
@@ -78,6 +83,10 @@ pub struct FunnelConfig {
     /// Event types that end an attempt as `excluded`.
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// The funnel's name when profiles were stored, if it was renamed since: its attempts are
+    /// kept under the new name.
+    #[serde(default)]
+    pub renamed_from: Option<String>,
 }
 
 fn one() -> u32 {

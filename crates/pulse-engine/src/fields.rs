@@ -293,7 +293,8 @@ impl Field {
             }
             Field::FunnelActive { funnel } => Bool(v.funnel(funnel).is_some_and(|a| a.active)),
             Field::FunnelConverted { funnel } => Bool(v.funnel(funnel).is_some_and(|a| {
-                !a.active && usize::from(a.step) + 1 == v.spec.funnels[funnel].steps.len()
+                let steps = v.spec.funnels.get(funnel).map_or(0, |f| f.steps.len());
+                !a.active && usize::from(a.step) + 1 == steps
             })),
         }
     }

@@ -544,6 +544,11 @@ impl Partition {
         let before = Standing::of(profile);
         match kind {
             TimerKind::FunnelDeadline { funnel, attempt } => {
+                // An attempt of a funnel no longer configured was dropped at the restore
+                // (`crate::migration`); a timer of it left over fires into nothing.
+                let Some(f) = spec.funnels.get(usize::from(funnel)) else {
+                    return;
+                };
                 let Some(i) = profile.funnels.iter().position(|a| a.funnel == funnel) else {
                     return;
                 };
@@ -552,7 +557,6 @@ impl Partition {
                 if self.scratch.is_empty() {
                     return;
                 }
-                let f = &spec.funnels[usize::from(funnel)];
                 let cause = Cause::Timer { due };
                 emit_funnel(f, profile, customer, &self.scratch, &cause, out);
                 let trigger = Trigger {

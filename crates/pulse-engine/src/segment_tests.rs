@@ -18,6 +18,7 @@ fn rule(name: &str, rule: &str) -> SegmentConfig {
         rule: rule.into(),
         min_dwell: None,
         cooldown: None,
+        renamed_from: None,
     }
 }
 

@@ -4,6 +4,7 @@
 use crate::churn::ChurnSpec;
 use crate::clv::ClvSpec;
 use crate::config::{EngineConfig, FunnelConfig};
+use crate::layout::{Layout, Renames};
 use crate::segment::Segments;
 use crate::Millis;
 use pulse_events::time::DAY;
@@ -95,6 +96,10 @@ pub struct EngineSpec {
     pub(crate) rfm_refresh: Millis,
     pub(crate) survey_window_days: i64,
     pub(crate) segments: Arc<Segments>,
+    /// What a profile's positions name under this configuration ([`crate::layout`]).
+    pub layout: Layout,
+    /// Entries the configuration says were renamed, to carry profiles over by their old names.
+    pub renames: Renames,
 }
 
 fn ms(d: std::time::Duration) -> Millis {
@@ -208,6 +213,7 @@ impl EngineSpec {
                 funnels.push(spec);
             }
         }
+        check_renames(cfg, &mut err);
         check_analytics(cfg, &mut err);
         if !errors.is_empty() {
             return Err(errors);
@@ -228,15 +234,114 @@ impl EngineSpec {
             rfm_refresh: ms(cfg.rfm.refresh),
             survey_window_days: (ms(cfg.surveys.window) / DAY).max(1),
             segments: Arc::default(),
+            layout: Layout {
+                metrics: Vec::new(),
+                funnels: Vec::new(),
+                segments: Vec::new(),
+            },
+            renames: renames(cfg),
         };
         // Rules name metrics, windows and funnels, so they compile against the rest.
         spec.segments = Arc::new(Segments::compile(&cfg.segments, &spec)?);
+        spec.layout = Layout {
+            metrics: spec.metrics.iter().map(|m| m.name().to_owned()).collect(),
+            funnels: spec
+                .funnels
+                .iter()
+                .map(|f| {
+                    (
+                        f.name.clone(),
+                        u8::try_from(f.steps.len()).unwrap_or(u8::MAX),
+                    )
+                })
+                .collect(),
+            segments: spec.segment_names().map(str::to_owned).collect(),
+        };
         Ok(spec)
     }
 
     /// Index of a metric in a bucket, for reading windows.
     pub fn metric_index(&self, name: &str) -> Option<usize> {
         self.metrics.iter().position(|m| m.name() == name)
+    }
+}
+
+/// The `renamed_from` of the windows' event types, the funnels and the segments.
+fn renames(cfg: &EngineConfig) -> Renames {
+    let pairs =
+        |it: &mut dyn Iterator<Item = (&String, &Option<String>)>| -> Vec<(String, String)> {
+            it.filter_map(|(n, from)| Some((n.clone(), from.clone()?)))
+                .collect()
+        };
+    Renames {
+        metrics: cfg
+            .windows
+            .renamed_from
+            .iter()
+            .map(|(n, from)| (n.clone(), from.clone()))
+            .collect(),
+        funnels: pairs(&mut cfg.funnels.iter().map(|f| (&f.name, &f.renamed_from))),
+        segments: pairs(&mut cfg.segments.iter().map(|s| (&s.name, &s.renamed_from))),
+    }
+}
+
+/// A rename names an entry that is configured under its new name, and an old name that no
+/// configured entry still has (it would keep its state under that name instead).
+fn check_renames(cfg: &EngineConfig, err: &mut impl FnMut(String, &str)) {
+    let types = &cfg.windows.event_types;
+    for (to, from) in &cfg.windows.renamed_from {
+        let key = format!("engine.windows.renamed_from.{to}");
+        if !types.contains(to) {
+            err(
+                key,
+                "renames an event type that engine.windows.event_types does not list",
+            );
+        } else if types.contains(from) {
+            err(key, "names an event type that is still listed");
+        } else if cfg
+            .windows
+            .renamed_from
+            .values()
+            .filter(|f| *f == from)
+            .count()
+            > 1
+        {
+            err(key, "names an event type another entry is renamed from too");
+        }
+    }
+    let funnels: Vec<(&str, Option<&String>)> = cfg
+        .funnels
+        .iter()
+        .map(|f| (f.name.as_str(), f.renamed_from.as_ref()))
+        .collect();
+    check_renamed("engine.funnels", "funnel", &funnels, err);
+    let segments: Vec<(&str, Option<&String>)> = cfg
+        .segments
+        .iter()
+        .map(|s| (s.name.as_str(), s.renamed_from.as_ref()))
+        .collect();
+    check_renamed("engine.segments", "segment", &segments, err);
+}
+
+/// The `renamed_from` of a list's entries (name, previous name): each must name an entry no
+/// longer configured, and no other entry's previous name.
+fn check_renamed(
+    section: &str,
+    kind: &str,
+    entries: &[(&str, Option<&String>)],
+    err: &mut impl FnMut(String, &str),
+) {
+    for (i, (name, from)) in entries.iter().enumerate() {
+        let Some(from) = from else { continue };
+        let key = format!("{section}[{i}] ({name}).renamed_from");
+        if entries.iter().any(|(n, _)| n == from) {
+            err(key, &format!("names a {kind} that is still configured"));
+        } else if entries.iter().filter(|(_, f)| *f == Some(*from)).count() > 1 {
+            err(
+                key,
+                &format!("names a {kind} another one is renamed from too"),
+            );
+        }
     }
 }
 

@@ -29,6 +29,7 @@ pub fn funnel(name: &str, window: Duration, steps: Vec<StepConfig>) -> FunnelCon
         window,
         steps,
         exclude: vec![],
+        renamed_from: None,
     }
 }
 
@@ -48,6 +49,7 @@ pub fn config(funnels: Vec<FunnelConfig>) -> EngineConfig {
                 d(90 * 86_400),
             ],
             event_types: vec!["page_view".into(), "feature_used".into()],
+            renamed_from: Default::default(),
         },
         funnels,
         time_horizon: Duration::from_secs(400 * 86_400),

@@ -73,6 +73,24 @@ impl Windows {
         spec.metrics.len() + 1
     }
 
+    /// Moves the counters to a new column layout: `columns[i]` is where old column `i` goes
+    /// (`None`: dropped), and a bucket has `metrics` counters after. New columns start at zero.
+    pub(crate) fn remap(&mut self, columns: &[Option<usize>], metrics: usize) {
+        let (old, new) = (columns.len() + 1, metrics + 1);
+        let mut data = Vec::with_capacity(self.data.len() / old * new);
+        for bucket in self.data.chunks_exact(old) {
+            let at = data.len();
+            data.push(bucket[0]);
+            data.resize(at + new, 0);
+            for (i, to) in columns.iter().enumerate() {
+                if let Some(j) = to.filter(|j| *j < metrics) {
+                    data[at + 1 + j] = bucket[1 + i];
+                }
+            }
+        }
+        self.data = data;
+    }
+
     /// Number of buckets held.
     pub fn buckets(&self, spec: &EngineSpec) -> usize {
         self.data.len() / Self::stride(spec)

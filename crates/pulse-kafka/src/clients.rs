@@ -58,7 +58,11 @@ pub(crate) fn consumer(kafka: &KafkaConfig) -> ClientConfig {
         .set(
             "queued.max.messages.kbytes",
             (kafka.max_prefetch.0 / 1024).max(1).to_string(),
-        );
+        )
+        // While that prefetch is full, every partition's next fetch waits this long, the
+        // repartition topic's too; librdkafka's default (1 s) held the markers the partitions
+        // wait on for up to a second each time the own inputs filled the queue.
+        .set("fetch.queue.backoff.ms", "10");
     finish(c, kafka)
 }
 

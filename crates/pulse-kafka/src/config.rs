@@ -154,6 +154,22 @@ pub struct WorkerConfig {
     pub shutdown_deadline: Duration,
     /// Largest accepted input record value.
     pub max_payload: ByteSize,
+    /// What a restore does with a changelog record it cannot read.
+    #[serde(default)]
+    pub on_undecodable_changelog: OnUndecodable,
+}
+
+/// `worker.on_undecodable_changelog`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnUndecodable {
+    /// The worker stops with an error naming the partition, the offset and the reason, so no
+    /// state is lost without an operator deciding it.
+    #[default]
+    Stop,
+    /// The record is passed by with an error in the log, and the customer it held starts over
+    /// from the records replayed after the checkpoint.
+    Drop,
 }
 
 /// A size in bytes, written as a number or with a unit (`64KiB`, `16MiB`, `1MB`).

@@ -28,10 +28,12 @@ mod txn;
 mod worker;
 
 pub use changelog::{
-    encode_checkpoint, encode_profile, read_all, read_changelog, BatchTag, Checkpoint, Contents,
-    Offsets, ProfileMap, Restorer, REPARTITION,
+    encode_checkpoint, encode_layout, encode_profile, read_all, read_changelog, BatchTag,
+    Checkpoint, Contents, Offsets, ProfileMap, Restorer, REPARTITION,
 };
-pub use config::{ByteSize, Delivery, KafkaConfig, OffsetReset, TopicNames, WorkerConfig};
+pub use config::{
+    ByteSize, Delivery, KafkaConfig, OffsetReset, OnUndecodable, TopicNames, WorkerConfig,
+};
 pub use dead_letter::header;
 pub use embedded::EmbeddedCluster;
 pub use error::KafkaError;

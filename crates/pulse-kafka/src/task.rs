@@ -8,7 +8,7 @@
 
 use crate::align::Next;
 use crate::changelog::{self, Applied, BatchTag, Checkpoint, ForwardedFrom, Offsets, REPARTITION};
-use crate::config::{Delivery, OffsetReset, TopicNames, WorkerConfig};
+use crate::config::{Delivery, OffsetReset, OnUndecodable, TopicNames, WorkerConfig};
 use crate::context::PulseContext;
 use crate::deliver::{deliver, ChangelogBatch, Forward, Markers, Products, Record};
 use crate::flow::{Entry, Fetched, Flow, Item, Routed};
@@ -98,6 +98,8 @@ struct Position {
     ahead_forwarded: HashMap<String, Vec<Applied>>,
     /// The stream time at `next`, where the keys of the order resume.
     sequenced: Millis,
+    /// The id of the layout the profiles are written in: the configuration's.
+    layout: u64,
     /// What this batch applied of forwarded records, per customer: written with its profile.
     applied_forwarded: HashMap<String, Vec<Applied>>,
 }
@@ -445,8 +447,9 @@ async fn restore(partition: i32, ctx: &Arc<TaskCtx>) -> Option<(Position, bool)>
             ctx.topics.profiles.clone(),
             ctx.spec.clone(),
         );
+        let drop_undecodable = ctx.worker.on_undecodable_changelog == OnUndecodable::Drop;
         let result = tokio::task::spawn_blocking(move || {
-            changelog::restore(&client, &topic, partition, spec)
+            changelog::restore(&client, &topic, partition, spec, drop_undecodable)
         })
         .await;
         match result {
@@ -462,8 +465,15 @@ async fn restore(partition: i32, ctx: &Arc<TaskCtx>) -> Option<(Position, bool)>
                     seconds = r.seconds,
                     generation = c.next_generation,
                     next = ?c.checkpoint.tag.offsets,
+                    migrated = c.migrated,
                     "Partition restored."
                 );
+                for (offset, reason) in &c.dropped {
+                    tracing::error!(partition, offset, reason, "A changelog record could not be read and was dropped (worker.on_undecodable_changelog = \"drop\"); the customer it held starts over.");
+                }
+                if c.migrated > 0 {
+                    tracing::info!(partition, profiles = c.migrated, "Profiles written under another configuration were carried over to this one by name; the changelog is rewritten in this one.");
+                }
                 let m = &ctx.metrics;
                 m.restored_profiles.inc_by(profiles as u64);
                 m.restored_bytes.inc_by(c.bytes);
@@ -493,8 +503,16 @@ async fn restore(partition: i32, ctx: &Arc<TaskCtx>) -> Option<(Position, bool)>
                     ahead_forwarded: c.ahead_forwarded,
                     sequenced,
                     applied_forwarded: HashMap::new(),
+                    layout: ctx.spec.layout.id(),
                 };
                 return Some((pos, c.migrate));
+            }
+            Ok(Err(KafkaError::Changelog { offset, reason })) => {
+                // Retrying reads the same record again; going on without it would lose the
+                // state it holds. An operator decides.
+                tracing::error!(partition, offset, reason, "A changelog record cannot be read; stopping. Set worker.on_undecodable_changelog = \"drop\" to pass such records by, starting their customers over.");
+                ctx.fail(KafkaError::Changelog { offset, reason });
+                return None;
             }
             Ok(Err(e)) => tracing::warn!(error = %e, partition, "Restore failed; retrying."),
             Err(e) => tracing::warn!(error = %e, partition, "Restore task failed; retrying."),
@@ -526,6 +544,11 @@ async fn claim(
                 .map(|(c, profile)| changelog::encode_profile(&tag, c, profile, &[]))
                 .collect();
         }
+        // The layout goes before every profile written in it (the claim's batch is the first
+        // this writer writes), so a restore under another configuration can carry them over.
+        batch
+            .profiles
+            .insert(0, changelog::encode_layout(&ctx.spec.layout));
         batch.obsolete = std::mem::take(&mut pos.obsolete);
         batch
     };
@@ -636,6 +659,7 @@ fn tag_of(pos: &Position) -> BatchTag {
         generation: pos.generation,
         batch: pos.batch,
         offsets: pos.next,
+        layout: pos.layout,
     }
 }
 

@@ -21,6 +21,7 @@ fn tag(generation: u64, batch: u64, next: i64) -> BatchTag {
         generation,
         batch,
         offsets: [next, -1, -1, -1],
+        layout: 0,
     }
 }
 
@@ -71,7 +72,7 @@ fn write_and_read(records: &[(Vec<u8>, Vec<u8>)]) -> Contents {
         .map(|(k, v)| (k.clone(), Some(v.clone())))
         .collect();
     write(cluster.bootstrap_servers(), TOPIC, &records);
-    read_changelog(&client(cluster.bootstrap_servers()), TOPIC, 0).expect("changelog reads")
+    read_changelog(&client(cluster.bootstrap_servers()), TOPIC, 0, None).expect("changelog reads")
 }
 
 #[test]
@@ -137,7 +138,7 @@ fn a_log_kafkas_cleaner_compacted_restores_every_customer() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let consumer: BaseConsumer = client(&kafka.bootstrap).create().expect("consumer");
     loop {
-        let c = read_changelog(&client(&kafka.bootstrap), &topic, 0).expect("reads");
+        let c = read_changelog(&client(&kafka.bootstrap), &topic, 0, None).expect("reads");
         let (_, high) = consumer
             .fetch_watermarks(&topic, 0, Duration::from_secs(5))
             .expect("watermarks");

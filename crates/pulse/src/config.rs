@@ -251,7 +251,7 @@ fn merge(base: &mut Table, over: Table, prefix: &str, origin: &str, problems: &m
 
 /// Keys that are valid but absent from the embedded default.
 fn is_optional(key: &str) -> bool {
-    key == "engine.funnels"
+    matches!(key, "engine.funnels" | "engine.windows.renamed_from")
 }
 
 fn lookup<'a>(t: &'a Table, path: &[String]) -> Option<&'a Value> {

@@ -14,11 +14,10 @@ mod common;
 use common::cluster::*;
 use common::*;
 use pulse_engine::Profile;
-use pulse_events::{Cause, TopicRole};
+use pulse_events::Cause;
 use pulse_loadgen::{Generator, GeneratorConfig, Record};
-use pulse_testkit::{send_waiting, Kafka};
+use pulse_testkit::Kafka;
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -36,15 +35,6 @@ fn traffic() -> Vec<Record> {
     Generator::new(GeneratorConfig::new(600, 3, start, 20 * day)).collect()
 }
 
-/// The end offset per input topic (by default name) and partition.
-type Ends = Vec<(&'static str, Vec<i64>)>;
-
-const INPUT_TOPICS: [(TopicRole, &str); 3] = [
-    (TopicRole::Clickstream, "clickstream"),
-    (TopicRole::Purchases, "purchases"),
-    (TopicRole::Surveys, "surveys"),
-];
-
 fn wait_caught_up(cluster: &Cluster, ends: &Ends) {
     for (topic, end) in ends {
         cluster.wait_committed(topic, end, Duration::from_secs(180));
@@ -54,32 +44,8 @@ fn wait_caught_up(cluster: &Cluster, ends: &Ends) {
 /// Produces `records` to their input topics, each on its customer's partition; returns the
 /// end offsets if they were the first records there.
 fn produce(cluster: &Cluster, records: &[Record]) -> Ends {
-    let producer: BaseProducer = cluster
-        .client()
-        .set("linger.ms", "5")
-        // Retries must not reorder a partition's records: the test compares exact states.
-        .set("enable.idempotence", "true")
-        .create()
-        .expect("producer");
-    let names: Vec<String> = INPUT_TOPICS.iter().map(|(_, t)| cluster.topic(t)).collect();
-    let mut ends: Ends = INPUT_TOPICS
-        .iter()
-        .map(|(_, t)| (*t, vec![0i64; PARTITIONS as usize]))
-        .collect();
-    for r in records {
-        let p = partition_of(&r.key);
-        let i = r.topic.index();
-        ends[i].1[p as usize] += 1;
-        send_waiting(
-            &producer,
-            BaseRecord::to(&names[i])
-                .key(&r.key)
-                .payload(&r.value)
-                .partition(p),
-        );
-    }
-    producer.flush(Duration::from_secs(60)).expect("flushed");
-    ends
+    let keyed: Vec<(String, &Record)> = records.iter().map(|r| (r.key.clone(), r)).collect();
+    cluster.produce(&keyed, partition_of)
 }
 
 fn started(cluster: &Cluster, extra: &[(&str, &str)]) -> Proc {
@@ -256,7 +222,7 @@ fn history(cluster: &Cluster, customer: &str) -> Vec<String> {
             let mut r = pulse_kafka::Restorer::new(m.partition());
             let read = r
                 .push(m.offset(), customer.as_bytes(), m.payload())
-                .and_then(|()| r.finish());
+                .and_then(|()| r.finish(None));
             match read {
                 Ok(c) => match c.profiles.get(customer) {
                     Some(p) => format!(

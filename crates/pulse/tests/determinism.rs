@@ -29,9 +29,7 @@ use common::cluster::*;
 use common::*;
 use pulse_events::TopicRole;
 use pulse_loadgen::{Generator, GeneratorConfig, Record};
-use pulse_testkit::send_waiting;
 use rdkafka::message::{Headers, Message};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::OnceLock;
@@ -72,23 +70,7 @@ fn key_of(i: usize, r: &Record) -> String {
 
 /// Produces `records`, each on the partition Pulse's partitioner gives its key; returns the
 /// number of records per input topic (by default name) and partition.
-fn produce(cluster: &Cluster, records: &[Record], order: Order) -> Vec<(&'static str, Vec<i64>)> {
-    let producer: BaseProducer = cluster
-        .client()
-        .set("linger.ms", "5")
-        .set("enable.idempotence", "true")
-        .create()
-        .expect("producer");
-    let topics = [
-        (TopicRole::Clickstream, "clickstream"),
-        (TopicRole::Purchases, "purchases"),
-        (TopicRole::Surveys, "surveys"),
-    ];
-    let names: Vec<String> = topics.iter().map(|(_, t)| cluster.topic(t)).collect();
-    let mut ends: Vec<(&'static str, Vec<i64>)> = topics
-        .iter()
-        .map(|(_, t)| (*t, vec![0; PARTITIONS as usize]))
-        .collect();
+fn produce(cluster: &Cluster, records: &[Record], order: Order) -> Ends {
     let mut ordered: Vec<(String, &Record)> = records
         .iter()
         .enumerate()
@@ -102,19 +84,7 @@ fn produce(cluster: &Cluster, records: &[Record], order: Order) -> Vec<(&'static
         };
         ordered.sort_by_key(|(_, r)| rank(r.topic)); // stable: each topic keeps its own order
     }
-    for (key, r) in ordered {
-        let (i, p) = (r.topic.index(), partition_of(&key));
-        ends[i].1[p as usize] += 1;
-        send_waiting(
-            &producer,
-            BaseRecord::to(&names[i])
-                .key(&key)
-                .payload(&r.value)
-                .partition(p),
-        );
-    }
-    producer.flush(Duration::from_secs(60)).expect("flushed");
-    ends
+    cluster.produce(&ordered, partition_of)
 }
 
 fn started(cluster: &Cluster) -> Proc {

@@ -1,6 +1,13 @@
 //! The changelog's records, as written and as read back.
 //!
-//! Format 2 (written now):
+//! Format 3 (written now) is format 2 with the configuration's layout named:
+//! - A **layout record**, keyed `\xfflayout/` and the layout's id: what the positions of a
+//!   profile stand for under one configuration ([`pulse_engine::Layout`]). A writer writes its
+//!   own with its claim; the key is the layout's, so compaction keeps every one.
+//! - Every batch tag names the layout of the profiles it carries, so a profile written under
+//!   another configuration is carried over by name when it is restored.
+//!
+//! Format 2 (read, no longer written; its profiles are read under the current layout):
 //! - A **profile record**, keyed by customer id: the customer's profile and the input offsets
 //!   it reflects (the end of the batch that wrote it). Without a value, a tombstone: the
 //!   customer is gone.
@@ -17,7 +24,7 @@
 //! customer ids start with `0xff`, which UTF-8 text never does.
 
 use crate::KafkaError;
-use pulse_engine::{CutPoints, Millis, Population, Profile, INPUTS};
+use pulse_engine::{CutPoints, Layout, Millis, Population, Profile, INPUTS};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
@@ -30,8 +37,9 @@ pub type Offsets = [i64; 4];
 /// Where the repartition topic's offset sits in [`Offsets`].
 pub const REPARTITION: usize = 3;
 
-pub(crate) const FORMAT_VERSION: u8 = 2;
+pub(crate) const FORMAT_VERSION: u8 = 3;
 const CHECKPOINT_PREFIX: &[u8] = b"\xffcheckpoint/";
+const LAYOUT_PREFIX: &[u8] = b"\xfflayout/";
 /// Format 1's checkpoint and population keys.
 pub(crate) const V1_CHECKPOINT_KEY: &[u8] = b"";
 pub(crate) const V1_POPULATION_KEY: &[u8] = b"\xffpopulation";
@@ -40,6 +48,13 @@ pub(crate) const V1_POPULATION_KEY: &[u8] = b"\xffpopulation";
 pub(crate) fn checkpoint_key(generation: u64) -> Vec<u8> {
     let mut k = CHECKPOINT_PREFIX.to_vec();
     k.extend_from_slice(&generation.to_be_bytes());
+    k
+}
+
+/// The key of layout `id`'s record.
+pub(crate) fn layout_key(id: u64) -> Vec<u8> {
+    let mut k = LAYOUT_PREFIX.to_vec();
+    k.extend_from_slice(&id.to_be_bytes());
     k
 }
 
@@ -56,6 +71,10 @@ pub struct BatchTag {
     pub generation: u64,
     pub batch: u64,
     pub offsets: Offsets,
+    /// The id of the layout the batch's profiles are written in; 0 in format 2's tags, whose
+    /// profiles are read under the current layout.
+    #[serde(default)]
+    pub layout: u64,
 }
 
 /// What a checkpoint says about the partition's state.
@@ -110,6 +129,7 @@ impl Default for BatchTag {
             generation: 0,
             batch: 0,
             offsets: [-1; 4],
+            layout: 0,
         }
     }
 }
@@ -188,6 +208,27 @@ pub fn encode_checkpoint(checkpoint: &Checkpoint) -> (Vec<u8>, Vec<u8>) {
     (checkpoint_key(checkpoint.tag.generation), value)
 }
 
+#[derive(Serialize)]
+struct LayoutOut<'a> {
+    v: u8,
+    layout: &'a Layout,
+}
+
+#[derive(Deserialize)]
+struct LayoutIn {
+    _v: u8,
+    layout: Layout,
+}
+
+/// A configuration's layout as a changelog `(key, value)` record, under its id's key.
+pub fn encode_layout(layout: &Layout) -> (Vec<u8>, Vec<u8>) {
+    let value = packed(&LayoutOut {
+        v: FORMAT_VERSION,
+        layout,
+    });
+    (layout_key(layout.id()), value)
+}
+
 /// Format 1's record: every kind in one shape.
 #[derive(Deserialize)]
 struct V1Record {
@@ -234,6 +275,8 @@ pub(crate) enum Entry<'a> {
         customer: String,
     },
     Checkpoint(Box<Checkpoint>),
+    /// What a layout id's positions stand for.
+    Layout(u64, Layout),
     /// Format 1: a profile of batch `(generation, batch)`.
     V1Profile {
         customer: String,
@@ -271,7 +314,7 @@ impl Entry<'_> {
             | Self::V1Profile { tag, .. }
             | Self::V1Population { tag, .. } => Some(tag.partition),
             Self::Checkpoint(c) | Self::V1Checkpoint(c) => Some(c.tag.partition),
-            Self::Tombstone { .. } | Self::Cleared => None,
+            Self::Tombstone { .. } | Self::Cleared | Self::Layout(..) => None,
         }
     }
 }
@@ -310,11 +353,22 @@ pub(crate) fn decode<'a>(
     };
     let bad = |e: rmp_serde::decode::Error| undecodable(offset, e);
     match version {
-        2 if key.starts_with(CHECKPOINT_PREFIX) => {
+        2 | 3 if key.starts_with(CHECKPOINT_PREFIX) => {
             let c: CheckpointIn = rmp_serde::from_slice(value).map_err(bad)?;
             Ok(Entry::Checkpoint(Box::new(c.checkpoint)))
         }
-        2 => {
+        3 if key.starts_with(LAYOUT_PREFIX) => {
+            let l: LayoutIn = rmp_serde::from_slice(value).map_err(bad)?;
+            let id = l.layout.id();
+            if layout_key(id) != key {
+                return Err(undecodable(
+                    offset,
+                    "a layout record under another layout's key",
+                ));
+            }
+            Ok(Entry::Layout(id, l.layout))
+        }
+        2 | 3 => {
             // [v, tag, profile] or [v, tag, forwarded, profile]: the tag (and what was
             // forwarded) is read, the profile's bytes kept as they are.
             let mut rest = &value[2..];
@@ -346,6 +400,7 @@ pub(crate) fn decode<'a>(
                     r.offsets[2],
                     r.repartition.unwrap_or(-1),
                 ],
+                layout: 0,
             };
             if key == V1_CHECKPOINT_KEY {
                 let [a, b, c] = r.frontiers.unwrap_or_default();

@@ -8,8 +8,8 @@ mod reader;
 mod restorer;
 
 pub use format::{
-    encode_checkpoint, encode_profile, Applied, BatchTag, Checkpoint, ForwardedFrom, Offsets,
-    REPARTITION,
+    encode_checkpoint, encode_layout, encode_profile, Applied, BatchTag, Checkpoint, ForwardedFrom,
+    Offsets, REPARTITION,
 };
 pub use reader::{latest_owner, read_all, read_changelog};
 pub use restorer::{Contents, ProfileMap, Restorer};
@@ -29,15 +29,22 @@ pub(crate) struct Restored {
 }
 
 /// Restores a partition's engine state. Blocking: run it on a blocking thread. Fails
-/// (retryably) if the broker cannot be reached.
+/// (retryably) if the broker cannot be reached; on a record it cannot read, unless
+/// `drop_undecodable`.
 pub(crate) fn restore(
     client: &ClientConfig,
     topic: &str,
     partition: i32,
     spec: Arc<EngineSpec>,
+    drop_undecodable: bool,
 ) -> Result<Restored, KafkaError> {
     let started = Instant::now();
-    let mut contents = read_changelog(client, topic, partition)?;
+    let mut restorer = Restorer::new(partition);
+    if drop_undecodable {
+        restorer = restorer.dropping_undecodable();
+    }
+    reader::feed(client, topic, &mut restorer)?;
+    let mut contents = restorer.finish(Some(&spec))?;
     let profiles = std::mem::take(&mut contents.profiles);
     let c = &contents.checkpoint;
     let mut partition = Partition::restore(spec, profiles, c.frontiers, c.population());

@@ -5,6 +5,7 @@ use super::format::{decode, is_checkpoint_key, Entry};
 use super::restorer::{Contents, Restorer};
 use crate::clients::{Fatal, Guard};
 use crate::KafkaError;
+use pulse_engine::EngineSpec;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
@@ -90,7 +91,7 @@ pub fn read_all(client: &ClientConfig, topic: &str) -> Result<Vec<Contents>, Kaf
         })?;
     let partitions = md.topics().first().map_or(0, |t| t.partitions().len());
     (0..partitions as i32)
-        .map(|p| read_changelog(client, topic, p))
+        .map(|p| read_changelog(client, topic, p, None))
         .collect()
 }
 
@@ -124,13 +125,27 @@ fn transient(e: &rdkafka::error::KafkaError) -> bool {
     )
 }
 
-/// Reads partition `partition` of the changelog `topic` from its beginning to its end.
-/// Blocking. Fails if the broker stays unreachable for 30 s, or on a record it cannot read.
+/// Reads partition `partition` of the changelog `topic` from its beginning to its end, with
+/// profiles of another layout carried over to `target`'s (`None`: as stored). Blocking. Fails
+/// if the broker stays unreachable for 30 s, or on a record it cannot read.
 pub fn read_changelog(
     client: &ClientConfig,
     topic: &str,
     partition: i32,
+    target: Option<&EngineSpec>,
 ) -> Result<Contents, KafkaError> {
+    let mut restorer = Restorer::new(partition);
+    feed(client, topic, &mut restorer)?;
+    restorer.finish(target)
+}
+
+/// Feeds every record of the restorer's partition of `topic`, from its beginning to its end.
+pub(crate) fn feed(
+    client: &ClientConfig,
+    topic: &str,
+    restorer: &mut Restorer,
+) -> Result<(), KafkaError> {
+    let partition = restorer.partition();
     let mut cfg = client.clone();
     // librdkafka refuses to assign partitions without a group id; this reader never commits.
     if cfg.get("group.id").is_none() {
@@ -153,7 +168,6 @@ pub fn read_changelog(
     let (low, high) = consumer
         .fetch_watermarks(topic, partition, Duration::from_secs(10))
         .map_err(restore_error)?;
-    let mut restorer = Restorer::new(partition);
     if high > low {
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(topic, partition, Offset::Beginning)
@@ -183,5 +197,5 @@ pub fn read_changelog(
             }
         }
     }
-    restorer.finish()
+    Ok(())
 }

@@ -13,13 +13,17 @@
 //!   from a zombie that had not noticed it lost the partition: the newer writer's record of
 //!   the same customer is preferred, so the zombie cannot undo it while both survive.
 //!
+//! - A profile written under another configuration's layout (its batch tag names the layout,
+//!   whose record the writer put beside it) is carried over by name to the current one
+//!   ([`pulse_engine::Migration`]); the new writer then rewrites every profile in its own.
+//!
 //! Format 1 records (one checkpoint key, batches valid only once their checkpoint followed) are
 //! read by format 1's rule, so a changelog written before this format restores as it did.
 
 use super::format::{checkpoint_key, decode, Applied, BatchTag, Checkpoint, Entry, Offsets};
 use super::format::{V1_CHECKPOINT_KEY, V1_POPULATION_KEY};
 use crate::KafkaError;
-use pulse_engine::{CutPoints, Millis, Profile};
+use pulse_engine::{CutPoints, EngineSpec, Layout, Migration, Millis, Profile};
 use std::collections::{BTreeMap, HashMap};
 
 /// Restored profiles by customer id. Keys come from our own changelog, so a fast hasher is safe.
@@ -43,9 +47,15 @@ pub struct Contents {
     /// Keys the new writer deletes once its own checkpoint is durable: older generations'
     /// checkpoints and format 1's records that are not customers'.
     pub obsolete: Vec<Vec<u8>>,
-    /// Format 1 records were read with no format 2 checkpoint: the new writer rewrites every
-    /// profile in format 2 before its first checkpoint.
+    /// Format 1 records were read with no newer checkpoint, or profiles were carried over from
+    /// another layout: the new writer rewrites every profile in the current format and layout
+    /// before its first checkpoint.
     pub migrate: bool,
+    /// Profiles carried over from another configuration's layout.
+    pub migrated: u64,
+    /// Records that could not be read and were passed by, by offset, with the reason (only
+    /// when told to drop them): their customers start over.
+    pub dropped: Vec<(i64, String)>,
     pub records: u64,
     pub bytes: u64,
 }
@@ -53,6 +63,8 @@ pub struct Contents {
 #[derive(Debug)]
 struct Candidate {
     profile: Stored,
+    /// The layout it was written in; 0: the current one (format 1 and 2 records).
+    layout: u64,
     offsets: Offsets,
     forwarded: Vec<Applied>,
     /// Written by an older generation after a newer one had claimed the partition.
@@ -89,6 +101,10 @@ pub struct Restorer {
     claimed: u64,
     /// The highest generation of any record.
     newest: u64,
+    /// The layouts named in the log, by id.
+    layouts: HashMap<u64, Layout>,
+    /// Pass records that cannot be read by, dropping the customer they hold, rather than stop.
+    drop_undecodable: bool,
     v1: V1,
     contents: Contents,
 }
@@ -111,13 +127,27 @@ impl Restorer {
             checkpoints: BTreeMap::new(),
             claimed: 0,
             newest: 0,
+            layouts: HashMap::new(),
+            drop_undecodable: false,
             v1: V1::default(),
             contents: Contents::default(),
         }
     }
 
-    /// Feeds the record at `offset`. A record this worker cannot read is an error: skipping it
-    /// would restore a state that silently lacks it.
+    /// Records that cannot be read are passed by, and the customer each held starts over,
+    /// instead of failing the restore (`worker.on_undecodable_changelog = "drop"`).
+    pub fn dropping_undecodable(mut self) -> Self {
+        self.drop_undecodable = true;
+        self
+    }
+
+    /// The changelog partition read.
+    pub fn partition(&self) -> i32 {
+        self.partition
+    }
+
+    /// Feeds the record at `offset`. A record this worker cannot read is an error, unless told
+    /// to drop it: skipping it silently would restore a state that lacks it.
     pub fn push(
         &mut self,
         offset: i64,
@@ -126,7 +156,18 @@ impl Restorer {
     ) -> Result<(), KafkaError> {
         self.contents.records += 1;
         self.contents.bytes += value.map_or(0, |v| v.len() as u64);
-        let entry = decode(offset, key, value)?;
+        let entry = match decode(offset, key, value) {
+            Ok(e) => e,
+            Err(KafkaError::Changelog { offset, reason }) if self.drop_undecodable => {
+                // Whatever the customer's older records said, this one replaced them.
+                if let Ok(customer) = std::str::from_utf8(key) {
+                    self.profiles.remove(customer);
+                }
+                self.contents.dropped.push((offset, reason));
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
         // A record of another partition means the input partitioning changed under the
         // changelog; it does not belong to this state.
         if entry.partition().is_some_and(|p| p != self.partition) {
@@ -145,9 +186,19 @@ impl Restorer {
                     offset: profile.offset,
                     bytes: profile.bytes.to_vec(),
                 };
-                self.offer(customer, Some((stored, tag.offsets, forwarded)), zombie);
+                let candidate = Candidate {
+                    profile: stored,
+                    layout: tag.layout,
+                    offsets: tag.offsets,
+                    forwarded,
+                    zombie,
+                };
+                self.offer(customer, Some(candidate));
             }
-            Entry::Tombstone { customer } => self.offer(customer, None, false),
+            Entry::Tombstone { customer } => self.offer(customer, None),
+            Entry::Layout(id, layout) => {
+                self.layouts.insert(id, layout);
+            }
             Entry::Checkpoint(c) => {
                 let g = c.tag.generation;
                 self.newest = self.newest.max(g);
@@ -182,8 +233,14 @@ impl Restorer {
                     |t: &BatchTag| (t.generation, t.batch) == (c.tag.generation, c.tag.batch);
                 for (customer, tag, profile) in std::mem::take(&mut self.v1.pending) {
                     if same(&tag) {
-                        let stored = Stored::Decoded(Box::new(profile));
-                        self.offer(customer, Some((stored, tag.offsets, Vec::new())), false);
+                        let candidate = Candidate {
+                            profile: Stored::Decoded(Box::new(profile)),
+                            layout: 0,
+                            offsets: tag.offsets,
+                            forwarded: Vec::new(),
+                            zombie: false,
+                        };
+                        self.offer(customer, Some(candidate));
                     }
                 }
                 if let Some((tag, rfm, next_refresh)) = self.v1.pending_population.take() {
@@ -200,26 +257,14 @@ impl Restorer {
 
     /// A customer's newer record (`None`: deleted). A zombie's record never replaces a
     /// non-zombie's; otherwise the newer wins.
-    fn offer(
-        &mut self,
-        customer: String,
-        state: Option<(Stored, Offsets, Vec<Applied>)>,
-        zombie: bool,
-    ) {
+    fn offer(&mut self, customer: String, state: Option<Candidate>) {
+        let zombie = state.as_ref().is_some_and(|c| c.zombie);
         if zombie && self.profiles.get(&customer).is_some_and(|c| !c.zombie) {
             return;
         }
         match state {
-            Some((profile, offsets, forwarded)) => {
-                self.profiles.insert(
-                    customer,
-                    Candidate {
-                        profile,
-                        offsets,
-                        forwarded,
-                        zombie,
-                    },
-                );
+            Some(candidate) => {
+                self.profiles.insert(customer, candidate);
             }
             None => {
                 self.profiles.remove(&customer);
@@ -228,8 +273,9 @@ impl Restorer {
     }
 
     /// The partition's state once every record is fed. The surviving profiles are decoded
-    /// here, on as many threads as the machine has cores.
-    pub fn finish(mut self) -> Result<Contents, KafkaError> {
+    /// here, on as many threads as the machine has cores, and those written under another
+    /// layout than `target`'s are carried over to it (`None`: every profile as stored).
+    pub fn finish(mut self, target: Option<&EngineSpec>) -> Result<Contents, KafkaError> {
         let mut c = std::mem::take(&mut self.contents);
         let newest_v2 = self.checkpoints.keys().next_back().copied();
         c.checkpoint = match newest_v2 {
@@ -253,6 +299,8 @@ impl Restorer {
             .iter()
             .map(|f| (f.source, f.next))
             .collect();
+        let migrations = self.migrations(target)?;
+        let unnamed = self.profiles.values().any(|c| c.layout == 0);
         let mut survivors = Vec::with_capacity(self.profiles.len());
         for (customer, candidate) in self.profiles {
             // The repartition topic's offset says nothing of what was applied: its records
@@ -269,33 +317,94 @@ impl Restorer {
             if !forwarded.is_empty() {
                 c.ahead_forwarded.insert(customer.clone(), forwarded);
             }
-            survivors.push((customer, candidate.profile));
+            let migration = migrations.get(&candidate.layout);
+            c.migrated += u64::from(migration.is_some());
+            survivors.push((customer, candidate.profile, migration));
         }
-        c.profiles = decode_all(survivors)?;
+        // Profiles carried over, or written before layouts were named: the claim rewrites
+        // them all under this configuration's layout.
+        c.migrate |= c.migrated > 0 || unnamed;
+        let (profiles, failed) = decode_all(survivors);
+        if let Some((offset, reason)) = failed.first().filter(|_| !self.drop_undecodable) {
+            return Err(KafkaError::Changelog {
+                offset: *offset,
+                reason: reason.clone(),
+            });
+        }
+        c.dropped.extend(failed);
+        c.profiles = profiles;
         Ok(c)
+    }
+
+    /// How to carry each other layout the surviving profiles were written in to `target`'s.
+    /// A layout that is not in the log cannot be read: its profiles' positions mean nothing.
+    fn migrations(
+        &self,
+        target: Option<&EngineSpec>,
+    ) -> Result<HashMap<u64, Migration>, KafkaError> {
+        let mut out = HashMap::new();
+        let Some(spec) = target else {
+            return Ok(out);
+        };
+        let current = spec.layout.id();
+        for candidate in self.profiles.values() {
+            let id = candidate.layout;
+            if id == 0 || id == current || out.contains_key(&id) {
+                continue;
+            }
+            let Some(from) = self.layouts.get(&id) else {
+                let offset = match &candidate.profile {
+                    Stored::Encoded { offset, .. } => *offset,
+                    Stored::Decoded(_) => -1,
+                };
+                return Err(KafkaError::Changelog {
+                    offset,
+                    reason: format!("a profile written under layout {id:#x}, whose layout record is not in the changelog"),
+                });
+            };
+            let m = Migration::between(from, spec);
+            if !m.is_identity() {
+                out.insert(id, m);
+            }
+        }
+        Ok(out)
     }
 }
 
+/// A surviving profile: its customer, its record, and how to carry it to the current layout.
+type Survivor<'a> = (String, Stored, Option<&'a Migration>);
+
 /// Decodes profiles in parallel chunks: restoring is bound by decoding once the broker's fetch
-/// keeps up.
-fn decode_all(survivors: Vec<(String, Stored)>) -> Result<ProfileMap, KafkaError> {
+/// keeps up. Returns those decoded, and the offset of each record that could not be, with the
+/// reason.
+fn decode_all(survivors: Vec<Survivor<'_>>) -> (ProfileMap, Vec<(i64, String)>) {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = survivors.len().div_ceil(threads).max(1024);
-    let mut chunks: Vec<Vec<(String, Stored)>> = Vec::new();
+    let mut chunks: Vec<Vec<Survivor<'_>>> = Vec::new();
     let mut rest = survivors;
     while rest.len() > chunk {
         let tail = rest.split_off(rest.len() - chunk);
         chunks.push(tail);
     }
     chunks.push(rest);
-    let decoded: Vec<Result<Vec<(String, Profile)>, KafkaError>> = std::thread::scope(|s| {
+    type Decoded = Vec<Result<(String, Profile), (i64, String)>>;
+    let decoded: Vec<Decoded> = std::thread::scope(|s| {
         let handles: Vec<_> = chunks
             .into_iter()
             .map(|part| {
                 s.spawn(move || {
                     part.into_iter()
-                        .map(|(k, p)| p.decode().map(|p| (k, p)))
-                        .collect::<Result<Vec<_>, _>>()
+                        .map(|(k, p, migration)| match p.decode() {
+                            Ok(mut p) => {
+                                if let Some(m) = migration {
+                                    m.apply(&mut p);
+                                }
+                                Ok((k, p))
+                            }
+                            Err(KafkaError::Changelog { offset, reason }) => Err((offset, reason)),
+                            Err(e) => Err((-1, e.to_string())),
+                        })
+                        .collect::<Decoded>()
                 })
             })
             .collect();
@@ -305,11 +414,18 @@ fn decode_all(survivors: Vec<(String, Stored)>) -> Result<ProfileMap, KafkaError
             .collect()
     });
     let mut profiles = ProfileMap::default();
-    profiles.reserve(decoded.iter().map(|d| d.as_ref().map_or(0, Vec::len)).sum());
-    for part in decoded {
-        profiles.extend(part?);
+    profiles.reserve(decoded.iter().map(Vec::len).sum());
+    let mut failed = Vec::new();
+    for r in decoded.into_iter().flatten() {
+        match r {
+            Ok((k, p)) => {
+                profiles.insert(k, p);
+            }
+            Err(e) => failed.push(e),
+        }
     }
-    Ok(profiles)
+    failed.sort_unstable();
+    (profiles, failed)
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::changelog::format::{
-    checkpoint_key, encode_checkpoint, encode_profile, Checkpoint, ForwardedFrom,
+    checkpoint_key, encode_checkpoint, encode_layout, encode_profile, Checkpoint, ForwardedFrom,
 };
 use proptest::prelude::*;
 
@@ -24,6 +24,7 @@ fn tag(generation: u64, batch: u64, next: i64) -> BatchTag {
         generation,
         batch,
         offsets: [next, -1, -1, -1],
+        layout: 0,
     }
 }
 
@@ -51,7 +52,7 @@ fn restore(log: &Log) -> Contents {
     for (offset, (k, v)) in log.iter().enumerate() {
         r.push(offset as i64, k, v.as_deref()).expect("readable");
     }
-    r.finish().expect("decodable")
+    r.finish(None).expect("decodable")
 }
 
 /// What Kafka's log cleaner leaves: the newest record of each key, in offset order.
@@ -309,20 +310,23 @@ proptest! {
     }
 }
 
+/// A checked-in changelog (its records as MessagePack `(key, value)` pairs) and what it must
+/// restore to.
+fn fixture(records: &[u8], want: &str) -> (Log, serde_json::Value) {
+    let records: Vec<(Vec<u8>, Vec<u8>)> = rmp_serde::from_slice(records).expect("fixture");
+    let log = records.into_iter().map(|(k, v)| (k, Some(v))).collect();
+    (log, serde_json::from_str(want).expect("expected state"))
+}
+
 /// A changelog written by Pulse's format 1 encoder (generated before format 2, from 25 days
 /// of generated traffic for 30 customers over all three inputs, its last batch torn: profiles
 /// without a checkpoint): it restores the state of its last complete batch.
 #[test]
 fn a_format_1_changelog_restores_its_last_complete_batch() {
-    let records: Vec<(Vec<u8>, Vec<u8>)> =
-        rmp_serde::from_slice(include_bytes!("../../tests/fixtures/changelog-v1.msgpack"))
-            .expect("fixture");
-    let want: serde_json::Value =
-        serde_json::from_str(include_str!("../../tests/fixtures/changelog-v1.json")).unwrap();
-    let mut log = Log::new();
-    for (k, v) in records {
-        log.push((k, Some(v)));
-    }
+    let (log, want) = fixture(
+        include_bytes!("../../tests/fixtures/changelog-v1.msgpack"),
+        include_str!("../../tests/fixtures/changelog-v1.json"),
+    );
     let c = restore(&log);
     let ck = &want["checkpoint"];
     let offsets: Vec<i64> = c.checkpoint.tag.offsets.to_vec();
@@ -351,4 +355,162 @@ fn a_format_1_changelog_restores_its_last_complete_batch() {
         assert_eq!(&got, w, "customer {id}");
     }
     assert!(c.ahead.is_empty());
+}
+
+/// A changelog written by Pulse's format 2 encoder (before layouts were named, from 25 days of
+/// generated traffic for 30 customers under the shipped configuration, in batches of 64
+/// records, its last batch torn): every profile restores field by field as it was written, and
+/// the new writer is told to rewrite them in the current format, layout named.
+#[test]
+fn a_format_2_changelog_restores_every_profile_as_written() {
+    let (log, want) = fixture(
+        include_bytes!("../../tests/fixtures/changelog-v2.msgpack"),
+        include_str!("../../tests/fixtures/changelog-v2.json"),
+    );
+    for log in [log.clone(), compacted(&log)] {
+        let c = restore(&log);
+        let ck = &want["checkpoint"];
+        assert_eq!(serde_json::json!(c.checkpoint.tag.offsets), ck["offsets"]);
+        assert_eq!(serde_json::json!(c.checkpoint.frontiers), ck["frontiers"]);
+        assert_eq!(c.checkpoint.rfm.version, ck["rfm_version"]);
+        assert!(
+            c.migrate,
+            "format 2 profiles are rewritten with their layout"
+        );
+        assert_eq!(c.migrated, 0);
+        // The torn batch's customers are ahead of the checkpoint, not lost.
+        assert!(!c.ahead.is_empty());
+        let profiles = want["profiles"].as_object().unwrap();
+        assert_eq!(c.profiles.len(), profiles.len());
+        for (id, w) in profiles {
+            let w: Profile = serde_json::from_value(w.clone()).expect("a profile");
+            assert_eq!(c.profiles[id], w, "customer {id}");
+        }
+    }
+}
+
+fn spec_counting(event_types: &[&str]) -> EngineSpec {
+    let cfg: pulse_engine::EngineConfig = serde_json::from_value(serde_json::json!({
+        "allowed_lateness": "5m",
+        "max_future_skew": "1h",
+        "session_gap": "30m",
+        "windows": { "durations": ["1h", "24h"], "event_types": event_types },
+    }))
+    .expect("an engine config");
+    EngineSpec::compile(&cfg).expect("valid")
+}
+
+/// A profile counting one `page_view` and two `add_to_cart` at `at`, under `spec`.
+fn counted(spec: &EngineSpec, at: Millis) -> Profile {
+    let mut p = profile(3);
+    let column = |name: &str| spec.metric_index(name).expect("a metric");
+    let incs = [(column("page_view"), 1), (column("add_to_cart"), 2)];
+    p.windows.add(spec, at, at, &incs);
+    p
+}
+
+fn layout_tag(generation: u64, next: i64, spec: &EngineSpec) -> BatchTag {
+    BatchTag {
+        layout: spec.layout.id(),
+        ..tag(generation, 1, next)
+    }
+}
+
+/// Written under one configuration, restored under one with an event type added before the
+/// others: every count is found under its name, and the writer is told to rewrite.
+#[test]
+fn profiles_written_under_another_layout_are_carried_over_by_name() {
+    let old = spec_counting(&["page_view", "add_to_cart"]);
+    let new = spec_counting(&["view_cart", "add_to_cart", "page_view"]);
+    assert_ne!(old.layout.id(), new.layout.id());
+    let at = 1_767_225_600_000;
+    let mut log = Log::new();
+    put(&mut log, encode_layout(&old.layout));
+    let t = layout_tag(1, 10, &old);
+    put(&mut log, encode_profile(&t, "a", &counted(&old, at), &[]));
+    checkpoint_at(&mut log, t);
+    let c = restore_under(&compacted(&log), &new);
+    assert_eq!((c.migrated, c.migrate), (1, true));
+    let a = &c.profiles["a"];
+    let sum = |name: &str| {
+        let m = new.metric_index(name).expect("a metric");
+        a.windows.sum(&new, m, 3_600_000, at)
+    };
+    assert_eq!(
+        (sum("page_view"), sum("add_to_cart"), sum("view_cart")),
+        (1, 2, 0)
+    );
+    // The same log under the configuration that wrote it is read as stored.
+    let c = restore_under(&compacted(&log), &old);
+    assert_eq!((c.migrated, c.migrate), (0, false));
+    assert_eq!(c.profiles["a"], counted(&old, at));
+}
+
+fn restore_under(log: &Log, spec: &EngineSpec) -> Contents {
+    let mut r = Restorer::new(0);
+    for (offset, (k, v)) in log.iter().enumerate() {
+        r.push(offset as i64, k, v.as_deref()).expect("readable");
+    }
+    r.finish(Some(spec)).expect("restores")
+}
+
+/// A profile whose layout record is not in the log cannot be read by name: the restore stops
+/// and names the record, rather than reading its counters under the wrong names.
+#[test]
+fn a_profile_of_an_unknown_layout_stops_the_restore_at_its_offset() {
+    let old = spec_counting(&["page_view", "add_to_cart"]);
+    let new = spec_counting(&["add_to_cart"]);
+    let mut log = Log::new();
+    checkpoint_at(&mut log, tag(1, 1, 5));
+    let t = layout_tag(1, 10, &old);
+    put(
+        &mut log,
+        encode_profile(&t, "a", &counted(&old, 1_767_225_600_000), &[]),
+    );
+    let mut r = Restorer::new(0);
+    for (offset, (k, v)) in log.iter().enumerate() {
+        r.push(offset as i64, k, v.as_deref()).expect("readable");
+    }
+    match r.finish(Some(&new)) {
+        Err(KafkaError::Changelog { offset, reason }) => {
+            assert_eq!(offset, 1);
+            assert!(reason.contains("layout"), "{reason}");
+        }
+        other => panic!("restored: {other:?}"),
+    }
+}
+
+/// A damaged record stops the restore at its offset; told to drop such records, the restore
+/// passes it by and the customer it held starts over, while the others are kept.
+#[test]
+fn an_undecodable_record_stops_the_restore_unless_told_to_drop_it() {
+    let mut log = Log::new();
+    profile_at(&mut log, tag(1, 1, 10), "a", 1);
+    profile_at(&mut log, tag(1, 1, 10), "b", 2);
+    checkpoint_at(&mut log, tag(1, 1, 10));
+    // Customer a's newer record is damaged: its older one must not come back in its place.
+    log.push((b"a".to_vec(), Some(vec![0x93, 2, 0xc1])));
+    // A profile whose tag reads but whose body does not: found only when decoded at the end.
+    let (k, mut v) = encode_profile(&tag(1, 2, 20), "c", &profile(3), &[]);
+    v.truncate(v.len() - 3);
+    log.push((k, Some(v)));
+    let feed = |r: &mut Restorer| -> Result<(), KafkaError> {
+        for (offset, (k, v)) in log.iter().enumerate() {
+            r.push(offset as i64, k, v.as_deref())?;
+        }
+        Ok(())
+    };
+    let mut r = Restorer::new(0);
+    match feed(&mut r) {
+        Err(KafkaError::Changelog { offset, .. }) => assert_eq!(offset, 3),
+        other => panic!("read on: {other:?}"),
+    }
+    let mut r = Restorer::new(0).dropping_undecodable();
+    feed(&mut r).expect("passed by");
+    let c = r.finish(None).expect("restored");
+    let offsets: Vec<i64> = c.dropped.iter().map(|(o, _)| *o).collect();
+    assert_eq!(offsets, [3, 4]);
+    let mut kept: Vec<&str> = c.profiles.keys().map(String::as_str).collect();
+    kept.sort_unstable();
+    assert_eq!(kept, ["b"]);
 }

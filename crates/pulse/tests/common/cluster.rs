@@ -8,11 +8,13 @@
 //! from a log the cleaner may have compacted at any point.
 
 use pulse_engine::Profile;
-use pulse_events::{Cause, Encoding, OutputEvent};
+use pulse_events::{Cause, Encoding, OutputEvent, TopicRole};
 use pulse_kafka::{read_changelog, EmbeddedCluster};
-use pulse_testkit::{namespace, Kafka, KafkaBuilder, TopicSpec};
+use pulse_loadgen::Record;
+use pulse_testkit::{namespace, send_waiting, Kafka, KafkaBuilder, TopicSpec};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -42,6 +44,16 @@ pub const COMPACTED: [(&str, &str); 4] = [
     ("min.cleanable.dirty.ratio", "0.01"),
     ("delete.retention.ms", "100"),
 ];
+
+/// The input topics by role, under their default names.
+pub const INPUT_TOPICS: [(TopicRole, &str); 3] = [
+    (TopicRole::Clickstream, "clickstream"),
+    (TopicRole::Purchases, "purchases"),
+    (TopicRole::Surveys, "surveys"),
+];
+
+/// The number of records per input topic (by default name) and partition.
+pub type Ends = Vec<(&'static str, Vec<i64>)>;
 
 /// The broker a test runs against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -237,14 +249,45 @@ impl Cluster {
         }
     }
 
+    /// Produces each record under its key to its input topic, on the partition `partition`
+    /// gives the key, in the order given; returns how many records went to each input
+    /// partition (their end offsets, if they were the first there).
+    pub fn produce(&self, records: &[(String, &Record)], partition: impl Fn(&str) -> i32) -> Ends {
+        let producer: BaseProducer = self
+            .client()
+            .set("linger.ms", "5")
+            // Retries must not reorder a partition's records: tests compare exact states.
+            .set("enable.idempotence", "true")
+            .create()
+            .expect("producer");
+        let names: Vec<String> = INPUT_TOPICS.iter().map(|(_, t)| self.topic(t)).collect();
+        let mut ends: Ends = INPUT_TOPICS
+            .iter()
+            .map(|(_, t)| (*t, vec![0i64; PARTITIONS as usize]))
+            .collect();
+        for (key, r) in records {
+            let (i, p) = (r.topic.index(), partition(key));
+            ends[i].1[p as usize] += 1;
+            send_waiting(
+                &producer,
+                BaseRecord::to(&names[i])
+                    .key(key)
+                    .payload(&r.value)
+                    .partition(p),
+            );
+        }
+        producer.flush(Duration::from_secs(60)).expect("flushed");
+        ends
+    }
+
     /// Every customer's profile as a restore reads it from the changelog.
     pub fn changelog_state(&self) -> BTreeMap<String, Profile> {
         let mut client = self.client();
         client.set("isolation.level", "read_committed");
         let mut all = BTreeMap::new();
         for p in 0..PARTITIONS {
-            let c =
-                read_changelog(&client, &self.topic("pulse.profiles"), p).expect("changelog reads");
+            let c = read_changelog(&client, &self.topic("pulse.profiles"), p, None)
+                .expect("changelog reads");
             all.extend(c.profiles);
         }
         all
