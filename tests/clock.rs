@@ -2,7 +2,8 @@
 //! (its newest event at most `worker.live_within` behind the wall clock) whose inputs are all
 //! caught up and have been idle for `worker.idle_timeout` follows the wall clock, so its timers
 //! fire without new events. A partition holding history never does: a replay of last year's
-//! records leaves the same state today as tomorrow.
+//! records leaves the same state today as tomorrow. A jump of event time rechecks each quiet
+//! customer once, however many days it skips.
 
 use pulse::Running;
 use pulse_tests::*;
@@ -23,6 +24,7 @@ struct Worker {
     running: Running,
     producer: rdkafka::producer::FutureProducer,
     topic: String,
+    topics: pulse_kafka::TopicNames,
     // Dropped last: the cluster must outlive every client.
     _cluster: pulse_kafka::EmbeddedCluster,
 }
@@ -33,12 +35,14 @@ impl Worker {
         let mut cfg = config(cluster.bootstrap_servers(), group);
         tune(&mut cfg);
         let topic = cfg.kafka.topics.clickstream.clone();
+        let topics = cfg.kafka.topics.clone();
         let running = Running::start(cfg).await.expect("pulse starts");
         let producer = producer(running.brokers.as_str());
         Self {
             running,
             producer,
             topic,
+            topics,
             _cluster: cluster,
         }
     }
@@ -126,5 +130,50 @@ async fn the_earliest_accepted_event_time_is_a_setting() {
         "the event of 1997 was not applied"
     );
     assert!(!held("b"));
+    w.running.stop().await.expect("clean stop");
+}
+
+/// One partition's event time jumps a year (a producer's clock set ahead, a backfill): each
+/// customer quiet since is rechecked once, at the last daily slot before the new time, not once
+/// a day for the year skipped (`engine.max_recheck_gap`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_time_jump_of_a_year_rechecks_each_customer_once() {
+    let w = Worker::start("jump", |_| {}).await;
+    let base = pulse_kafka::wall_clock_ms() - 500 * DAY;
+    let quiet: Vec<String> = (0..20).map(|i| format!("q{i:02}")).collect();
+    for (i, c) in quiet.iter().enumerate() {
+        w.page_view(c, 0, base + i as i64 * 1000).await;
+    }
+    w.page_view("z", 0, base + 365 * DAY).await;
+    let held = |id: &str| w.running.state.profiles().iter().any(|(c, _)| c == id);
+    assert!(
+        eventually(Duration::from_secs(30), || held("z")).await,
+        "the record a year later was not applied"
+    );
+    let outputs = read_outputs(
+        w.running.brokers.as_str(),
+        &w.topics,
+        usize::MAX,
+        Duration::from_secs(5),
+    );
+    let mut dues: std::collections::BTreeMap<String, std::collections::BTreeSet<i64>> =
+        Default::default();
+    for (_, o) in &outputs {
+        let timed = matches!(
+            o.kind.topic(),
+            pulse_events::OutputTopic::Segments | pulse_events::OutputTopic::ChurnRisk
+        );
+        if let (true, pulse_events::Cause::Timer { due }) = (timed, &o.cause) {
+            dues.entry(o.customer_id.clone()).or_default().insert(*due);
+        }
+    }
+    assert_eq!(
+        dues.len(),
+        quiet.len(),
+        "every quiet customer was rechecked: {dues:?}"
+    );
+    for (c, d) in &dues {
+        assert_eq!(d.len(), 1, "{c} was rechecked at {d:?}");
+    }
     w.running.stop().await.expect("clean stop");
 }

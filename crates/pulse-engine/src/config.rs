@@ -37,6 +37,11 @@ pub struct EngineConfig {
     /// inactivity segments) are still re-evaluated.
     #[serde(default = "default_time_horizon", with = "humantime_serde")]
     pub time_horizon: Duration,
+    /// Event time jumping further than this past a customer's pending recheck (or the RFM
+    /// refresh) fires it once, at the last daily slot before the new time, instead of once per
+    /// day skipped. 0 fires every day.
+    #[serde(default = "default_max_recheck_gap", with = "humantime_serde")]
+    pub max_recheck_gap: Duration,
     #[serde(default)]
     pub clv: ClvConfig,
     #[serde(default)]
@@ -47,6 +52,10 @@ pub struct EngineConfig {
     pub surveys: SurveyConfig,
     #[serde(default)]
     pub segments: Vec<SegmentConfig>,
+}
+
+fn default_max_recheck_gap() -> Duration {
+    Duration::from_secs(7 * 86_400)
 }
 
 fn default_earliest_event_time() -> String {

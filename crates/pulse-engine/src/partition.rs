@@ -12,7 +12,7 @@ use crate::spec::{EngineSpec, FunnelSpec};
 use crate::tally::{Standing, Tally};
 use crate::timer::{TimerIndex, TimerKind};
 use crate::Millis;
-use pulse_events::time::format_rfc3339;
+use pulse_events::time::{format_rfc3339, DAY};
 use pulse_events::{
     AbandonReason, Cause, EventBody, EventError, InputEvent, OutputData, OutputEvent, OutputKind,
     TopicRole,
@@ -522,6 +522,14 @@ impl Partition {
         loop {
             // Refreshes and timers fire in due order, so a rule reads the cut-points that
             // were current at its timer's time.
+            if every > 0 {
+                self.population.next_refresh = caught_up(
+                    self.population.next_refresh,
+                    wm,
+                    every,
+                    self.spec.max_recheck_gap,
+                );
+            }
             let refresh = self.population.next_refresh;
             let timer = self.timers.next_due().filter(|d| *d < wm);
             if every > 0 && refresh < wm && timer.is_none_or(|t| refresh <= t) {
@@ -531,11 +539,19 @@ impl Partition {
             let Some((due, customer, kind)) = self.timers.pop_passed(wm) else {
                 return;
             };
-            self.fire(due, &customer, kind, out);
+            self.fire(due, wm, &customer, kind, out);
         }
     }
 
-    fn fire(&mut self, due: Millis, customer: &str, kind: TimerKind, out: &mut Vec<OutputEvent>) {
+    /// Fires one timer that came due before the watermark `wm`.
+    fn fire(
+        &mut self,
+        due: Millis,
+        wm: Millis,
+        customer: &str,
+        kind: TimerKind,
+        out: &mut Vec<OutputEvent>,
+    ) {
         let spec = &*self.spec;
         let Some(entry) = self.profiles.get_mut(customer) else {
             return;
@@ -572,6 +588,10 @@ impl Partition {
                     return; // superseded by an earlier recheck
                 }
                 profile.derived.recheck = 0;
+                // Event time jumped far past it (a clock, a backfill): one evaluation at the
+                // last daily slot before the new time stands for the days skipped, so a jump of
+                // a year is one recheck, not 365 of them with their outputs.
+                let due = caught_up(due, wm, DAY, spec.max_recheck_gap);
                 let trigger = Trigger {
                     sources: source::TIME | source::HOLD,
                     now: due,
@@ -649,6 +669,15 @@ impl Partition {
             }
         }
     }
+}
+
+/// `due`, or, if the watermark `wm` is more than `gap` past it, the last time before `wm` on
+/// its grid of `step` (the time it would have reached by firing every `step`).
+fn caught_up(due: Millis, wm: Millis, step: Millis, gap: Millis) -> Millis {
+    if gap <= 0 || wm - due <= gap {
+        return due;
+    }
+    due + (wm - 1 - due).div_euclid(step) * step
 }
 
 /// Keeps one pending recheck per customer: the one the newest evaluation asked for, which

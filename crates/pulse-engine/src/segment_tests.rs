@@ -186,7 +186,11 @@ fn churn_risk_rises_with_inactivity_and_names_its_drivers() {
         .collect();
     let mut out = feed(&mut p, &events);
     assert!(out.iter().all(|o| o.kind != OutputKind::ChurnRiskChanged));
-    p.advance_to(T0 + 60 * DAY, &mut out);
+    // Time passes day by day (other customers' events), not in one jump, which would skip
+    // the days between (`engine.max_recheck_gap`).
+    for d in 21..=60 {
+        p.advance_to(T0 + d * DAY, &mut out);
+    }
     let changes: Vec<_> = out
         .iter()
         .filter(|o| o.kind == OutputKind::ChurnRiskChanged)
@@ -455,4 +459,68 @@ fn the_tally_follows_every_change() {
         p.population().clone(),
     );
     assert_eq!(restored.tally(), &tally);
+}
+
+/// Event time jumping a year past the customers' last events (a clock, a backfill): the
+/// rechecks of the days skipped fire once, at the last daily slot before the new time, not
+/// once a day; the customers end where daily rechecks would have left them.
+#[test]
+fn a_jump_of_a_year_fires_the_skipped_rechecks_once() {
+    let run = |gap: Duration| {
+        let mut cfg = config(vec![]);
+        cfg.segments = vec![
+            rule("dormant", "days_since_last_seen > 30"),
+            rule("lapsed", "days_since_last_seen > 90"),
+        ];
+        cfg.max_recheck_gap = gap;
+        let mut p = Partition::new(Arc::new(EngineSpec::compile(&cfg).expect("valid")));
+        feed(
+            &mut p,
+            &[("a", "page_view", T0), ("b", "page_view", T0 + HOUR)],
+        );
+        let mut out = Vec::new();
+        p.advance_to(T0 + 365 * DAY, &mut out);
+        let members: Vec<(String, u64)> = p
+            .profiles()
+            .map(|(c, prof)| (c.to_owned(), prof.derived.segments))
+            .collect();
+        (out, members)
+    };
+    let (daily, daily_members) = run(Duration::ZERO);
+    let (jumped, jumped_members) = run(Duration::from_secs(7 * 86_400));
+    let mut members = jumped_members.clone();
+    members.sort();
+    let mut want = daily_members;
+    want.sort();
+    assert_eq!(members, want);
+    let dues = |out: &[OutputEvent]| -> std::collections::BTreeSet<Millis> {
+        out.iter()
+            .filter_map(|o| match o.cause {
+                Cause::Timer { due } => Some(due),
+                _ => None,
+            })
+            .collect()
+    };
+    // Daily: the entries at day 31 and day 91 (and churn as it rose), each at its own day.
+    assert!(dues(&daily).len() >= 2, "{:?}", dues(&daily));
+    // Jumped: every output at the one slot per customer before the new time.
+    assert_eq!(
+        dues(&jumped),
+        [T0 + 364 * DAY, T0 + HOUR + 364 * DAY]
+            .into_iter()
+            .collect(),
+        "{:?}",
+        render(&jumped)
+    );
+    let mut entered = segment_events(&jumped);
+    entered.sort();
+    assert_eq!(
+        entered,
+        [
+            "a segment.entered dormant",
+            "a segment.entered lapsed",
+            "b segment.entered dormant",
+            "b segment.entered lapsed"
+        ]
+    );
 }

@@ -80,6 +80,9 @@ pub struct EngineSpec {
     pub max_future_skew: Millis,
     /// Events before this are rejected (`engine.earliest_event_time`).
     pub earliest_event_time: Millis,
+    /// How far event time may jump past a pending recheck before the days between are
+    /// skipped (`engine.max_recheck_gap`; 0: never).
+    pub max_recheck_gap: Millis,
     pub session_gap: Millis,
     /// Window lengths, ascending.
     pub windows: Vec<Millis>,
@@ -222,6 +225,7 @@ impl EngineSpec {
             allowed_lateness: ms(cfg.allowed_lateness),
             max_future_skew: ms(cfg.max_future_skew),
             earliest_event_time: earliest.unwrap_or(pulse_events::time::MIN_EVENT_TIME),
+            max_recheck_gap: ms(cfg.max_recheck_gap),
             session_gap: ms(cfg.session_gap),
             retention: windows.last().copied().unwrap_or(0),
             windows,
