@@ -63,6 +63,9 @@ pub(crate) fn consumer(kafka: &KafkaConfig) -> ClientConfig {
         // repartition topic's too; librdkafka's default (1 s) held the markers the partitions
         // wait on for up to a second each time the own inputs filled the queue.
         .set("fetch.queue.backoff.ms", "10");
+    if !kafka.group_instance_id.is_empty() {
+        c.set("group.instance.id", &kafka.group_instance_id);
+    }
     finish(c, kafka)
 }
 

@@ -14,6 +14,11 @@ pub struct KafkaConfig {
     /// Bootstrap servers; empty starts the embedded in-process cluster and demo traffic.
     pub brokers: String,
     pub group_id: String,
+    /// Static membership (KIP-345): a stable id per worker, so a restarted worker rejoins
+    /// with its partitions within the session timeout and nobody else rebalances. Empty:
+    /// dynamic membership.
+    #[serde(default)]
+    pub group_instance_id: String,
     pub client_id: String,
     /// Where a new consumer group starts reading.
     pub auto_offset_reset: OffsetReset,
