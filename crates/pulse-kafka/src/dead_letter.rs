@@ -55,6 +55,44 @@ pub(crate) fn headers(msg: &OwnedMessage, err: &EventError, from: Coordinates<'_
     })
 }
 
+/// A dead letter cut down to fit: the first [`dead_letter::TRUNCATED_KEEP`] bytes of `value`,
+/// and headers saying why, the original size and its hash, so the record can still be found
+/// in the input by its coordinates and recognised.
+pub(crate) fn truncated(headers: OwnedHeaders, value: &[u8], why: &str) -> (OwnedHeaders, Vec<u8>) {
+    let hash = value.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    let (size, hash) = (value.len().to_string(), format!("{hash:016x}"));
+    let headers = headers
+        .insert(Header {
+            key: dead_letter::TRUNCATED,
+            value: Some(why),
+        })
+        .insert(Header {
+            key: dead_letter::ORIGINAL_SIZE,
+            value: Some(&size),
+        })
+        .insert(Header {
+            key: dead_letter::ORIGINAL_FNV1A,
+            value: Some(&hash),
+        });
+    let keep = value.len().min(dead_letter::TRUNCATED_KEEP);
+    (headers, value[..keep].to_vec())
+}
+
+/// The bytes a record takes against `message.max.bytes`, near enough: key, value, headers
+/// and the record's framing.
+pub(crate) fn size_of(key: Option<&[u8]>, value: Option<&[u8]>, headers: &OwnedHeaders) -> usize {
+    let framing = 64;
+    let h: usize = (0..headers.count())
+        .map(|i| {
+            let x = headers.get(i);
+            x.key.len() + x.value.map_or(0, <[u8]>::len) + 8
+        })
+        .sum();
+    key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len) + h + framing
+}
+
 /// Where `m` came from. A record forwarded through the repartition topic (`repartition`)
 /// carries its original input's coordinates in `pulse.source.*` headers; `None` for one
 /// without them (forwarded by a Pulse that did not write them).

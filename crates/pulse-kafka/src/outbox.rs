@@ -1,7 +1,10 @@
 //! Producing outputs and dead letters, and waiting until the broker has acknowledged every one
 //! of them. A record the broker refuses is sent again with backoff until it is acknowledged:
 //! the caller stores input offsets only after that, so nothing is committed past an output that
-//! was not produced.
+//! was not produced. Refusals are told apart ([`permanent`]): a dead letter too large to
+//! produce whole goes out truncated, so a huge input record cannot stall its partition; a
+//! record of Pulse's own that can never be produced is logged as an error at every attempt.
+//! Retries stop at shutdown.
 
 use pulse_events::{Encoding, OutputEvent};
 use pulse_telemetry::Metrics;
@@ -13,6 +16,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::config::TopicNames;
+use pulse_events::dead_letter::TRUNCATED_KEEP;
 
 /// Metric label of changelog records.
 const CHANGELOG: &str = "changelog";
@@ -40,13 +44,46 @@ pub(crate) struct Outbox {
     pub topics: TopicNames,
     pub encoding: Encoding,
     pub metrics: Metrics,
+    /// The producer's `message.max.bytes`: a dead letter larger goes out truncated.
+    pub max_message: usize,
+    /// Set at shutdown: retries stop.
+    pub stop: watch::Receiver<bool>,
 }
 
-/// A record handed to the producer, with what is needed to label failures.
+/// Where one of Pulse's own records goes, and the metric label of its topic role.
+struct Dest<'a> {
+    label: &'static str,
+    topic: &'a str,
+    partition: Option<i32>,
+}
+
+/// A record handed to the producer, with what is needed to label failures. `None`: it was
+/// not handed over, because the worker is stopping.
 pub(crate) struct InFlight {
-    pub delivery: DeliveryFuture,
+    pub delivery: Option<DeliveryFuture>,
     /// Metric label of the record's topic role.
     pub label: &'static str,
+}
+
+/// Whether a refusal can never succeed by sending the same record again: its size, its
+/// shape, or a request the broker rejects as malformed. Everything else (a leader moving, a
+/// broker down, an authorisation being granted) may pass with time.
+pub(crate) fn permanent(e: &KafkaError) -> bool {
+    use RDKafkaErrorCode::*;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            MessageSizeTooLarge
+                | InvalidMessageSize
+                | InvalidMessage
+                | InvalidRecord
+                | MessageBatchTooLarge
+                | InvalidRequiredAcks
+                | InvalidTopic
+                | UnsupportedForMessageFormat
+                | BadMessage
+        )
+    )
 }
 
 impl Outbox {
@@ -57,11 +94,14 @@ impl Outbox {
             topics: self.topics.clone(),
             encoding: self.encoding,
             metrics: self.metrics.clone(),
+            max_message: self.max_message,
+            stop: self.stop.clone(),
         }
     }
 
     /// Enqueues one record, waiting while librdkafka's local queue is full (backpressure). A
-    /// missing key or value stays missing: a tombstone's dead letter is a tombstone.
+    /// missing key or value stays missing: a tombstone's dead letter is a tombstone. `Err`: the
+    /// client refused it for good ([`permanent`]), or the worker is stopping.
     pub async fn send(
         &self,
         topic: &str,
@@ -70,7 +110,7 @@ impl Outbox {
         payload: Option<&[u8]>,
         headers: OwnedHeaders,
         timestamp: Option<i64>,
-    ) -> DeliveryFuture {
+    ) -> Result<DeliveryFuture, KafkaError> {
         let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
         if let Some(t) = timestamp {
             record = record.timestamp(t);
@@ -86,7 +126,9 @@ impl Outbox {
         }
         loop {
             match self.producer.send_result(record) {
-                Ok(f) => return f,
+                Ok(f) => return Ok(f),
+                Err((e, _)) if permanent(&e) => return Err(e),
+                Err((e, _)) if *self.stop.borrow() => return Err(e),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                     record = r;
                     tokio::time::sleep(Duration::from_millis(5)).await;
@@ -98,6 +140,54 @@ impl Outbox {
                     record = r;
                     self.refresh_metadata(topic).await;
                     tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+
+    /// [`Outbox::send`] of one of Pulse's own records (an output, a forward, a marker, a
+    /// changelog record), which must reach the broker as it is: a permanent refusal is an
+    /// error in the log, and the record is offered again until the cause is fixed (a topic's
+    /// size limit raised) or the worker stops.
+    async fn send_own(
+        &self,
+        to: Dest<'_>,
+        key: Option<&[u8]>,
+        payload: Option<&[u8]>,
+        headers: OwnedHeaders,
+        timestamp: Option<i64>,
+    ) -> InFlight {
+        let Dest {
+            label,
+            topic,
+            partition,
+        } = to;
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self
+                .send(topic, partition, key, payload, headers.clone(), timestamp)
+                .await
+            {
+                Ok(f) => {
+                    return InFlight {
+                        delivery: Some(f),
+                        label,
+                    }
+                }
+                Err(_) if *self.stop.borrow() => {
+                    return InFlight {
+                        delivery: None,
+                        label,
+                    }
+                }
+                Err(e) => {
+                    self.metrics
+                        .produce_errors
+                        .with_label_values(&[label])
+                        .inc();
+                    tracing::error!(error = %e, topic, "The producer refuses a record for good; its partition waits until the cause is fixed.");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
                 }
             }
         }
@@ -115,20 +205,18 @@ impl Outbox {
                 key: "pulse.type",
                 value: Some(o.kind.as_str()),
             });
-        let delivery = self
-            .send(
+        self.send_own(
+            Dest {
+                label: "output",
                 topic,
-                None,
-                Some(o.customer_id.as_bytes()),
-                Some(&payload),
-                headers,
-                None,
-            )
-            .await;
-        InFlight {
-            delivery,
-            label: "output",
-        }
+                partition: None,
+            },
+            Some(o.customer_id.as_bytes()),
+            Some(&payload),
+            headers,
+            None,
+        )
+        .await
     }
 
     pub async fn send_dead_letter(
@@ -139,20 +227,61 @@ impl Outbox {
         let from = crate::dead_letter::forwarded_from(&self.topics.repartition, msg)
             .unwrap_or_else(|| crate::dead_letter::own(msg));
         let headers = crate::dead_letter::headers(msg, err, from);
-        let delivery = self
-            .send(
-                &self.topics.dead_letter,
-                None,
-                msg.key(),
-                msg.payload(),
-                headers,
-                None,
-            )
-            .await;
-        InFlight {
-            delivery,
-            label: "dead_letter",
+        let size = crate::dead_letter::size_of(msg.key(), msg.payload(), &headers);
+        if size > self.max_message {
+            let why = format!(
+                "{size} bytes whole, over message.max.bytes ({})",
+                self.max_message
+            );
+            return self
+                .send_truncated(msg.key(), msg.payload(), headers, &why)
+                .await;
         }
+        let topic = &self.topics.dead_letter;
+        match self
+            .send(topic, None, msg.key(), msg.payload(), headers.clone(), None)
+            .await
+        {
+            Ok(f) => InFlight {
+                delivery: Some(f),
+                label: "dead_letter",
+            },
+            Err(e) if permanent(&e) => {
+                let why = format!("refused whole by the producer: {e}");
+                self.send_truncated(msg.key(), msg.payload(), headers, &why)
+                    .await
+            }
+            Err(_) => InFlight {
+                delivery: None,
+                label: "dead_letter",
+            },
+        }
+    }
+
+    /// A dead letter that cannot go out whole, truncated ([`crate::dead_letter::truncated`]).
+    async fn send_truncated(
+        &self,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: OwnedHeaders,
+        why: &str,
+    ) -> InFlight {
+        tracing::warn!(reason = why, "A dead letter is too large to produce whole; it goes out truncated, with its size and hash.");
+        let (headers, value) =
+            crate::dead_letter::truncated(headers, value.unwrap_or_default(), why);
+        let topic = self.topics.dead_letter.clone();
+        self.send_own(
+            Dest {
+                label: "dead_letter",
+                topic: &topic,
+                partition: None,
+            },
+            key,
+            Some(&value),
+            headers,
+            None,
+        )
+        .await
     }
 
     /// Asks the broker for fresh metadata of `topic`. After an error such as "not authorised",
@@ -208,20 +337,18 @@ impl Outbox {
                 key: ORDER_HEADER,
                 value: Some(&order),
             });
-        let delivery = self
-            .send(
-                &self.topics.repartition,
-                None,
-                Some(customer.as_bytes()),
-                msg.payload(),
-                headers,
-                msg.timestamp().to_millis(),
-            )
-            .await;
-        InFlight {
-            delivery,
-            label: "repartition",
-        }
+        self.send_own(
+            Dest {
+                label: "repartition",
+                topic: &self.topics.repartition,
+                partition: None,
+            },
+            Some(customer.as_bytes()),
+            msg.payload(),
+            headers,
+            msg.timestamp().to_millis(),
+        )
+        .await
     }
 
     /// A marker to partition `to` of the repartition topic: partition `from` has sequenced up
@@ -244,20 +371,18 @@ impl Outbox {
                 key: BOUND_HEADER,
                 value: Some(&bound),
             });
-        let delivery = self
-            .send(
-                &self.topics.repartition,
-                Some(to),
-                None,
-                None,
-                headers,
-                None,
-            )
-            .await;
-        InFlight {
-            delivery,
-            label: "repartition",
-        }
+        self.send_own(
+            Dest {
+                label: "repartition",
+                topic: &self.topics.repartition,
+                partition: Some(to),
+            },
+            None,
+            None,
+            headers,
+            None,
+        )
+        .await
     }
 
     /// A changelog record, on the partition of the task that owns the state; without a value,
@@ -273,31 +398,39 @@ impl Outbox {
             value: Some("application/msgpack"),
         });
         let topic = &self.topics.profiles;
-        let delivery = self
-            .send(topic, Some(partition), Some(key), value, headers, None)
-            .await;
-        InFlight {
-            delivery,
-            label: CHANGELOG,
-        }
+        self.send_own(
+            Dest {
+                label: CHANGELOG,
+                topic,
+                partition: Some(partition),
+            },
+            Some(key),
+            value,
+            headers,
+            None,
+        )
+        .await
     }
 
-    /// Waits for every record to be acknowledged, re-sending refused ones with backoff. False
-    /// only if shutdown was requested while a record was still unacknowledged.
+    /// Waits for every record to be acknowledged, re-sending refused ones with backoff; a dead
+    /// letter the broker refuses as too large is re-sent truncated. False only if shutdown was
+    /// requested while a record was still unacknowledged.
     pub async fn settle(&self, in_flight: Vec<InFlight>, stop: &watch::Receiver<bool>) -> bool {
         for f in in_flight {
-            let mut result = f.delivery.await;
+            let Some(delivery) = f.delivery else {
+                return false;
+            };
+            let mut result = delivery.await;
             let mut backoff = Duration::from_millis(100);
             loop {
-                let failed: OwnedMessage = match result {
+                let (error, failed): (KafkaError, OwnedMessage) = match result {
                     Ok(Ok(_)) => break,
                     Ok(Err((e, msg))) => {
                         self.metrics
                             .produce_errors
                             .with_label_values(&[f.label])
                             .inc();
-                        tracing::warn!(error = %e, topic = msg.topic(), "Broker refused a record; re-sending. Offsets wait for it.");
-                        msg
+                        (e, msg)
                     }
                     Err(_) => {
                         tracing::warn!("Producer dropped a record before delivery; it will be replayed from the input.");
@@ -307,25 +440,68 @@ impl Outbox {
                 if *stop.borrow() {
                     return false;
                 }
-                tokio::time::sleep(backoff).await;
-                self.refresh_metadata(failed.topic()).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
                 let headers = failed.headers().cloned().unwrap_or_else(OwnedHeaders::new);
-                let delivery = self
+                let dead_letter = failed.topic() == self.topics.dead_letter;
+                let truncate = dead_letter
+                    && permanent(&error)
+                    && failed.payload().is_some_and(|v| v.len() > TRUNCATED_KEEP);
+                let resent = if truncate {
+                    let why = format!("refused whole by the broker: {error}");
+                    self.send_truncated(failed.key(), failed.payload(), headers, &why)
+                        .await
+                } else {
+                    if permanent(&error) {
+                        tracing::error!(error = %error, topic = failed.topic(), "The broker refuses a record for good; its partition waits until the cause is fixed (a topic's max.message.bytes raised).");
+                    } else {
+                        tracing::warn!(error = %error, topic = failed.topic(), "Broker refused a record; re-sending. Offsets wait for it.");
+                    }
+                    tokio::time::sleep(backoff).await;
+                    self.refresh_metadata(failed.topic()).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
                     // Keep the partition the record was sent to: changelog records must land
                     // on their task's partition.
-                    .send(
-                        failed.topic(),
-                        Some(failed.partition()).filter(|p| *p >= 0),
+                    self.send_own(
+                        Dest {
+                            label: f.label,
+                            topic: failed.topic(),
+                            partition: Some(failed.partition()).filter(|p| *p >= 0),
+                        },
                         failed.key(),
                         failed.payload(),
                         headers,
                         failed.timestamp().to_millis(),
                     )
-                    .await;
+                    .await
+                };
+                let Some(delivery) = resent.delivery else {
+                    return false;
+                };
                 result = delivery.await;
             }
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_and_shape_refusals_are_permanent_the_rest_retried() {
+        use RDKafkaErrorCode::*;
+        for code in [MessageSizeTooLarge, InvalidRecord, MessageBatchTooLarge] {
+            assert!(permanent(&KafkaError::MessageProduction(code)), "{code:?}");
+        }
+        for code in [
+            QueueFull,
+            BrokerTransportFailure,
+            NotLeaderForPartition,
+            TopicAuthorizationFailed,
+            RequestTimedOut,
+            UnknownTopicOrPartition,
+        ] {
+            assert!(!permanent(&KafkaError::MessageProduction(code)), "{code:?}");
+        }
     }
 }

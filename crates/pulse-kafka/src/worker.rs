@@ -179,6 +179,13 @@ pub async fn run_worker(
             topics: kafka.topics.clone(),
             encoding: kafka.output_encoding,
             metrics: deps.metrics.clone(),
+            // librdkafka's default unless the configuration passes another one through.
+            max_message: kafka
+                .librdkafka
+                .get("message.max.bytes")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1_000_000),
+            stop: stop.clone(),
         },
         topics: kafka.topics.clone(),
         spec,

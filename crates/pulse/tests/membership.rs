@@ -34,12 +34,23 @@ fn kafka_a_static_member_restarted_within_the_session_timeout_moves_nothing() {
     let a = start_as("pulse-0");
     let mut b = start_as("pulse-1");
     let total = f64::from(PARTITIONS) * 4.0;
-    wait_until("the group did not settle", || {
+    // Settled: every partition held, both ready (restores done), and no rebalance for a while.
+    let settled = || {
         let (x, y) = (
             metric(&a, "pulse_assigned_partitions"),
             metric(&b, "pulse_assigned_partitions"),
         );
-        x > 0.0 && y > 0.0 && x + y == total
+        let ready = [&a, &b]
+            .iter()
+            .all(|w| http_get(&w.addr, "/readyz").0 == 200);
+        x > 0.0 && y > 0.0 && x + y == total && ready
+    };
+    wait_until("the group did not settle", || {
+        let before = metric(&a, "pulse_rebalances_total");
+        settled() && {
+            std::thread::sleep(Duration::from_secs(3));
+            settled() && metric(&a, "pulse_rebalances_total") == before
+        }
     });
     let kept = metric(&a, "pulse_assigned_partitions");
     let rebalances = metric(&a, "pulse_rebalances_total");
