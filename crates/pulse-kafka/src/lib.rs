@@ -20,6 +20,7 @@ mod log;
 mod merge;
 mod outbox;
 mod partitioner;
+mod restoring;
 mod sequence;
 mod state;
 mod task;

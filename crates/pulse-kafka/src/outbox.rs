@@ -128,11 +128,13 @@ impl Outbox {
             match self.producer.send_result(record) {
                 Ok(f) => return Ok(f),
                 Err((e, _)) if permanent(&e) => return Err(e),
-                Err((e, _)) if *self.stop.borrow() => return Err(e),
+                // A full local queue drains by itself, also while a shutdown finishes its
+                // batches (the shutdown deadline bounds that).
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                     record = r;
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
+                Err((e, _)) if *self.stop.borrow() => return Err(e),
                 Err((e, r)) => {
                     // The client refused the record itself, from what it last learnt about the
                     // topic (an authorization error, say).

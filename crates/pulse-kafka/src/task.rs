@@ -13,6 +13,7 @@ use crate::context::PulseContext;
 use crate::deliver::{deliver, ChangelogBatch, Forward, Markers, Products, Record};
 use crate::flow::{Entry, Fetched, Flow, Item, Routed};
 use crate::outbox::{Outbox, MARKER_HEADER, ORDER_HEADER};
+use crate::restoring::Restoring;
 use crate::sequence::{Cut, DIRECT};
 use crate::state::{lock, StateRegistry};
 use crate::tasks::{Dispatched, Lane, Queues};
@@ -105,13 +106,14 @@ struct Position {
 }
 
 /// Runs until the sender side closes (a revoke, shutdown or the worker stopping). What it
-/// holds unapplied then is read again by the partition's next owner. The caller has counted
-/// this partition as restoring.
+/// holds unapplied then is read again by the partition's next owner. `restoring` counts the
+/// partition as restoring until its restore ends, or until this task is dropped.
 pub(crate) async fn run(
     partition: i32,
     queues: Queues,
     dispatched: Dispatched,
     ctx: Arc<TaskCtx>,
+    mut restoring: Restoring,
     // Dropped when this task returns, which tells a waiting revoke that it has drained.
     _done: std::sync::mpsc::Sender<()>,
 ) {
@@ -125,8 +127,6 @@ pub(crate) async fn run(
                 Err(e) => {
                     tracing::error!(error = %e, partition, "Cannot start transactions; stopping.");
                     ctx.fail(e);
-                    ctx.health.restore_finished();
-                    ctx.metrics.restoring_partitions.dec();
                     return;
                 }
             }
@@ -142,8 +142,7 @@ pub(crate) async fn run(
             .then_some(pos),
         None => None,
     };
-    ctx.health.restore_finished();
-    ctx.metrics.restoring_partitions.dec();
+    restoring.finish();
     let Some(mut pos) = claimed else { return };
     resume_at(&pos, &ctx).await;
     // Per input (the three topics and the repartition topic): when its last record arrived.

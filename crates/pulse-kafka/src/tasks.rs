@@ -4,6 +4,7 @@
 //! partition may move to another worker.
 
 use crate::flow::Fetched;
+use crate::restoring::Restoring;
 use crate::task::{self, TaskCtx};
 use pulse_engine::INPUTS;
 use rdkafka::message::Message;
@@ -95,8 +96,7 @@ impl Tasks {
 
     fn slot<'a>(slots: &'a mut HashMap<i32, Slot>, ctx: &Arc<TaskCtx>, p: i32) -> &'a mut Slot {
         slots.entry(p).or_insert_with(|| {
-            ctx.health.restore_started();
-            ctx.metrics.restoring_partitions.inc();
+            let restoring = Restoring::start(&ctx.health, &ctx.metrics.restoring_partitions);
             let capacity = ctx.worker.queue_capacity.max(1);
             let (own, own_rx) = mpsc::channel(capacity);
             let (forwarded, forwarded_rx) = mpsc::channel(capacity);
@@ -110,6 +110,7 @@ impl Tasks {
                     [own_rx, forwarded_rx],
                     dispatched.clone(),
                     ctx.clone(),
+                    restoring,
                     done_tx,
                 )
                 .instrument(span),

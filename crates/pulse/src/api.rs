@@ -10,14 +10,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use pulse_engine::{funnel_summaries, EngineSpec, Period};
 use pulse_events::time::{format_rfc3339, DAY};
-use pulse_kafka::{partition_for, partition_owner, KafkaConfig, StateRegistry};
+use pulse_kafka::{partition_for, StateRegistry};
 use pulse_telemetry::{percent_encode, Health, Metrics};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-
-/// How long a lookup of a partition's owner may take.
-const OWNER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Longest page of segment members.
 pub const MAX_LIMIT: usize = 10_000;
@@ -31,8 +28,8 @@ pub struct ApiState {
     pub health: Health,
     /// The producers' partitioner (`kafka.partitioner`), to say where a customer lives.
     pub partitioner: String,
-    /// To look up which worker holds a partition (from the changelog's checkpoints).
-    pub kafka: KafkaConfig,
+    /// Which worker holds a partition (from the changelog's checkpoints), kept a few seconds.
+    pub owners: Arc<crate::owners::Owners>,
 }
 
 type Params = Query<HashMap<String, String>>;
@@ -93,11 +90,8 @@ async fn customer(State(s): State<ApiState>, Path(id): Path<String>) -> Response
             let elsewhere = partition.filter(|p| !held.contains(p));
             let owner = match elsewhere {
                 Some(p) => {
-                    let kafka = s.kafka.clone();
-                    read(move || partition_owner(&kafka, p, OWNER_TIMEOUT).ok().flatten())
-                        .await
-                        .ok()
-                        .flatten()
+                    let owners = s.owners.clone();
+                    read(move || owners.owner(p)).await.ok().flatten()
                 }
                 None => None,
             };

@@ -71,7 +71,7 @@ impl Running {
             metrics: metrics.clone(),
             health: health.clone(),
             partitioner: config.kafka.partitioner.clone(),
-            kafka: config.kafka.clone(),
+            owners: Arc::new(crate::owners::Owners::new(config.kafka.clone())),
         });
         let server = pulse_telemetry::serve(
             &config.http.listen,

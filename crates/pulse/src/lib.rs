@@ -6,6 +6,7 @@ mod api;
 mod app;
 pub mod config;
 pub mod fit;
+mod owners;
 pub mod produce;
 mod status;
 mod summary;

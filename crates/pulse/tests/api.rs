@@ -197,9 +197,18 @@ fn every_endpoint_answers_in_json_and_agrees_with_the_state() {
         ("PULSE__KAFKA__GROUP_ID", "pulse"),
     ]);
     let b = second.addr.clone();
+    let mut last = Value::Null;
+    let deadline = Instant::now() + Duration::from_secs(115);
     let (id, body) = eventually(Duration::from_secs(120), || {
+        assert!(
+            Instant::now() < deadline,
+            "the second worker last answered: {last}"
+        );
         for id in &seen {
             let (s, body) = get(&b, &format!("/v1/customers/{}", percent_encode(id)));
+            if s == 404 {
+                last = body.clone();
+            }
             let held_some = body["held_partitions"]
                 .as_array()
                 .is_some_and(|h| !h.is_empty());
