@@ -161,6 +161,46 @@ impl Browser {
         );
     }
 
+    /// The rendered text of the element matching `css`, found again if the page re-rendered
+    /// between finding it and reading it (a page that reloads itself, as the status page does
+    /// every few seconds, leaves a found element stale).
+    pub fn text_of(&self, css: &str) -> String {
+        let mut last = String::new();
+        for _ in 0..5 {
+            let element = self.find(css);
+            let path = format!("/session/{}/element/{element}/text", self.session);
+            match call(&self.addr, "GET", &path, None) {
+                Ok(v) => return v.as_str().unwrap_or_default().to_owned(),
+                Err(e) if e.contains("stale element") => last = e,
+                Err(e) => panic!("GET {path}: {e}"),
+            }
+        }
+        panic!("{css} went stale five times in a row: {last}")
+    }
+
+    /// Replaces the text of the input matching `input` with `text` and clicks the button
+    /// matching `button`, as a person would: again from the start if the page re-rendered in
+    /// between, which would have emptied the input or left the button stale. True once done
+    /// in one go.
+    pub fn fill_and_click(&self, input: &str, text: &str, button: &str) -> bool {
+        for _ in 0..5 {
+            let field = self.find(input);
+            let clear = format!("/session/{}/element/{field}/clear", self.session);
+            let typed = format!("/session/{}/element/{field}/value", self.session);
+            let filled = call(&self.addr, "POST", &clear, Some(&json!({})))
+                .and_then(|_| call(&self.addr, "POST", &typed, Some(&json!({ "text": text }))));
+            if filled.is_err() {
+                continue;
+            }
+            let b = self.find(button);
+            let click = format!("/session/{}/element/{b}/click", self.session);
+            if call(&self.addr, "POST", &click, Some(&json!({}))).is_ok() {
+                return true;
+            }
+        }
+        false
+    }
+
     /// The rendered text of an element.
     pub fn text(&self, element: &str) -> String {
         self.session_call("GET", &format!("/element/{element}/text"), None)

@@ -30,29 +30,30 @@ fn the_status_page_loads_and_its_lookup_finds_a_demo_customer() {
     let home = format!("http://{}/", demo.addr);
     browser.open(&home);
     assert_eq!(browser.title(), "Pulse");
-    let state = browser.text(&browser.find("#state"));
+    // The page reloads itself every few seconds: elements are read by selector, found again
+    // if the page re-rendered meanwhile.
+    let state = browser.text_of("#state");
     assert!(state.contains("ready"), "{state}");
     assert!(state.contains("customers"), "{state}");
     // One row per held partition, one per shipped segment, both funnels with their steps.
     assert!(browser.find_all("#partitions tr").len() > 1);
     assert_eq!(browser.find_all("#segments tr").len(), 1 + 6);
-    let funnels = browser.text(&browser.find("#funnels"));
+    let funnels = browser.text_of("#funnels");
     for expected in ["onboarding", "checkout", "signup", "converted"] {
         assert!(funnels.contains(expected), "{expected} missing: {funnels}");
     }
-    let throughput = browser.text(&browser.find("#throughput"));
+    let throughput = browser.text_of("#throughput");
     assert!(throughput.contains("records/s"), "{throughput}");
 
     // The lookup box, as a person uses it: type the id, press the button.
-    let input = browser.find("#lookup input[name=customer]");
-    browser.type_into(&input, &customer);
-    browser.click(&browser.find("#lookup button"));
+    let (input, button) = ("#lookup input[name=customer]", "#lookup button");
+    assert!(browser.fill_and_click(input, &customer, button));
     let deadline = Instant::now() + Duration::from_secs(20);
     while !browser.url().contains("customer=") {
         assert!(Instant::now() < deadline, "the form did not submit");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let found = browser.text(&browser.find("#customer"));
+    let found = browser.text_of("#customer");
     assert!(found.contains("Segments:"), "{found}");
     assert!(
         found.contains(&format!("\"customer_id\": \"{customer}\"")),
@@ -61,12 +62,10 @@ fn the_status_page_loads_and_its_lookup_finds_a_demo_customer() {
     assert!(found.contains("\"p_alive\""), "{found}");
 
     // An unknown id says so.
-    let input = browser.find("#lookup input[name=customer]");
-    browser.type_into(&input, "-nobody");
-    browser.click(&browser.find("#lookup button"));
+    assert!(browser.fill_and_click(input, &format!("{customer}-nobody"), button));
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let text = browser.text(&browser.find("#customer"));
+        let text = browser.text_of("#customer");
         if text.contains("No customer") {
             assert!(text.contains(&format!("{customer}-nobody")), "{text}");
             break;
