@@ -65,6 +65,13 @@ fn load_config(file: Option<&str>, env: &[(String, String)]) -> Config {
     cfg.unwrap_or_else(|e| panic!("the deployment's configuration is invalid: {e}"))
 }
 
+/// A token file standing in for a deployment's secret, which a test machine does not have.
+fn stand_in_token() -> String {
+    let path = std::env::temp_dir().join(format!("pulse-deploy-token-{}", std::process::id()));
+    std::fs::write(&path, "0123456789abcdef0123456789abcdef\n").unwrap();
+    path.display().to_string()
+}
+
 fn port_of(listen: &str) -> u16 {
     listen.rsplit(':').next().unwrap().parse().unwrap()
 }
@@ -123,7 +130,30 @@ fn the_compose_file_holds_together() {
                 (k.as_str().unwrap().to_owned(), v)
             })
             .collect();
+        // The token comes from a compose secret, mounted where the variable says.
+        let (_, token_file) = env
+            .iter()
+            .find(|(k, _)| k == "PULSE__HTTP__TOKEN_FILE")
+            .unwrap_or_else(|| panic!("{worker} sets no token"));
+        let secret = token_file
+            .strip_prefix("/run/secrets/")
+            .unwrap_or_else(|| panic!("{worker}'s token {token_file} is not a secret"));
+        assert!(strings(&w["secrets"]).contains(&secret.to_owned()));
+        let source = compose["secrets"][secret]["file"]
+            .as_str()
+            .expect("a secret file");
+        let ignored = std::fs::read_to_string(deploy("secrets/.gitignore")).unwrap();
+        assert!(source.starts_with("./secrets/") && ignored.starts_with('*'));
+        let stand_in = stand_in_token();
+        let env: Vec<(String, String)> = env
+            .into_iter()
+            .map(|(k, v)| match k.as_str() {
+                "PULSE__HTTP__TOKEN_FILE" => (k, stand_in.clone()),
+                _ => (k, v),
+            })
+            .collect();
         let cfg = load_config(None, &env);
+        assert!(!cfg.http.token_file.as_os_str().is_empty());
         groups.push(cfg.kafka.group_id.clone());
         assert_eq!(cfg.kafka.brokers, "kafka:9092");
         let port = port_of(&cfg.http.listen);
@@ -142,6 +172,10 @@ fn the_compose_file_holds_together() {
             "prometheus does not scrape {worker}:{port}: {targets:?}"
         );
         let published = strings(&w["ports"]);
+        assert!(
+            published.iter().all(|p| p.starts_with("127.0.0.1:")),
+            "{worker} publishes {published:?} beyond the host's loopback"
+        );
         assert!(
             published.iter().any(|p| p.ends_with(&format!(":{port}"))),
             "{worker} publishes {published:?}, not {port}"
@@ -258,6 +292,38 @@ fn the_kubernetes_manifests_hold_together() {
         .and_then(|e| e["value"].as_str())
         .expect("PULSE__HTTP__ADVERTISE");
     let headless_name = set["spec"]["serviceName"].as_str().unwrap();
+    // The query API's token comes from a Secret mounted where the variable points, and no
+    // Service reaches beyond the cluster.
+    let token_file = container["env"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"].as_str() == Some("PULSE__HTTP__TOKEN_FILE"))
+        .and_then(|e| e["value"].as_str())
+        .expect("PULSE__HTTP__TOKEN_FILE");
+    let mount = container["volumeMounts"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .find(|m| Path::new(token_file).parent() == m["mountPath"].as_str().map(Path::new))
+        .expect("the token's directory is mounted");
+    let volume = pod["volumes"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == mount["name"])
+        .expect("the mounted volume");
+    assert!(
+        volume["secret"]["secretName"].as_str().is_some(),
+        "the token is not a Secret"
+    );
+    for service in find("Service") {
+        let kind = service["spec"]["type"].as_str().unwrap_or("ClusterIP");
+        assert_eq!(
+            kind, "ClusterIP",
+            "a Service reachable from outside the cluster"
+        );
+    }
     assert_eq!(
         advertise,
         format!("http://$(POD_NAME).{headless_name}:{port}")

@@ -42,6 +42,15 @@ pub struct EngineConfig {
     /// day skipped. 0 fires every day.
     #[serde(default = "default_max_recheck_gap", with = "humantime_serde")]
     pub max_recheck_gap: Duration,
+    /// A customer with no event for this long (event time) is evicted: dropped from memory
+    /// and tombstoned in the changelog, leaving every segment. 0 keeps customers for ever.
+    /// At least `time_horizon`, so nothing time-driven is still to come for them.
+    #[serde(default = "default_evict_after", with = "humantime_serde")]
+    pub evict_after: Duration,
+    /// How far after a cohort's first period retention is counted (`/v1/cohorts`' rows); 0
+    /// counts every period for ever.
+    #[serde(default = "default_cohort_retention", with = "humantime_serde")]
+    pub cohort_retention: Duration,
     #[serde(default)]
     pub clv: ClvConfig,
     #[serde(default)]
@@ -52,6 +61,14 @@ pub struct EngineConfig {
     pub surveys: SurveyConfig,
     #[serde(default)]
     pub segments: Vec<SegmentConfig>,
+}
+
+fn default_cohort_retention() -> Duration {
+    Duration::from_secs(730 * 86_400)
+}
+
+fn default_evict_after() -> Duration {
+    Duration::from_secs(800 * 86_400)
 }
 
 fn default_max_recheck_gap() -> Duration {

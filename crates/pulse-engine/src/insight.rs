@@ -283,15 +283,24 @@ fn segments(
 }
 
 /// The customer's next recheck: the next whole day since their last event while within the
-/// time horizon (day counts, windows and P(alive) move with time), or a hold's end if sooner.
+/// time horizon (day counts, windows and P(alive) move with time), then their eviction, or a
+/// hold's end if sooner.
 fn next_recheck(spec: &EngineSpec, profile: &Profile, now: Millis, hold: Option<Millis>) -> Millis {
     let since = now - profile.last_seen;
-    let daily =
-        (since < spec.time_horizon).then(|| profile.last_seen + (since.div_euclid(DAY) + 1) * DAY);
+    let daily = if since < spec.time_horizon {
+        Some(profile.last_seen + (since.div_euclid(DAY) + 1) * DAY)
+    } else {
+        eviction_due(spec, profile)
+    };
     match (daily, hold) {
         (Some(d), Some(h)) => d.min(h),
         (d, h) => d.or(h).unwrap_or(0),
     }
+}
+
+/// When the customer is evicted if no event comes first (`engine.evict_after`).
+pub(crate) fn eviction_due(spec: &EngineSpec, profile: &Profile) -> Option<Millis> {
+    (spec.evict_after > 0).then(|| profile.last_seen.saturating_add(spec.evict_after))
 }
 
 /// Sources an input event fires, given what recording it changed.

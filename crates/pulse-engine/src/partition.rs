@@ -3,9 +3,9 @@
 
 use crate::fields::source;
 use crate::funnel::{FunnelAttempt, FunnelOutcome, Outcome};
-use crate::insight::{evaluate, sources_of, Trigger};
+use crate::insight::{evaluate, eviction_due, sources_of, Trigger};
 use crate::periods::ActivePeriods;
-use crate::population::Population;
+use crate::population::{Cohorts, Population};
 use crate::profile::Profile;
 use crate::rfm::Sketch;
 use crate::spec::{EngineSpec, FunnelSpec};
@@ -17,7 +17,7 @@ use pulse_events::{
     AbandonReason, Cause, EventBody, EventError, InputEvent, OutputData, OutputEvent, OutputKind,
     TopicRole,
 };
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 /// Where an input record came from; part of every output's cause and id. The role (or, for a
@@ -110,6 +110,11 @@ pub struct Partition {
     /// Whether an RFM refresh ran since the last [`Partition::take_refreshed`].
     refreshed: bool,
     tally: Tally,
+    /// Customers evicted since the last [`Partition::drain_evicted`], to tombstone.
+    evicted: Vec<Arc<str>>,
+    /// Hashes of the ids evicted since this state was built and not back since, so a look-up
+    /// can say a customer was evicted: 8 bytes each, not a profile.
+    gone: HashSet<u64>,
 }
 
 impl Partition {
@@ -121,9 +126,14 @@ impl Partition {
             forwarded: BTreeMap::new(),
             scratch: Vec::new(),
             dirty: Vec::new(),
-            population: Population::default(),
+            population: Population {
+                cohorts: Cohorts::bounded(spec.cohort_retention_days),
+                ..Population::default()
+            },
             refreshed: false,
             tally: Tally::new(spec.segments.rules.len()),
+            evicted: Vec::new(),
+            gone: HashSet::default(),
             spec,
         }
     }
@@ -141,6 +151,7 @@ impl Partition {
         p.population = Population {
             rfm: population.rfm,
             next_refresh: population.next_refresh,
+            cohorts: Cohorts::bounded(p.spec.cohort_retention_days),
             ..Population::default()
         };
         for (customer, mut profile) in profiles {
@@ -164,6 +175,13 @@ impl Partition {
                     attempt: a.attempt,
                 };
                 p.timers.schedule(a.deadline, &key, kind);
+            }
+            if profile.derived.recheck == 0 {
+                // Past the time horizon when stored, before eviction was configured, or under
+                // an older Pulse: its eviction is the only recheck left.
+                if let Some(due) = eviction_due(&p.spec, &profile) {
+                    profile.derived.recheck = due;
+                }
             }
             if profile.derived.recheck != 0 {
                 p.timers
@@ -219,6 +237,26 @@ impl Partition {
                 f(&customer, &slot.profile);
             }
         }
+    }
+
+    /// Hands every customer evicted since the last call to `f`, once each: the changelog's
+    /// tombstones, written before the batch's profiles (a customer evicted and back in one
+    /// batch ends with their new profile).
+    pub fn drain_evicted(&mut self, mut f: impl FnMut(&str)) {
+        for customer in self.evicted.drain(..) {
+            f(&customer);
+        }
+    }
+
+    /// Customers evicted and not yet handed to [`Partition::drain_evicted`].
+    pub fn evicted(&self) -> usize {
+        self.evicted.len()
+    }
+
+    /// Whether `customer` was evicted from this state (since it was built) and has not come
+    /// back.
+    pub fn was_evicted(&self, customer: &str) -> bool {
+        !self.gone.is_empty() && self.gone.contains(&gone_key(customer))
     }
 
     /// Whether an RFM refresh ran since the last call. A refresh reads every profile, so a
@@ -396,6 +434,9 @@ impl Partition {
                 s
             }
             None => {
+                if !self.gone.is_empty() {
+                    self.gone.remove(&gone_key(customer));
+                }
                 let key: Arc<str> = customer.into();
                 let slot = Box::new(Slot {
                     key: key.clone(),
@@ -557,6 +598,13 @@ impl Partition {
             return;
         };
         let profile = &mut entry.profile;
+        if kind == TimerKind::Recheck
+            && profile.derived.recheck == due
+            && eviction_due(spec, profile).is_some_and(|at| at <= due)
+        {
+            self.evict(customer, due, out);
+            return;
+        }
         let before = Standing::of(profile);
         match kind {
             TimerKind::FunnelDeadline { funnel, attempt } => {
@@ -606,6 +654,46 @@ impl Partition {
             entry.dirty = true;
             self.dirty.push(entry.key.clone());
         }
+    }
+
+    /// Drops a customer inactive for `engine.evict_after`: they leave every segment they were
+    /// in (a `segment.exited` caused by the eviction's time), leave the tally and the
+    /// population's sums, and are tombstoned with the batch. If they come back they start
+    /// over as a new customer.
+    fn evict(&mut self, customer: &str, due: Millis, out: &mut Vec<OutputEvent>) {
+        let Some(slot) = self.profiles.remove(customer) else {
+            return;
+        };
+        let profile = &slot.profile;
+        let cause = Cause::Timer { due };
+        for (i, rule) in self.spec.segments.rules.iter().enumerate() {
+            if profile.derived.segments & (1 << i) == 0 {
+                continue;
+            }
+            out.push(OutputEvent::new(
+                OutputKind::SegmentExited,
+                customer,
+                (&rule.name, &[]),
+                due,
+                cause.clone(),
+                Some(rule.version),
+                OutputData::Segment {
+                    segment: rule.name.clone(),
+                },
+                profile.excerpt(),
+            ));
+        }
+        for a in profile.funnels.iter().filter(|a| a.active) {
+            let kind = TimerKind::FunnelDeadline {
+                funnel: a.funnel,
+                attempt: a.attempt,
+            };
+            self.timers.cancel(a.deadline, customer, kind);
+        }
+        self.tally.leave(Standing::of(profile));
+        self.population.forget(profile);
+        self.gone.insert(gone_key(customer));
+        self.evicted.push(slot.key);
     }
 
     /// Recomputes the RFM cut-points from the partition's purchasers as of `at`, then
@@ -669,6 +757,13 @@ impl Partition {
             }
         }
     }
+}
+
+/// The key of an evicted id in [`Partition::was_evicted`]'s set.
+fn gone_key(customer: &str) -> u64 {
+    pulse_events::IdHasher::default()
+        .part(customer.as_bytes())
+        .finish_u64()
 }
 
 /// `due`, or, if the watermark `wm` is more than `gap` past it, the last time before `wm` on
@@ -772,3 +867,7 @@ mod segment_tests;
 #[cfg(test)]
 #[path = "replay_tests.rs"]
 mod replay_tests;
+
+#[cfg(test)]
+#[path = "eviction_tests.rs"]
+mod eviction_tests;

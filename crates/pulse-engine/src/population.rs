@@ -30,6 +30,13 @@ pub struct Population {
 }
 
 impl Population {
+    /// Takes an evicted profile out of the sums.
+    pub(crate) fn forget(&mut self, profile: &Profile) {
+        self.cohorts.remove(&profile.periods, profile.first_seen);
+        self.surveys.replace_nps(profile.surveys.nps, None);
+        self.surveys.replace_csat(profile.surveys.csat, None);
+    }
+
     /// Adds a restored profile to the sums.
     pub(crate) fn count(&mut self, profile: &Profile) {
         self.cohorts.add(&profile.periods, profile.first_seen);
@@ -39,14 +46,44 @@ impl Population {
 }
 
 /// Retention counts: for each cohort (period of first activity) and each offset from it, the
-/// customers active in that period. Offset 0 is the cohort's size.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// customers active in that period. Offset 0 is the cohort's size. Offsets beyond the
+/// retention (`engine.cohort_retention`) are not counted, so a row is at most that long;
+/// cohorts whose customers were all evicted disappear with them.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Cohorts {
     weekly: BTreeMap<(i64, u32), u32>,
     monthly: BTreeMap<(i64, u32), u32>,
+    /// The last offset counted, in weeks and in months.
+    max_offset: [u32; 2],
+}
+
+impl Default for Cohorts {
+    fn default() -> Self {
+        Self::bounded(0)
+    }
 }
 
 impl Cohorts {
+    /// Counts offsets up to `retention` after the cohort (in days; 0: every offset).
+    pub(crate) fn bounded(retention_days: i64) -> Self {
+        let (weeks, months) = match retention_days {
+            d if d <= 0 => (u32::MAX, u32::MAX),
+            d => ((d / 7) as u32, (d * 12 / 365) as u32),
+        };
+        Self {
+            weekly: BTreeMap::new(),
+            monthly: BTreeMap::new(),
+            max_offset: [weeks, months],
+        }
+    }
+
+    fn max_offset(&self, period: Period) -> u32 {
+        match period {
+            Period::Week => self.max_offset[0],
+            Period::Month => self.max_offset[1],
+        }
+    }
+
     fn counts_mut(&mut self, period: Period) -> &mut BTreeMap<(i64, u32), u32> {
         match period {
             Period::Week => &mut self.weekly,
@@ -56,6 +93,9 @@ impl Cohorts {
 
     /// Counts a period a customer became active in.
     pub(crate) fn open(&mut self, o: Opened) {
+        if o.offset > self.max_offset(o.period) {
+            return;
+        }
         *self
             .counts_mut(o.period)
             .entry((o.cohort, o.offset))
@@ -67,7 +107,8 @@ impl Cohorts {
     fn apply(&mut self, periods: &ActivePeriods, cohort: impl Fn(Period) -> i64, sign: i32) {
         for period in [Period::Week, Period::Month] {
             let c = cohort(period);
-            let offsets: Vec<u32> = periods.offsets(period).collect();
+            let max = self.max_offset(period);
+            let offsets: Vec<u32> = periods.offsets(period).take_while(|o| *o <= max).collect();
             let counts = self.counts_mut(period);
             for o in offsets {
                 let n = counts.entry((c, o)).or_default();
@@ -137,6 +178,23 @@ mod tests {
         assert_eq!(w.get(&(w0, 2)), None);
         assert_eq!(w.get(&(w0, 3)), Some(&1));
         assert_eq!(w.get(&(w0 + 1, 0)), Some(&1));
+    }
+
+    #[test]
+    fn offsets_beyond_the_retention_are_not_counted_in_any_arrival_order() {
+        let w0 = Period::Week.of(MON);
+        let events = [MON, MON + 15 * DAY, MON + 400 * DAY, MON + 7 * DAY];
+        let (mut a, mut b) = (Cohorts::bounded(14), Cohorts::bounded(14));
+        customer(&mut a, &events);
+        let mut sorted = events;
+        sorted.sort_unstable();
+        customer(&mut b, &sorted);
+        assert_eq!(a, b);
+        let w = a.counts(Period::Week);
+        let offsets: Vec<u32> = w.keys().map(|(_, o)| *o).collect();
+        assert_eq!(offsets, [0, 1, 2], "weeks 0 to 2 of 14 days, not week 57");
+        assert_eq!(w.get(&(w0, 2)), Some(&1));
+        assert!(a.counts(Period::Month).keys().all(|(_, o)| *o == 0));
     }
 
     #[test]

@@ -92,6 +92,10 @@ pub struct EngineSpec {
     pub(crate) funnels: Vec<FunnelSpec>,
     /// How long after a customer's last event time-driven changes are re-evaluated.
     pub(crate) time_horizon: Millis,
+    /// Inactivity after which a customer is evicted (`engine.evict_after`); 0: never.
+    pub(crate) evict_after: Millis,
+    /// `engine.cohort_retention` in days; 0: unbounded.
+    pub(crate) cohort_retention_days: i64,
     pub(crate) clv: ClvSpec,
     pub(crate) churn: ChurnSpec,
     pub(crate) rfm_lookback_days: i64,
@@ -127,6 +131,11 @@ impl EngineSpec {
     }
 
     /// The compiled segment rules, by index.
+    /// `engine.evict_after`; zero: customers are never evicted.
+    pub fn evict_after(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.evict_after.max(0) as u64)
+    }
+
     pub fn segments(&self) -> &[crate::segment::SegmentSpec] {
         &self.segments.rules
     }
@@ -216,6 +225,24 @@ impl EngineSpec {
                 funnels.push(spec);
             }
         }
+        if !cfg.cohort_retention.is_zero()
+            && cfg.cohort_retention < std::time::Duration::from_secs(31 * 86_400)
+        {
+            err(
+                "engine.cohort_retention".into(),
+                "must be 0s (unbounded) or at least 31d (a month's row)",
+            );
+        }
+        if !cfg.evict_after.is_zero() && cfg.evict_after < cfg.time_horizon {
+            err(
+                "engine.evict_after".into(),
+                &format!(
+                    "must be 0s (never) or at least engine.time_horizon ({}): a customer is \
+                     rechecked until then",
+                    humantime::format_duration(cfg.time_horizon)
+                ),
+            );
+        }
         check_renames(cfg, &mut err);
         check_analytics(cfg, &mut err);
         if !errors.is_empty() {
@@ -232,6 +259,8 @@ impl EngineSpec {
             metrics,
             funnels,
             time_horizon: ms(cfg.time_horizon),
+            evict_after: ms(cfg.evict_after),
+            cohort_retention_days: ms(cfg.cohort_retention) / DAY,
             clv: ClvSpec::new(&cfg.clv),
             churn: ChurnSpec::new(&cfg.churn),
             rfm_lookback_days: (ms(cfg.rfm.lookback) / DAY).max(1),

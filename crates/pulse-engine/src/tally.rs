@@ -86,6 +86,12 @@ impl Tally {
         self.count(s, true);
     }
 
+    /// A customer, standing at `s`, left (evicted).
+    pub(crate) fn leave(&mut self, s: Standing) {
+        self.customers = self.customers.saturating_sub(1);
+        self.count(s, false);
+    }
+
     /// A customer moved from `from` to `to`.
     pub(crate) fn moved(&mut self, from: Standing, to: Standing) {
         if from != to {

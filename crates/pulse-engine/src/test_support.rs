@@ -54,6 +54,8 @@ pub fn config(funnels: Vec<FunnelConfig>) -> EngineConfig {
         funnels,
         time_horizon: Duration::from_secs(400 * 86_400),
         max_recheck_gap: Duration::from_secs(7 * 86_400),
+        evict_after: Duration::ZERO,
+        cohort_retention: Duration::ZERO,
         clv: Default::default(),
         rfm: Default::default(),
         churn: Default::default(),

@@ -98,7 +98,12 @@ pub struct RawEvent<'a> {
         skip_serializing_if = "Option::is_none"
     )]
     pub currency: Option<Cow<'a, str>>,
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "opt_items",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub items: Option<Vec<RawItem<'a>>>,
 
     #[serde(
@@ -218,6 +223,40 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawTimestamp<'a> {
 }
 
 /// Reads an optional string borrowing from the input where the codec allows. serde's
+/// Items read without trusting the length a MessagePack array header declares: serde would
+/// reserve up to 1 MiB for it, so a five-byte record could make the decoder allocate a
+/// megabyte (found by fuzzing). The list grows as items actually arrive.
+fn opt_items<'de: 'a, 'a, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<RawItem<'a>>>, D::Error> {
+    /// Reserved before the first item: more than an order usually has.
+    const RESERVE: usize = 8;
+    struct Items;
+    impl<'de> Visitor<'de> for Items {
+        type Value = Option<Vec<RawItem<'de>>>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list of items")
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_seq(self)
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(RESERVE));
+            while let Some(item) = seq.next_element()? {
+                items.push(item);
+            }
+            Ok(Some(items))
+        }
+    }
+    d.deserialize_option(Items)
+}
+
 /// `#[serde(borrow)]` does not reach through `Option<Cow<str>>`, which would otherwise copy
 /// every string of every record.
 fn opt_str<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'a, str>>, D::Error> {

@@ -60,6 +60,9 @@ pub(crate) type Record = (Vec<u8>, Vec<u8>);
 
 /// What a batch writes to the changelog.
 pub(crate) struct ChangelogBatch {
+    /// Customers evicted (`engine.evict_after`), tombstoned before the batch's profiles so a
+    /// customer evicted and back within the batch ends with their new profile.
+    pub evicted: Vec<Vec<u8>>,
     /// Changed profiles as `(key, value)`s.
     pub profiles: Vec<Record>,
     /// The checkpoint closing the batch; none for markers sent on their own.
@@ -121,6 +124,9 @@ async fn acknowledged(ctx: &TaskCtx, outbox: &Outbox, p: &Products<'_>) -> bool 
     // record re-sent after a refusal would land after a marker sent with it.
     let mut profiles = send_markers(outbox, p.markers.as_ref()).await;
     let c = &p.changes;
+    for key in &c.evicted {
+        profiles.push(outbox.send_changelog(p.partition, key, None).await);
+    }
     for (key, value) in &c.profiles {
         profiles.push(outbox.send_changelog(p.partition, key, Some(value)).await);
     }
@@ -181,7 +187,17 @@ async fn transact(ctx: &TaskCtx, txn: &Txn, p: &Products<'_>) -> bool {
                 drop(txn.outbox.send_output(o).await);
             }
             let c = &p.changes;
-            for (key, value) in p.earlier.iter().chain(&c.profiles).chain(&c.checkpoint) {
+            if let Some((key, value)) = &p.earlier {
+                drop(
+                    txn.outbox
+                        .send_changelog(p.partition, key, Some(value))
+                        .await,
+                );
+            }
+            for key in &c.evicted {
+                drop(txn.outbox.send_changelog(p.partition, key, None).await);
+            }
+            for (key, value) in c.profiles.iter().chain(&c.checkpoint) {
                 drop(
                     txn.outbox
                         .send_changelog(p.partition, key, Some(value))
@@ -241,7 +257,8 @@ fn count(ctx: &TaskCtx, p: &Products<'_>) {
     let sent_now = c.checkpoint.as_ref().filter(|_| !c.defer);
     let written = || p.earlier.iter().chain(&c.profiles).chain(sent_now);
     m.changelog_records
-        .inc_by((written().count() + c.obsolete.len()) as u64);
+        .inc_by((written().count() + c.evicted.len() + c.obsolete.len()) as u64);
+    m.evicted.inc_by(c.evicted.len() as u64);
     m.changelog_bytes
         .inc_by(written().map(|(_, v)| v.len() as u64).sum());
     let mut by_kind: BTreeMap<&'static str, u64> = BTreeMap::new();

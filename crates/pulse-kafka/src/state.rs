@@ -1,5 +1,5 @@
 //! The registry of partition states, shared between the partition tasks that own the
-//! processing and the readers (summary line, tests, later the query API). Each partition's
+//! processing and the readers (the summary line, the query API and the status page). Each partition's
 //! engine sits behind its own mutex, taken only in synchronous sections, never across
 //! `.await`.
 
@@ -25,6 +25,20 @@ pub(crate) fn lock(p: &Mutex<Partition>) -> MutexGuard<'_, Partition> {
 }
 
 impl StateRegistry {
+    /// A registry holding `partitions` of `input_partitions`, for serving a fixed state (the
+    /// query API's fuzz target) rather than a worker's.
+    pub fn serving(
+        input_partitions: i32,
+        partitions: impl IntoIterator<Item = (i32, Partition)>,
+    ) -> Self {
+        let registry = Self::default();
+        registry.set_input_partitions(input_partitions);
+        for (p, state) in partitions {
+            registry.replace(p, state);
+        }
+        registry
+    }
+
     pub(crate) fn set_input_partitions(&self, n: i32) {
         self.input_partitions
             .store(n, std::sync::atomic::Ordering::Relaxed);
@@ -79,6 +93,14 @@ impl StateRegistry {
 
     /// A customer's analytics as of their partition's event time (the later of its watermark
     /// and the customer's own latest evaluation).
+    /// Whether a partition of this worker evicted `customer` (`engine.evict_after`) since it
+    /// was restored, and they have not come back.
+    pub fn evicted(&self, customer: &str) -> bool {
+        self.snapshot()
+            .iter()
+            .any(|p| lock(p).was_evicted(customer))
+    }
+
     pub fn report(&self, customer: &str) -> Option<CustomerReport> {
         self.snapshot().iter().find_map(|p| {
             let p = lock(p);

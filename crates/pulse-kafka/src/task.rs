@@ -621,7 +621,7 @@ async fn idle(
     let changes = {
         let mut p = lock(state);
         p.advance_to(wall_clock_ms(), &mut outputs);
-        if outputs.is_empty() && p.changed() == 0 {
+        if outputs.is_empty() && p.changed() == 0 && p.evicted() == 0 {
             None
         } else {
             Some(changelog_records(
@@ -671,6 +671,8 @@ fn changelog_records(
 ) -> ChangelogBatch {
     let tag = tag_of(pos);
     pos.batch += 1;
+    let mut evicted = Vec::new();
+    p.drain_evicted(|c| evicted.push(c.as_bytes().to_vec()));
     let mut profiles = Vec::with_capacity(p.changed());
     let applied = std::mem::take(&mut pos.applied_forwarded);
     p.drain_changes(|c, profile| {
@@ -707,6 +709,7 @@ fn changelog_records(
         sequenced: Some(pos.sequenced),
     });
     ChangelogBatch {
+        evicted,
         profiles,
         checkpoint: Some(checkpoint),
         defer,
@@ -853,6 +856,7 @@ async fn step(
             }),
             outputs: &[],
             changes: ChangelogBatch {
+                evicted: Vec::new(),
                 profiles: Vec::new(),
                 checkpoint: None,
                 defer: false,

@@ -3,6 +3,7 @@
 //! (the query API and the status page). Handlers only read shared state, so a scrape never
 //! blocks processing.
 
+use crate::tls::{Tls, TlsListener};
 use crate::{Health, Metrics};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -71,12 +72,20 @@ pub fn percent_encode(s: &str) -> String {
         .collect()
 }
 
-/// Binds `addr` and serves the probes, `/metrics` and `routes` until `shutdown` completes.
+/// The probes and `/metrics`, to merge with the caller's routes.
+pub fn probe_routes(metrics: Metrics, health: Health) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_handler))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(AppState { metrics, health })
+}
+
+/// Binds `addr` and serves `app` (over TLS when given) until `shutdown` completes.
 pub async fn serve(
     addr: &str,
-    metrics: Metrics,
-    health: Health,
-    routes: Router,
+    app: Router,
+    tls: Option<Tls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<HttpServer, HttpError> {
     let listener = tokio::net::TcpListener::bind(addr)
@@ -89,17 +98,21 @@ pub async fn serve(
         addr: addr.to_owned(),
         source,
     })?;
-    let app = Router::new()
-        .route("/metrics", get(metrics_handler))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .with_state(AppState { metrics, health })
-        .merge(routes);
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
+        let served = match tls {
+            None => {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+            Some(tls) => {
+                let listener = TlsListener::new(listener, bound, &tls);
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+        };
+        if let Err(e) = served {
             tracing::error!(error = %e, "HTTP server stopped; metrics and probes are unavailable.");
         }
     });

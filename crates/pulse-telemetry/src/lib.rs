@@ -1,14 +1,17 @@
 //! Pulse's observability: tracing setup, the Prometheus registry with every metric defined in
-//! one place, and the HTTP server for `/metrics`, `/healthz` and `/readyz`.
+//! one place, and the HTTP server
+//! (plain or TLS) for `/metrics`, `/healthz` and `/readyz`.
 
 mod health;
 mod http;
 mod latency;
 mod logging;
 mod metrics;
+mod tls;
 
 pub use health::Health;
-pub use http::{percent_encode, serve, HttpError, HttpServer};
+pub use http::{percent_encode, probe_routes, serve, HttpError, HttpServer};
 pub use latency::Latency;
 pub use logging::{init_tracing, LogFormat};
 pub use metrics::{counter_total, names, Metrics};
+pub use tls::Tls;

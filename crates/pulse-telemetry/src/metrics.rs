@@ -29,6 +29,7 @@ pub mod names {
     pub const READY: &str = "pulse_ready";
     pub const CHANGELOG_RECORDS: &str = "pulse_changelog_records_total";
     pub const CHANGELOG_BYTES: &str = "pulse_changelog_bytes_total";
+    pub const EVICTED: &str = "pulse_evicted_customers_total";
     pub const RESTORED_PROFILES: &str = "pulse_restore_profiles_total";
     pub const RESTORED_BYTES: &str = "pulse_restore_bytes_total";
     pub const RESTORE_SECONDS: &str = "pulse_restore_seconds";
@@ -53,7 +54,7 @@ pub mod names {
     pub const PROCESS_OPEN_FDS: &str = "process_open_fds";
 
     /// Every name above.
-    pub const ALL: [&str; 40] = [
+    pub const ALL: [&str; 41] = [
         INPUT_RECORDS,
         INPUT_EVENTS,
         DEAD_LETTERS,
@@ -73,6 +74,7 @@ pub mod names {
         READY,
         CHANGELOG_RECORDS,
         CHANGELOG_BYTES,
+        EVICTED,
         RESTORED_PROFILES,
         RESTORED_BYTES,
         RESTORE_SECONDS,
@@ -129,6 +131,7 @@ pub struct Metrics {
     pub ready: IntGauge,
     pub changelog_records: IntCounter,
     pub changelog_bytes: IntCounter,
+    pub evicted: IntCounter,
     pub restored_profiles: IntCounter,
     pub restored_bytes: IntCounter,
     pub restore_seconds: Histogram,
@@ -379,6 +382,11 @@ impl Metrics {
                 "Changelog records produced (profiles and checkpoints).",
             ),
             changelog_bytes: counter(&r, names::CHANGELOG_BYTES, "Changelog bytes produced."),
+            evicted: counter(
+                &r,
+                names::EVICTED,
+                "Customers evicted after engine.evict_after without an event, and tombstoned.",
+            ),
             restored_profiles: counter(
                 &r,
                 names::RESTORED_PROFILES,

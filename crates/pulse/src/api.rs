@@ -3,8 +3,9 @@
 //! partition's lock only while they copy or count, on a blocking thread, so the async
 //! runtime that feeds the partitions never waits on a scan.
 
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -20,7 +21,7 @@ use std::sync::Arc;
 pub const MAX_LIMIT: usize = 10_000;
 const DEFAULT_LIMIT: usize = 100;
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct ApiState {
     pub state: StateRegistry,
     pub spec: Arc<EngineSpec>,
@@ -30,9 +31,37 @@ pub struct ApiState {
     pub partitioner: String,
     /// Which worker holds a partition (from the changelog's checkpoints), kept a few seconds.
     pub owners: Arc<crate::owners::Owners>,
+    /// The views that scan every profile, kept a moment so requests share a scan.
+    pub views: Arc<crate::kept::Views>,
 }
 
-type Params = Query<HashMap<String, String>>;
+/// A request's query parameters; a query that does not decode is a JSON 400.
+struct Params(HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        match Query::<HashMap<String, String>>::from_request_parts(parts, state).await {
+            Ok(Query(q)) => Ok(Self(q)),
+            Err(e) => Err(error(StatusCode::BAD_REQUEST, e.body_text())),
+        }
+    }
+}
+
+/// The route's one path parameter, percent-decoded; one that is not UTF-8 is a JSON 400.
+struct Segment(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Segment {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(p)) => Ok(Self(p)),
+            Err(e) => Err(error(StatusCode::BAD_REQUEST, e.body_text())),
+        }
+    }
+}
 
 /// The query API and the status page at `/`.
 pub fn routes(s: ApiState) -> Router {
@@ -45,9 +74,10 @@ pub fn routes(s: ApiState) -> Router {
         .route("/v1/segments/{name}/members", get(members))
         .route("/v1/funnels", get(funnels))
         .route("/v1/cohorts", get(cohorts))
-        .route("/v1/{*rest}", get(unknown))
         .with_state(s)
         .merge(status)
+        .fallback(unknown)
+        .method_not_allowed_fallback(not_allowed)
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -64,26 +94,55 @@ async fn read<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Resu
     })
 }
 
-async fn unknown(Path(rest): Path<String>) -> Response {
+/// A method other than GET: JSON too.
+async fn not_allowed(uri: Uri) -> Response {
     error(
-        StatusCode::NOT_FOUND,
-        format!("no endpoint /v1/{rest}; see docs/operations.md#query-api"),
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{} answers GET only", uri.path()),
     )
 }
 
-async fn customer(State(s): State<ApiState>, Path(id): Path<String>) -> Response {
+/// Any other path: JSON too, like every answer of the API.
+async fn unknown(uri: Uri) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no endpoint {}; see docs/operations.md#query-api",
+            uri.path()
+        ),
+    )
+}
+
+async fn customer(State(s): State<ApiState>, Segment(id): Segment) -> Response {
     if id.len() > 256 {
         return error(StatusCode::BAD_REQUEST, "customer id longer than 256 bytes");
     }
     let state = s.state.clone();
     let wanted = id.clone();
-    let found = match read(move || state.report(&wanted)).await {
+    let found = match read(move || {
+        let report = state.report(&wanted);
+        let evicted = report.is_none() && state.evicted(&wanted);
+        (report, evicted)
+    })
+    .await
+    {
         Ok(r) => r,
         Err(e) => return e,
     };
     match found {
-        Some(report) => Json(report).into_response(),
-        None => {
+        (Some(report), _) => Json(report).into_response(),
+        (None, true) => {
+            let body = json!({
+                "error": format!(
+                    "customer {id:?} was evicted: no event for engine.evict_after ({}); a new \
+                     event starts them over",
+                    humantime::format_duration(s.spec.evict_after())
+                ),
+                "evicted": true,
+            });
+            (StatusCode::NOT_FOUND, Json(body)).into_response()
+        }
+        (None, false) => {
             let held = s.state.partitions();
             let partition =
                 partition_for(id.as_bytes(), s.state.input_partitions(), &s.partitioner);
@@ -140,11 +199,7 @@ async fn segments(State(s): State<ApiState>) -> Response {
     Json(json!({ "segments": list, "customers": tally.customers })).into_response()
 }
 
-async fn members(
-    State(s): State<ApiState>,
-    Path(name): Path<String>,
-    Query(q): Params,
-) -> Response {
+async fn members(State(s): State<ApiState>, Segment(name): Segment, Params(q): Params) -> Response {
     let Some(index) = s.spec.segment_names().position(|n| n == name) else {
         return error(StatusCode::NOT_FOUND, format!("no segment {name:?}"));
     };
@@ -169,10 +224,17 @@ async fn members(
     Json(json!({ "segment": name, "members": page, "next_cursor": next })).into_response()
 }
 
+/// The funnel summaries, from a scan at most [`crate::kept::KEEP`] old. Blocking.
+pub(crate) fn funnels_of(s: &ApiState) -> Arc<Vec<pulse_engine::FunnelSummary>> {
+    s.views
+        .funnels
+        .get(std::time::Instant::now(), || s.state.funnels())
+}
+
 async fn funnels(State(s): State<ApiState>) -> Response {
-    let state = s.state.clone();
-    let mut list = match read(move || state.funnels()).await {
-        Ok(r) => r,
+    let s2 = s.clone();
+    let mut list = match read(move || funnels_of(&s2)).await {
+        Ok(r) => r.as_ref().clone(),
         Err(e) => return e,
     };
     if list.is_empty() {
@@ -193,7 +255,7 @@ fn period_label(period: Period, n: i64) -> String {
     }
 }
 
-async fn cohorts(State(s): State<ApiState>, Query(q): Params) -> Response {
+async fn cohorts(State(s): State<ApiState>, Params(q): Params) -> Response {
     let period = match q.get("period").map(String::as_str) {
         None | Some("week") => Period::Week,
         Some("month") => Period::Month,
@@ -204,13 +266,19 @@ async fn cohorts(State(s): State<ApiState>, Query(q): Params) -> Response {
             )
         }
     };
+    let views = s.views.clone();
     let state = s.state.clone();
-    let counts = match read(move || state.cohorts(period)).await {
+    let counts = match read(move || {
+        let now = std::time::Instant::now();
+        views.cohorts(period).get(now, || state.cohorts(period))
+    })
+    .await
+    {
         Ok(c) => c,
         Err(e) => return e,
     };
     let mut rows: BTreeMap<i64, Vec<u64>> = BTreeMap::new();
-    for ((cohort, offset), n) in counts {
+    for (&(cohort, offset), &n) in counts.iter() {
         let row = rows.entry(cohort).or_default();
         let at = offset as usize;
         if row.len() <= at {

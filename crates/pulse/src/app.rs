@@ -72,18 +72,23 @@ impl Running {
             health: health.clone(),
             partitioner: config.kafka.partitioner.clone(),
             owners: Arc::new(crate::owners::Owners::new(config.kafka.clone())),
+            views: Arc::default(),
         });
-        let server = pulse_telemetry::serve(
-            &config.http.listen,
-            metrics.clone(),
-            health.clone(),
-            api,
-            async move {
-                let _ = http_stop.wait_for(|s| *s).await;
-            },
-        )
+        // Checked by `Config::load`; read again here, where the server starts.
+        let (access, tls) = crate::http::Access::from_config(&config.http)
+            .map_err(|problems| crate::ConfigError { problems })?;
+        let authenticates = access.authenticates();
+        let app =
+            access.guard(pulse_telemetry::probe_routes(metrics.clone(), health.clone()).merge(api));
+        let https = tls.is_some();
+        let server = pulse_telemetry::serve(&config.http.listen, app, tls, async move {
+            let _ = http_stop.wait_for(|s| *s).await;
+        })
         .await?;
-        tracing::info!(addr = %server.addr, "Serving the status page, /metrics, /healthz, /readyz and the query API.");
+        if !authenticates && !server.addr.ip().is_loopback() {
+            tracing::warn!(addr = %server.addr, "The query API and the status page are open to anyone who reaches this address: set http.token_file.");
+        }
+        tracing::info!(addr = %server.addr, https, authenticates, "Serving the status page, /metrics, /healthz, /readyz and the query API.");
 
         let deps = WorkerDeps {
             advertise: Some(advertised_url(&config.http.advertise, server.addr)),

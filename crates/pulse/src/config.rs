@@ -1,6 +1,7 @@
 //! Loading the configuration: the embedded documented default < a file < `PULSE__SECTION__KEY`
 //! environment variables. Unknown keys and bad values are errors that name the key.
 
+pub use crate::http::HttpConfig;
 use pulse_engine::{EngineConfig, EngineSpec};
 use pulse_kafka::{KafkaConfig, WorkerConfig};
 use pulse_telemetry::LogFormat;
@@ -25,15 +26,6 @@ pub struct Config {
     pub http: HttpConfig,
     pub log: LogConfig,
     pub demo: DemoConfig,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpConfig {
-    pub listen: String,
-    /// Base URL other workers' query API points clients to; empty: derived from the bound
-    /// address (the host name when listening on all interfaces).
-    pub advertise: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -206,6 +198,9 @@ impl Config {
                 "kafka.topics",
                 &format!("`{t}` is used for two purposes"),
             );
+        }
+        if let Err(http) = crate::http::Access::from_config(&self.http) {
+            problems.extend(http);
         }
         if problems.is_empty() {
             Ok(())

@@ -2,11 +2,13 @@
 //! the HTTP server and, with no brokers configured, the embedded cluster and demo traffic.
 //! `main.rs` is a thin command-line shell around [`run`].
 
-mod api;
+pub mod api;
 mod app;
 pub mod config;
 pub mod fit;
-mod owners;
+pub mod http;
+mod kept;
+pub mod owners;
 pub mod produce;
 mod status;
 mod summary;

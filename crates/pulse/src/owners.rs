@@ -14,6 +14,7 @@ const KEEP: Duration = Duration::from_secs(5);
 /// How long one lookup may take: it creates a consumer and reads the partition's last records.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 
+#[derive(Debug)]
 pub struct Owners {
     kafka: KafkaConfig,
     found: Mutex<HashMap<i32, (Instant, String)>>,

@@ -4,6 +4,7 @@
 //! customer lookup (a plain GET form, answered on the same page).
 
 use crate::api::ApiState;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::response::Html;
 use prometheus::core::Collector;
@@ -68,8 +69,10 @@ td,th{padding:.2em .8em;text-align:left;border-bottom:1px solid #ddd}\
 
 pub async fn page(
     State((s, rates)): State<(ApiState, SharedRates)>,
-    Query(q): Query<HashMap<String, String>>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Html<String> {
+    // A query that does not decode is a page without a lookup, not an error page.
+    let q = query.map(|Query(q)| q).unwrap_or_default();
     let lookup = q.get("customer").map(|c| c.trim().to_owned());
     let reader = s.clone();
     let (funnels, report) = tokio::task::spawn_blocking(move || {
@@ -77,7 +80,7 @@ pub async fn page(
             .as_deref()
             .filter(|c| !c.is_empty())
             .map(|c| (c.to_owned(), reader.state.report(c)));
-        (reader.state.funnels(), report)
+        (crate::api::funnels_of(&reader), report)
     })
     .await
     .unwrap_or_default();

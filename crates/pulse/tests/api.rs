@@ -187,6 +187,10 @@ fn every_endpoint_answers_in_json_and_agrees_with_the_state() {
     assert!(error_of(&a, "/v1/segments/dormant/members?limit=10001", 400).contains("limit"));
     assert!(error_of(&a, "/v1/cohorts?period=day", 400).contains("week or month"));
     assert!(error_of(&a, "/v1/customer/x", 404).contains("no endpoint"));
+    assert!(error_of(&a, "/nowhere", 404).contains("no endpoint /nowhere"));
+    // Found by fuzzing: these answered plain text before.
+    assert!(!error_of(&a, "/v1/customers/%FF", 400).is_empty());
+    assert!(!error_of(&a, "/v1/cohorts?period=%FF", 400).is_empty());
     let long = "x".repeat(300);
     assert!(error_of(&a, &format!("/v1/customers/{long}"), 400).contains("256"));
 

@@ -21,6 +21,8 @@ pub struct Proc {
     pub err: mpsc::Receiver<String>,
     pub addr: String,
     pub brokers: String,
+    /// The log lines read while waiting for the addresses.
+    pub early: Vec<String>,
 }
 
 /// A test that fails part-way must not leave its workers running.
@@ -71,7 +73,9 @@ pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> Proc {
     let out = lines(child.stdout.take().unwrap());
     let err = lines(child.stderr.take().unwrap());
     let (mut addr, mut brokers) = (None, None);
+    let mut early = Vec::new();
     let found = wait_for(&err, Duration::from_secs(30), |l| {
+        early.push(l.to_owned());
         if let Some(b) = json_field(l, "brokers") {
             brokers.get_or_insert(b);
         }
@@ -87,6 +91,7 @@ pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> Proc {
         err,
         addr: addr.unwrap(),
         brokers: brokers.unwrap(),
+        early,
     }
 }
 
