@@ -56,12 +56,17 @@ fn strings(y: &Yaml) -> Vec<String> {
 
 /// Loads a Pulse configuration the way the binary does: a file, then `PULSE__…` variables.
 fn load_config(file: Option<&str>, env: &[(String, String)]) -> Config {
-    let tmp = std::env::temp_dir().join(format!("pulse-deploy-{}.toml", std::process::id()));
+    // A file per call: the tests run in parallel in one process.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = std::env::temp_dir().join(format!("pulse-deploy-{}-{n}.toml", std::process::id()));
     if let Some(f) = file {
         std::fs::write(&tmp, f).unwrap();
     }
     let cfg = Config::load(file.map(|_| tmp.as_path()), env.iter().cloned());
-    let _ = std::fs::remove_file(&tmp);
+    if file.is_some() {
+        let _ = std::fs::remove_file(&tmp);
+    }
     cfg.unwrap_or_else(|e| panic!("the deployment's configuration is invalid: {e}"))
 }
 
