@@ -7,7 +7,7 @@
 //! Clients report errors retrying cannot fix (credentials refused, a TLS handshake refused)
 //! through [`Guard`], so a worker or a tool stops with the reason instead of retrying for ever.
 
-use crate::config::{Delivery, KafkaConfig};
+use crate::config::{Delivery, GroupProtocol, KafkaConfig};
 use crate::KafkaError;
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
@@ -45,13 +45,6 @@ pub(crate) fn consumer(kafka: &KafkaConfig) -> ClientConfig {
         // Inputs written in transactions are read once committed, never when aborted.
         .set("isolation.level", "read_committed")
         .set("auto.offset.reset", kafka.auto_offset_reset.as_str())
-        .set(
-            "session.timeout.ms",
-            kafka.session_timeout.as_millis().to_string(),
-        )
-        // Range assignment keeps partition N of every input topic on the same worker, which
-        // the per-partition state needs (the input topics are co-partitioned by customer id).
-        .set("partition.assignment.strategy", "range")
         // Consumer lag per partition for the metrics.
         .set("statistics.interval.ms", "5000")
         // librdkafka applies this per consumer, to what it prefetches across all partitions.
@@ -63,6 +56,25 @@ pub(crate) fn consumer(kafka: &KafkaConfig) -> ClientConfig {
         // repartition topic's too; librdkafka's default (1 s) held the markers the partitions
         // wait on for up to a second each time the own inputs filled the queue.
         .set("fetch.queue.backoff.ms", "10");
+    // Either way partition N of every input topic (and of the repartition topic) goes to one
+    // member, which the per-partition state needs: the inputs are co-partitioned by customer.
+    match kafka.group_protocol {
+        GroupProtocol::Classic => {
+            c.set(
+                "session.timeout.ms",
+                kafka.session_timeout.as_millis().to_string(),
+            )
+            .set("partition.assignment.strategy", "range");
+        }
+        // The broker's range assignor gives every topic's partition N to the same member, and
+        // a rebalance revokes only what moves (Kafka 4.1's places members by sorted id, so
+        // more may move than the minimum). The session timeout is the broker's; librdkafka
+        // refuses one set here.
+        GroupProtocol::Consumer => {
+            c.set("group.protocol", "consumer")
+                .set("group.remote.assignor", "range");
+        }
+    }
     if !kafka.group_instance_id.is_empty() {
         c.set("group.instance.id", &kafka.group_instance_id);
     }
@@ -165,6 +177,17 @@ impl Fatal {
     }
 }
 
+/// The error a client's fatal error stops the worker with: librdkafka's `reason`, and what to
+/// do when it is the group's refusal of a static member.
+pub(crate) fn fatal(reason: String) -> KafkaError {
+    let hint = if reason.contains("instance") {
+        " (another worker has the same kafka.group_instance_id, or a worker stopped without leaving the group and Kafka has not yet released its id: give every worker its own id; a crashed worker's id is released after the group's session timeout)"
+    } else {
+        ""
+    };
+    KafkaError::ClientFatal { reason, hint }
+}
+
 /// A client context that turns the errors retrying cannot fix into a [`Fatal`] and logs the
 /// rest, and routes librdkafka's own log lines to `tracing`.
 #[derive(Debug, Clone)]
@@ -253,9 +276,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn secrets_are_redacted_and_the_rest_kept() {
-        let mut kafka: KafkaConfig = serde_json::from_value(serde_json::json!({
+    fn kafka_config() -> KafkaConfig {
+        serde_json::from_value(serde_json::json!({
             "brokers": "b:9093", "group_id": "g", "client_id": "c",
             "auto_offset_reset": "earliest", "session_timeout": "45s", "commit_interval": "1s",
             "max_prefetch": "64MiB", "input_encoding": "json", "output_encoding": "json",
@@ -265,7 +287,24 @@ mod tests {
                 "churn_risk": "e", "milestones": "f", "profiles": "g", "dead_letter": "h",
                 "repartition": "i"},
         }))
-        .expect("a KafkaConfig");
+        .expect("a KafkaConfig")
+    }
+
+    /// librdkafka refuses a consumer of the KIP-848 protocol given a session timeout or an
+    /// assignment strategy (both are the broker's there); each protocol's settings make one.
+    #[test]
+    fn the_group_consumer_is_made_under_either_protocol() {
+        for protocol in [GroupProtocol::Classic, GroupProtocol::Consumer] {
+            let mut kafka = kafka_config();
+            kafka.group_protocol = protocol;
+            let made: Result<rdkafka::consumer::BaseConsumer, _> = consumer(&kafka).create();
+            assert!(made.is_ok(), "{protocol:?}: {:?}", made.err());
+        }
+    }
+
+    #[test]
+    fn secrets_are_redacted_and_the_rest_kept() {
+        let mut kafka = kafka_config();
         for (k, v) in [
             ("sasl.password", "p1"),
             ("ssl.key.password", "p2"),

@@ -19,6 +19,11 @@ pub struct KafkaConfig {
     /// dynamic membership.
     #[serde(default)]
     pub group_instance_id: String,
+    /// How the group assigns partitions: the classic protocol with eager range assignment, or
+    /// Kafka 4's consumer protocol (KIP-848), incremental, where a rebalance moves only the
+    /// partitions that change owner.
+    #[serde(default)]
+    pub group_protocol: GroupProtocol,
     pub client_id: String,
     /// Where a new consumer group starts reading.
     pub auto_offset_reset: OffsetReset,
@@ -59,6 +64,21 @@ impl OffsetReset {
             Self::Latest => "latest",
         }
     }
+}
+
+/// `kafka.group_protocol`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupProtocol {
+    /// JoinGroup/SyncGroup with the client-side range assignor: every rebalance revokes every
+    /// partition of every member. Works with any broker Pulse supports.
+    #[default]
+    Classic,
+    /// The consumer group protocol of KIP-848 (Apache Kafka 4.0 and later) with the broker's
+    /// range assignor, which keeps partition N of every subscribed topic on one member and
+    /// moves only what must move. The session timeout is the broker's
+    /// (`group.consumer.session.timeout.ms`).
+    Consumer,
 }
 
 /// `kafka.delivery`: how outputs, changelog and input offsets reach Kafka.

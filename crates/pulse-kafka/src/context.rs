@@ -50,7 +50,9 @@ impl ClientContext for PulseContext {
                     continue;
                 }
                 let labels = [topic.as_str(), &partition.to_string()];
-                if p.consumer_lag >= 0 {
+                // A revoked partition stays in the statistics, its lag frozen at the revoke:
+                // only what this worker holds (librdkafka's "desired" partitions) is reported.
+                if p.desired && p.consumer_lag >= 0 {
                     self.metrics
                         .consumer_lag
                         .with_label_values(&labels)
@@ -82,7 +84,7 @@ impl ConsumerContext for PulseContext {
         self.metrics.rebalances.inc();
         if let Rebalance::Revoke(tpl) = rebalance {
             let numbers = partition_numbers(tpl);
-            tracing::info!(partitions = tpl.count(), "Partitions revoked; draining.");
+            tracing::info!(partitions = tpl.count(), numbers = ?numbers, "Partitions revoked; draining.");
             self.tasks.drain(&numbers, self.drain_deadline);
             match consumer.commit_consumer_state(CommitMode::Sync) {
                 Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
@@ -93,15 +95,45 @@ impl ConsumerContext for PulseContext {
             for p in numbers {
                 self.state.remove(p);
             }
-            // Lag of partitions this worker no longer owns is another worker's to report.
-            self.metrics.consumer_lag.reset();
+            // Lag of partitions this worker no longer owns is another worker's to report; an
+            // incremental revoke leaves the lag of the partitions kept.
+            for e in tpl.elements() {
+                let labels = [e.topic(), &e.partition().to_string()];
+                let _ = self.metrics.consumer_lag.remove_label_values(&labels);
+            }
         }
     }
 
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
-                tracing::info!(partitions = tpl.count(), "Partitions assigned.");
+                tracing::info!(partitions = tpl.count(), numbers = ?partition_numbers(tpl), "Partitions assigned.");
+                // An incremental assignment adds to what is held. Should it bring a topic of a
+                // partition number whose task already runs (the group gave partition N of one
+                // topic before N of another), that task resumed the topics it had, not this
+                // one: it starts over, restoring and resuming all of them together.
+                let running: Vec<i32> = partition_numbers(tpl)
+                    .into_iter()
+                    .filter(|p| self.tasks.running(*p))
+                    .collect();
+                if !running.is_empty() {
+                    tracing::warn!(partitions = ?running, "Assigned a topic of partitions already held; their tasks start over.");
+                    self.tasks.drain(&running, self.drain_deadline);
+                    for p in &running {
+                        self.state.remove(*p);
+                    }
+                    let mut all = TopicPartitionList::new();
+                    if let Ok(held) = consumer.assignment() {
+                        for e in held.elements() {
+                            if running.contains(&e.partition()) {
+                                all.add_partition(e.topic(), e.partition());
+                            }
+                        }
+                    }
+                    if let Err(e) = consumer.pause(&all) {
+                        tracing::warn!(error = %e, "Could not pause partitions starting over.");
+                    }
+                }
                 // Nothing is fetched until the partition's state is restored: its task then
                 // seeks to the position the restored state reflects and resumes. That position,
                 // not the group's commit (which can only be behind it), says where the state

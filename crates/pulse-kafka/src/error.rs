@@ -43,6 +43,11 @@ pub enum KafkaError {
     /// The TLS handshake with a broker failed: a certificate or trust problem, not retryable.
     #[error("TLS handshake with Kafka broker {broker} failed: {reason} (check kafka.librdkafka ssl.* settings)")]
     Tls { broker: String, reason: String },
+    /// librdkafka declared the client unusable (its fatal error): the group fenced this
+    /// consumer, or refused it, for another's holding its `group.instance.id`. Left running,
+    /// the worker would fetch nothing for good.
+    #[error("the Kafka client stopped for good: {reason}{hint}")]
+    ClientFatal { reason: String, hint: &'static str },
     /// A changelog record this worker cannot read: written by a newer Pulse, or damaged.
     #[error("changelog record at offset {offset} cannot be read: {reason}")]
     Changelog { offset: i64, reason: String },

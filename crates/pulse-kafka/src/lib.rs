@@ -33,7 +33,8 @@ pub use changelog::{
     Checkpoint, Contents, Offsets, ProfileMap, Restorer, REPARTITION,
 };
 pub use config::{
-    ByteSize, Delivery, KafkaConfig, OffsetReset, OnUndecodable, TopicNames, WorkerConfig,
+    ByteSize, Delivery, GroupProtocol, KafkaConfig, OffsetReset, OnUndecodable, TopicNames,
+    WorkerConfig,
 };
 pub use dead_letter::header;
 pub use embedded::EmbeddedCluster;

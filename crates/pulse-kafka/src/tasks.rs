@@ -90,6 +90,11 @@ impl Tasks {
         Self::slot(&mut self.slots(), &ctx, p);
     }
 
+    /// Whether partition `p` has a task.
+    pub fn running(&self, p: i32) -> bool {
+        self.slots().contains_key(&p)
+    }
+
     fn ctx(&self) -> Option<Arc<TaskCtx>> {
         self.ctx.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }

@@ -230,6 +230,16 @@ pub async fn run_worker(
             received = consumer.recv() => {
                 let msg = match received {
                     Ok(m) => m.detach(),
+                    // librdkafka's consumer does nothing more after a fatal error: the worker
+                    // stops and says why, so a supervisor restarts it, rather than idling on.
+                    Err(rdkafka::error::KafkaError::MessageConsumptionFatal(code)) => {
+                        let reason = consumer
+                            .client()
+                            .fatal_error()
+                            .map_or_else(|| code.to_string(), |(_, reason)| reason);
+                        ctx.fail(crate::clients::fatal(reason));
+                        break;
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "Fetch failed; librdkafka retries by itself.");
                         tokio::time::sleep(Duration::from_millis(100)).await;

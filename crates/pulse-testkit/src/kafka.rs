@@ -341,6 +341,17 @@ impl Kafka {
         set("min.insync.replicas", min_isr.to_string());
         set("auto.create.topics.enable", "false".into());
         set("group.initial.rebalance.delay.ms", "0".into());
+        // Groups of the consumer protocol (KIP-848) take their session timeout from the broker:
+        // as short as the classic groups' in the tests (6 s), so a killed member's partitions
+        // move as quickly under either protocol.
+        for (k, v) in [
+            ("group.consumer.min.session.timeout.ms", "6000"),
+            ("group.consumer.session.timeout.ms", "6000"),
+            ("group.consumer.min.heartbeat.interval.ms", "1000"),
+            ("group.consumer.heartbeat.interval.ms", "1000"),
+        ] {
+            set(k, v.into());
+        }
         // The cleaner looks for work every second, so compaction tests need not wait 15 s.
         set("log.cleaner.backoff.ms", "1000".into());
         set("num.partitions", "1".into());

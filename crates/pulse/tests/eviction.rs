@@ -107,14 +107,16 @@ fn kafka_a_customer_quiet_for_evict_after_is_evicted_tombstoned_and_starts_over(
     stop_cleanly(&mut first);
 
     // The changelog ends the customer with a tombstone (their profile before it, if a batch
-    // wrote one before the eviction and the cleaner has not removed it yet).
+    // wrote one before the eviction and the cleaner has not removed it yet), or holds nothing
+    // of them once the cleaner has removed the tombstone too (the test changelog keeps
+    // tombstones 100 ms). Without the tombstone, compaction would keep their last profile.
     let records = cluster.read_all("pulse.profiles");
     let theirs: Vec<bool> = records
         .iter()
         .filter(|m| m.key() == Some(quiet.as_bytes()))
         .map(|m| m.payload().is_none())
         .collect();
-    assert_eq!(theirs.last(), Some(&true), "{theirs:?}");
+    assert_ne!(theirs.last(), Some(&false), "{theirs:?}");
 
     // Another worker restores the partition without them; when they come back they are new.
     let mut second = start(&env);
