@@ -1,7 +1,7 @@
-//! The wall clock enters a partition's state in one documented place: a **live** partition
-//! (its newest event at most `worker.live_within` behind the wall clock) whose inputs are all
-//! caught up and have been idle for `worker.idle_timeout` follows the wall clock, so its timers
-//! fire without new events. A partition holding history never does: a replay of last year's
+//! Time enters a partition's state in one documented place: a **live** partition (its newest
+//! event at most `worker.live_within` behind the wall clock) whose inputs are all caught up and
+//! have been idle for `worker.idle_timeout` moves on by the time that passes, so its timers fire
+//! without new events. A partition holding history never does: a replay of last year's
 //! records leaves the same state today as tomorrow. A jump of event time rechecks each quiet
 //! customer once, however many days it skips.
 
@@ -62,7 +62,7 @@ impl Worker {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn only_a_live_partition_follows_the_wall_clock_when_idle() {
+async fn only_a_live_partition_moves_on_when_idle() {
     let w = Worker::start("clock", |cfg| {
         cfg.worker.idle_timeout = Duration::from_secs(1)
     })
@@ -87,13 +87,20 @@ async fn only_a_live_partition_follows_the_wall_clock_when_idle() {
         eventually(Duration::from_secs(30), || watermark(1).is_some()).await,
         "the record of last year was not applied"
     );
-    // The live partition's watermark follows the wall clock once it has been idle ...
+    // The live partition's watermark moves on once it has been idle, by the time that passes
+    // from its newest event, not to the wall clock: its producers' records come an hour after
+    // their event time, and the next ones must not be late ...
+    let moved = live - lateness + 3_000;
     assert!(
-        eventually(Duration::from_secs(30), || {
-            watermark(0).is_some_and(|w| w >= now - lateness)
-        })
+        eventually(Duration::from_secs(30), || watermark(0)
+            .is_some_and(|w| w >= moved))
         .await,
         "the live partition's watermark stayed at {:?}",
+        watermark(0)
+    );
+    assert!(
+        watermark(0).is_some_and(|w| w < now - lateness - 3_000_000),
+        "the live partition's watermark jumped to the wall clock: {:?}",
         watermark(0)
     );
     // ... and, idle just as long, the partition of last year's records stays where they left it.

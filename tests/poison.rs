@@ -125,3 +125,117 @@ async fn a_huge_record_and_a_stream_of_bad_ones_do_not_stall_the_partition() {
     );
     running.stop().await.expect("clean stop");
 }
+
+/// Records of tens of kilobytes, within `worker.max_payload`, arriving while the broker refuses
+/// every write of the worker (a DENY ACL on its topics): the task cannot finish a batch, and the
+/// records pile up. They stop at `worker.queue_bytes`, not at `queue_capacity` records (which
+/// would be 8,192 × 32 KiB = 256 MiB here), and once writes are allowed again every one is
+/// applied. Apache Kafka.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_large_records_piling_up_stop_at_queue_bytes() {
+    const RECORDS: usize = 600;
+    const URL: usize = 32 * 1024;
+    const BOUND: u64 = 1 << 20;
+    let mut cfg = tokio::task::spawn_blocking(|| on_kafka("held-bytes"))
+        .await
+        .expect("topics created");
+    cfg.worker.queue_bytes = pulse_kafka::ByteSize(BOUND);
+    cfg.worker.max_payload = pulse_kafka::ByteSize(BOUND / 4);
+    // What librdkafka fetches ahead for the whole consumer, on top of the bound.
+    cfg.kafka.max_prefetch = pulse_kafka::ByteSize(BOUND);
+    let topics = cfg.kafka.topics.clone();
+    let running = Running::start(cfg).await.expect("pulse starts");
+    assert!(
+        eventually(Duration::from_secs(60), || running.health.is_ready()).await,
+        "the worker did not become ready"
+    );
+    let kafka = pulse_testkit::Kafka::shared();
+    let writes: Vec<String> = [
+        &topics.segments,
+        &topics.churn_risk,
+        &topics.milestones,
+        &topics.profiles,
+        &topics.dead_letter,
+        &topics.repartition,
+    ]
+    .into_iter()
+    .cloned()
+    .collect();
+    let acl = |on: bool, writes: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            let writes: Vec<&str> = writes.iter().map(String::as_str).collect();
+            if on {
+                kafka.deny_write(&writes);
+            } else {
+                kafka.allow_write(&writes);
+            }
+        })
+    };
+    acl(true, writes.clone()).await.expect("denied");
+    let customer = "c-large";
+    let p = partition_of(customer);
+    let producer = producer(&kafka.bootstrap);
+    let now = pulse_kafka::wall_clock_ms();
+    let url = "x".repeat(URL);
+    let held = || {
+        running
+            .metrics
+            .held_bytes
+            .with_label_values(&[&p.to_string()])
+            .get()
+    };
+    let mut most = 0;
+    for i in 0..RECORDS {
+        let at = now - 3_600_000 + i as i64 * 1000;
+        let value = format!(
+            r#"{{"event_id":"large-{i}","customer_id":"{customer}","type":"page_view","timestamp":{at},"url":"{url}"}}"#
+        );
+        send(
+            &producer,
+            &topics.clickstream,
+            Some(customer),
+            p,
+            Some(value.as_bytes()),
+            None,
+        )
+        .await;
+        most = most.max(held());
+    }
+    // The worker fetches what it may and waits.
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        most = most.max(held());
+    }
+    let record = (URL + 256) as i64;
+    let ceiling = 2 * BOUND as i64 + record;
+    assert!(
+        most >= BOUND as i64 / 2,
+        "the worker held only {most} bytes while its writes were refused: the bound was not reached"
+    );
+    assert!(
+        most <= ceiling,
+        "the worker held {most} bytes of input, over queue_bytes ({BOUND}) plus the prefetch"
+    );
+    acl(false, writes).await.expect("allowed");
+    let applied = || {
+        running
+            .state
+            .profiles()
+            .into_iter()
+            .find(|(c, _)| c == customer)
+            .map(|(_, p)| p.events_total)
+    };
+    assert!(
+        eventually(Duration::from_secs(120), || applied()
+            == Some(RECORDS as u64))
+        .await,
+        "not every record was applied once writes were allowed: {:?}",
+        applied()
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || held() == 0).await,
+        "the task still holds {} bytes with nothing left to apply",
+        held()
+    );
+    running.stop().await.expect("clean stop");
+}

@@ -67,7 +67,7 @@ impl Source<'_> {
 /// Event-time progress of one input topic-partition.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Input {
-    /// Highest event time seen on this input (or wall-clock time reached while idle).
+    /// Highest event time seen on this input (or the time an idle partition moved on to).
     frontier: Option<Millis>,
 }
 
@@ -546,7 +546,7 @@ impl Partition {
     }
 
     /// Whether the partition is live at wall-clock `now`: its newest event is at most `within`
-    /// behind. Only a live partition's event time may follow the wall clock when idle; one
+    /// behind. Only a live partition's event time may move on with time when idle; one
     /// further behind holds history (a finished replay or backfill), whose state must stay what
     /// its records made it, whenever it is looked at.
     pub fn is_live(&self, now: Millis, within: Millis) -> bool {

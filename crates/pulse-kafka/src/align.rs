@@ -4,7 +4,7 @@
 //! Where a forwarded record lands in the repartition topic depends on the pace of every
 //! partition that forwards: applied in arrival order, the same input would give different state
 //! in different runs. So every record carries a key: the stream time of the partition that read
-//! it from its input (the newest event time it had sequenced before it, see
+//! it from its input (the newest event time it had sequenced, its own included, see
 //! [`crate::sequence`]). Per source partition the keys never decrease. The task applies the
 //! records of every source, its own included, in the order of (key, source partition, own
 //! before forwarded), which is a function of the input records alone.
@@ -19,6 +19,7 @@
 //! during a replay and its partition has not moved yet) holds the others for at most
 //! `worker.repartition_hold`; past that they go on without it, and count it.
 
+use crate::held::Weigh;
 use pulse_engine::Millis;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -78,10 +79,13 @@ pub(crate) struct Aligner<T> {
     /// One past the newest repartition offset received.
     received: i64,
     hold: Duration,
-    /// Forwarded records buffered beyond this are let through regardless, so memory stays
-    /// bounded whatever a source does.
+    /// Forwarded records buffered beyond this many, or this many bytes, are let through
+    /// regardless, so memory stays bounded whatever a source does.
     cap: usize,
+    byte_cap: usize,
     forwarded: usize,
+    forwarded_bytes: usize,
+    own_bytes: usize,
     blocked_since: Option<Instant>,
     /// Records let through while a source could still send an earlier one.
     pub forced: u64,
@@ -90,10 +94,17 @@ pub(crate) struct Aligner<T> {
 /// Rank of a record: key, source partition, own (0) before forwarded (1).
 type Rank = (Millis, usize, u8);
 
-impl<T> Aligner<T> {
+impl<T: Weigh> Aligner<T> {
     /// `partitions`: how many partitions forward to this one (0: unknown, nothing is waited
     /// for). `next`: the repartition offset reading starts at.
-    pub fn new(me: i32, partitions: i32, next: i64, hold: Duration, cap: usize) -> Self {
+    pub fn new(
+        me: i32,
+        partitions: i32,
+        next: i64,
+        hold: Duration,
+        cap: usize,
+        byte_cap: usize,
+    ) -> Self {
         let sources = (0..partitions.max(0))
             .map(|_| Source {
                 queue: VecDeque::new(),
@@ -108,7 +119,10 @@ impl<T> Aligner<T> {
             received: next,
             hold,
             cap,
+            byte_cap,
             forwarded: 0,
+            forwarded_bytes: 0,
+            own_bytes: 0,
             blocked_since: None,
             forced: 0,
         }
@@ -128,6 +142,7 @@ impl<T> Aligner<T> {
     }
 
     pub fn push_own(&mut self, key: Millis, item: T) {
+        self.own_bytes += item.bytes();
         self.own.push_back(Keyed {
             key,
             offset: -1,
@@ -139,10 +154,12 @@ impl<T> Aligner<T> {
         self.arrived(offset);
         let s = self.source(source);
         if let Some(src) = self.sources.get_mut(s) {
-            src.queue.push_back(Keyed { key, offset, item });
             self.forwarded += 1;
+            self.forwarded_bytes += item.bytes();
+            src.queue.push_back(Keyed { key, offset, item });
         } else {
             // No partition count known: nothing to align with, so it simply comes next.
+            self.own_bytes += item.bytes();
             self.own.push_back(Keyed { key, offset, item });
         }
     }
@@ -158,6 +175,11 @@ impl<T> Aligner<T> {
 
     pub fn own_len(&self) -> usize {
         self.own.len()
+    }
+
+    /// What the own records waiting here weigh.
+    pub fn own_bytes(&self) -> usize {
+        self.own_bytes
     }
 
     pub fn is_empty(&self) -> bool {
@@ -211,7 +233,8 @@ impl<T> Aligner<T> {
         };
         if let Some(wait) = waits {
             let since = *self.blocked_since.get_or_insert(now);
-            if now.duration_since(since) < self.hold && self.forwarded <= self.cap {
+            let room = self.forwarded <= self.cap && self.forwarded_bytes <= self.byte_cap;
+            if now.duration_since(since) < self.hold && room {
                 return wait;
             }
             self.forced += 1;
@@ -219,14 +242,21 @@ impl<T> Aligner<T> {
             self.blocked_since = None;
         }
         match forwarded {
-            Some((f, j)) if f == first => {
-                self.forwarded -= 1;
-                self.sources[j]
-                    .queue
-                    .pop_front()
-                    .map_or(Next::Empty, Next::Forwarded)
-            }
-            _ => self.own.pop_front().map_or(Next::Empty, Next::Own),
+            Some((f, j)) if f == first => match self.sources[j].queue.pop_front() {
+                Some(k) => {
+                    self.forwarded -= 1;
+                    self.forwarded_bytes -= k.item.bytes();
+                    Next::Forwarded(k)
+                }
+                None => Next::Empty,
+            },
+            _ => match self.own.pop_front() {
+                Some(k) => {
+                    self.own_bytes -= k.item.bytes();
+                    Next::Own(k)
+                }
+                None => Next::Empty,
+            },
         }
     }
 
@@ -268,7 +298,7 @@ mod tests {
     const WALL: Millis = 1_000_000_000;
 
     fn aligner(me: i32, partitions: i32) -> Aligner<&'static str> {
-        Aligner::new(me, partitions, 0, HOLD, 1000)
+        Aligner::new(me, partitions, 0, HOLD, 1000, usize::MAX)
     }
 
     fn drain(a: &mut Aligner<&'static str>, floor: Option<Millis>) -> Vec<&'static str> {
@@ -360,7 +390,8 @@ mod tests {
 
     #[test]
     fn a_silent_source_is_waited_for_at_most_the_hold() {
-        let mut a: Aligner<&str> = Aligner::new(0, 2, 0, Duration::from_millis(10), 1000);
+        let mut a: Aligner<&str> =
+            Aligner::new(0, 2, 0, Duration::from_millis(10), 1000, usize::MAX);
         a.push_own(5, "own5");
         let t0 = Instant::now();
         assert!(matches!(a.next(None, WALL, t0), Next::WaitSource));

@@ -75,9 +75,10 @@ pub enum GroupProtocol {
     #[default]
     Classic,
     /// The consumer group protocol of KIP-848 (Apache Kafka 4.0 and later) with the broker's
-    /// range assignor, which keeps partition N of every subscribed topic on one member and
-    /// moves only what must move. The session timeout is the broker's
-    /// (`group.consumer.session.timeout.ms`).
+    /// range assignor, which keeps partition N of every subscribed topic on one member. A
+    /// rebalance is incremental: a member gives up and restores only the partitions that move,
+    /// though Apache Kafka 4.1's assignor is not sticky and may move more than the fewest. The
+    /// session timeout is the broker's (`group.consumer.session.timeout.ms`).
     Consumer,
 }
 
@@ -157,13 +158,18 @@ pub struct WorkerConfig {
     /// Records buffered between the consumer and each partition task; when full, fetching
     /// stops instead of memory growing.
     pub queue_capacity: usize,
-    /// With no input for this long, and nothing more on the broker, a live partition's
-    /// watermark follows the wall clock so timers still fire.
+    /// Bytes of input records a partition task holds, per lane (its own inputs; the
+    /// repartition topic), from fetch to apply: at this bound the lane's fetching pauses, and
+    /// records held back in the event-time merge or the order are let through rather than
+    /// held past it.
+    pub queue_bytes: ByteSize,
+    /// With no input for this long, and nothing more on the broker, a live partition's event
+    /// time moves on by the time that passes ([`crate::idle`]), so timers still fire.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
     /// A partition is live while its newest event is at most this far behind the wall clock;
     /// one further behind holds history (a finished replay or backfill), and its event time
-    /// never follows the wall clock.
+    /// never moves on while idle.
     #[serde(with = "humantime_serde")]
     pub live_within: Duration,
     /// Longest an input that lags (has records on the broker not yet here) holds back the

@@ -2,6 +2,11 @@
 //! at a random one. `PULSE_FAILPOINT=<point>:<n>` aborts the process (as a crash would: no
 //! flush, no commit, no drain) the n-th time it reaches `<point>`, or panics there for a point
 //! that stands for a bug. Unset, as in production, reaching a point costs one atomic load.
+//!
+//! `PULSE_FAILPOINT_CLOCK_OFFSET=<ms>` sets Pulse's reading of the wall clock off by that many
+//! milliseconds (negative: behind), as on a host whose clock is wrong. Only Pulse's own reading
+//! moves, the one event time is judged against; `faketime` would move librdkafka's clocks too,
+//! and its timed waits then never end.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -14,6 +19,17 @@ pub(crate) const BEFORE_COMMIT: &str = "before-commit";
 /// While a batch is applied, under the partition's lock, as a bug in the engine would: the
 /// task panics.
 pub(crate) const PANIC_IN_BATCH: &str = "panic-in-batch";
+
+/// Milliseconds to add to the wall clock: 0 unless a fault test sets it.
+pub(crate) fn clock_offset() -> i64 {
+    static OFFSET: OnceLock<i64> = OnceLock::new();
+    *OFFSET.get_or_init(|| {
+        std::env::var("PULSE_FAILPOINT_CLOCK_OFFSET")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    })
+}
 
 fn armed() -> Option<&'static (String, u64)> {
     static ARMED: OnceLock<Option<(String, u64)>> = OnceLock::new();

@@ -6,6 +6,7 @@
 //! on. This partition's own markers say how far it has sequenced.
 
 use crate::align::{Aligner, Bound, Next};
+use crate::held::{Charge, Weigh};
 use crate::merge::{Held, Merger};
 use crate::sequence::{Cut, Sequencer, DIRECT};
 use pulse_engine::Millis;
@@ -25,8 +26,14 @@ const LIVE_MARK_GAP: Duration = Duration::from_secs(1);
 /// from where each source's latest marker is, so this also bounds how much it reads again.
 const HEARTBEAT: Duration = Duration::from_secs(10);
 
-/// A fetched record and when the worker received it (the start of its event-to-output time).
-pub(crate) type Fetched = (OwnedMessage, Instant);
+/// A fetched record, held by a task.
+pub(crate) struct Fetched {
+    pub msg: OwnedMessage,
+    /// When the worker received it: the start of its event-to-output time.
+    pub at: Instant,
+    /// Its bytes, counted against the task's `worker.queue_bytes` until it is done with.
+    pub charge: Charge,
+}
 
 /// One of the task's own records as the merger orders it.
 pub(crate) struct Routed {
@@ -51,8 +58,24 @@ pub(crate) enum Entry {
 
 pub(crate) struct Item {
     pub entry: Entry,
-    /// An own entry's input offsets before it: where a restart resumes while it waits.
-    pub cut: [i64; DIRECT],
+    /// An own entry's place in the sequence before it: where a restart resumes while it waits.
+    pub cut: Cut,
+}
+
+impl Weigh for Routed {
+    fn bytes(&self) -> usize {
+        self.fetched.charge.bytes()
+    }
+}
+
+impl Weigh for Item {
+    fn bytes(&self) -> usize {
+        match &self.entry {
+            Entry::Record(f) => f.charge.bytes(),
+            // The record itself waits to be forwarded, in `Flow::forwards`.
+            Entry::PassedOn { .. } => 0,
+        }
+    }
 }
 
 /// A record sequenced for forwarding, to deliver with the next batch.
@@ -72,6 +95,10 @@ pub(crate) struct Flow {
     pub skipped: u64,
     /// Own records buffered (merger and aligner each) beyond which fetching them pauses.
     cap: usize,
+    /// Bytes of records the merger holds beyond which it lets them through past a lagging
+    /// input, and the aligner likewise (`worker.queue_bytes`): the task's fetching pauses at
+    /// that bound, so an input the merge waits for could not arrive.
+    byte_cap: usize,
     partition: i32,
     partitions: i32,
     /// The bound last sent in markers, and when.
@@ -91,6 +118,7 @@ impl Flow {
         max_hold: Duration,
         repartition_hold: Duration,
         cap: usize,
+        byte_cap: usize,
         max_future_skew: Millis,
     ) -> Self {
         Self {
@@ -101,11 +129,13 @@ impl Flow {
                 repartition_next,
                 repartition_hold,
                 cap,
+                byte_cap,
             ),
             sequencer: Sequencer::new(at, max_future_skew),
             forwards: Vec::new(),
             skipped: 0,
             cap,
+            byte_cap,
             partition,
             partitions,
             sent: None,
@@ -122,14 +152,15 @@ impl Flow {
     /// Moves what the merge releases into the sequence: forwards out, the rest to wait in the
     /// aligner. Returns how many records the merge released past a lagging input.
     pub fn sequence(&mut self, now: Instant, wall: Millis) -> u64 {
-        if self.aligner.own_len() >= self.cap {
+        if self.aligner.own_len() >= self.cap || self.aligner.own_bytes() >= self.byte_cap {
             return 0;
         }
         let forced = self.merger.forced;
         self.merger.release(now, &mut self.ready);
-        self.merger.release_over(self.cap, &mut self.ready);
+        self.merger
+            .release_over(self.cap, self.byte_cap, &mut self.ready);
         for h in self.ready.drain(..) {
-            let Some(cut) = self.sequencer.take(h.input, h.offset, h.read, wall) else {
+            let Some((cut, key)) = self.sequencer.take(h.input, h.offset, h.read, wall) else {
                 self.skipped += 1;
                 continue;
             };
@@ -145,7 +176,7 @@ impl Flow {
                         fetched,
                         role,
                         customer,
-                        order: cut.key,
+                        order: key,
                     });
                     Entry::PassedOn {
                         role,
@@ -155,13 +186,7 @@ impl Flow {
                 }
                 None => Entry::Record(fetched),
             };
-            self.aligner.push_own(
-                cut.key,
-                Item {
-                    entry,
-                    cut: cut.next,
-                },
-            );
+            self.aligner.push_own(key, Item { entry, cut });
         }
         self.merger.forced - forced
     }
@@ -189,10 +214,7 @@ impl Flow {
     pub fn cut(&self) -> Cut {
         self.aligner
             .own_front()
-            .map(|k| Cut {
-                key: k.key,
-                next: k.item.cut,
-            })
+            .map(|k| k.item.cut)
             .unwrap_or_else(|| self.sequencer.at())
     }
 

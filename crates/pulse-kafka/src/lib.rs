@@ -16,6 +16,8 @@ mod error;
 mod failpoint;
 mod flow;
 mod gauges;
+mod held;
+mod idle;
 mod log;
 mod merge;
 mod outbox;
@@ -44,9 +46,12 @@ pub use state::StateRegistry;
 pub use worker::{partition_owner, run_worker, WorkerDeps};
 
 /// Milliseconds since the Unix epoch by the wall clock; the engine never reads a clock itself.
+/// The fault tests can set it off ([`failpoint::clock_offset`]) to run a worker whose clock is
+/// wrong.
 pub fn wall_clock_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+        .saturating_add(failpoint::clock_offset())
 }

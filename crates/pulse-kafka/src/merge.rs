@@ -14,6 +14,7 @@
 //! back for at most `worker.max_hold`; past that the merger goes on without it (and counts
 //! it), so an input whose records stop arriving cannot stall the partition.
 
+use crate::held::Weigh;
 use pulse_engine::Millis;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -76,11 +77,13 @@ pub(crate) struct Merger<T> {
     inputs: Vec<Input<T>>,
     blocked_since: Option<Instant>,
     max_hold: Duration,
+    /// What the buffered records weigh.
+    bytes: usize,
     /// Records released past a lagging input because the hold bound passed.
     pub forced: u64,
 }
 
-impl<T> Merger<T> {
+impl<T: Weigh> Merger<T> {
     /// `next`: per input, the next offset the task will read (-1: unknown yet).
     pub fn new(max_hold: Duration, next: &[i64]) -> Self {
         let inputs = next
@@ -101,6 +104,7 @@ impl<T> Merger<T> {
             inputs,
             blocked_since: None,
             max_hold,
+            bytes: 0,
             forced: 0,
         }
     }
@@ -114,6 +118,7 @@ impl<T> Merger<T> {
         // not move what was received back.
         i.received = i.received.max(offset + 1);
         i.last_arrival = Some(now);
+        self.bytes += item.bytes();
         i.queue.push_back(Held {
             item,
             input,
@@ -228,16 +233,22 @@ impl<T> Merger<T> {
             .map(|(_, i)| i)
     }
 
-    /// Releases records past any wait while more than `cap` are buffered, so memory stays
-    /// bounded whatever an input does.
-    pub fn release_over(&mut self, cap: usize, out: &mut Vec<Held<T>>) {
-        while self.len() > cap {
+    /// Releases records past any wait while more than `cap` records or `byte_cap` bytes are
+    /// buffered, so memory stays bounded whatever an input does.
+    pub fn release_over(&mut self, cap: usize, byte_cap: usize, out: &mut Vec<Held<T>>) {
+        while self.len() > cap || self.bytes > byte_cap {
             let Some(i) = self.first() else { return };
-            if let Some(h) = self.inputs[i].queue.pop_front() {
+            if let Some(h) = self.pop(i) {
                 self.forced += 1;
                 out.push(h);
             }
         }
+    }
+
+    fn pop(&mut self, input: usize) -> Option<Held<T>> {
+        let h = self.inputs[input].queue.pop_front()?;
+        self.bytes -= h.item.bytes();
+        Some(h)
     }
 
     /// Moves the records that may be applied now, in event-time order, to `out`.
@@ -259,7 +270,7 @@ impl<T> Merger<T> {
             } else {
                 self.blocked_since = None;
             }
-            if let Some(h) = self.inputs[i].queue.pop_front() {
+            if let Some(h) = self.pop(i) {
                 out.push(h);
             }
         }

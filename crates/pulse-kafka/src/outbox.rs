@@ -29,7 +29,7 @@ pub(crate) const LABELS: [&str; 4] = ["output", "dead_letter", "repartition", CH
 pub(crate) const ROLE_HEADER: &str = "pulse.input";
 
 /// Header of a forwarded record: its key in the order its owner applies records in
-/// ([`crate::align`]), the forwarding partition's stream time before it, in milliseconds.
+/// ([`crate::align`]), the forwarding partition's stream time with it, in milliseconds.
 pub(crate) const ORDER_HEADER: &str = "pulse.order";
 
 /// Header that makes a repartition record a marker: the partition that sent it. Its

@@ -12,6 +12,8 @@ use crate::config::{Delivery, OffsetReset, OnUndecodable, TopicNames, WorkerConf
 use crate::context::PulseContext;
 use crate::deliver::{deliver, ChangelogBatch, Forward, Markers, Products, Record};
 use crate::flow::{Entry, Fetched, Flow, Item, Routed};
+use crate::held::Charge;
+use crate::idle::IdleClock;
 use crate::outbox::{Outbox, MARKER_HEADER, ORDER_HEADER};
 use crate::restoring::Restoring;
 use crate::sequence::{Cut, DIRECT};
@@ -165,9 +167,11 @@ pub(crate) async fn run(
         ctx.worker.max_hold,
         ctx.worker.repartition_hold,
         cap,
+        ctx.worker.queue_bytes.0 as usize,
         ctx.spec.max_future_skew,
     );
     let [mut own_rx, mut forwarded_rx] = queues;
+    let mut clock = IdleClock::default();
     loop {
         let wake = flow.wake(Instant::now(), wall_clock_ms());
         tokio::select! {
@@ -190,12 +194,23 @@ pub(crate) async fn run(
             }
             _ = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now).into()), if wake.is_some() => {}
             _ = tick.tick() => {
+                let now = Instant::now();
+                let live = {
+                    let p = lock(&state);
+                    clock.observe(p.newest(), now);
+                    p.is_live(wall_clock_ms(), live_within)
+                };
                 let quiet = last_input.iter().all(|t| t.elapsed() >= ctx.worker.idle_timeout);
                 // Idle means caught up too: an input with records on the broker (a replay, a
                 // backfill) is never idle, however long since its last record.
-                let caught_up = flow.bound(Instant::now()).is_none();
-                if quiet && caught_up && flow.is_empty() && lock(&state).is_live(wall_clock_ms(), live_within) && !idle(&state, &ctx, txn.as_ref(), &mut pos).await {
-                    return;
+                let caught_up = flow.bound(now).is_none();
+                if quiet && caught_up && live && flow.is_empty() {
+                    let reached = clock.time(now, wall_clock_ms());
+                    if let Some(t) = reached {
+                        if !idle(&state, &ctx, txn.as_ref(), &mut pos, t).await {
+                            return;
+                        }
+                    }
                 }
                 if !write_deferred(&ctx, &mut pos).await {
                     return;
@@ -210,7 +225,7 @@ pub(crate) async fn run(
         loop {
             let forced = flow.sequence(Instant::now(), wall_clock_ms());
             if forced > 0 {
-                tracing::warn!(partition, records = forced, "An own input lagged longer than worker.max_hold; the merge went on without it, so the order of these records depends on timing.");
+                tracing::warn!(partition, records = forced, "An own input lagged longer than worker.max_hold, or the records held back for it reached worker.queue_capacity or worker.queue_bytes; the merge went on without it, so the order of these records depends on timing.");
             }
             ctx.metrics.merge_forced.inc_by(forced);
             let began = Instant::now();
@@ -246,7 +261,7 @@ pub(crate) async fn run(
 /// Hands a fetched record to the flow: one of the task's own to the event-time merge, with
 /// where it goes; a marker to the order; a forwarded record to wait its turn there.
 fn receive(ctx: &TaskCtx, flow: &mut Flow, fetched: Fetched, last_input: &mut [Instant; INPUTS]) {
-    let m = &fetched.0;
+    let m = &fetched.msg;
     let Some((role, index)) = input_of(ctx, m) else {
         return;
     };
@@ -271,7 +286,11 @@ fn receive(ctx: &TaskCtx, flow: &mut Flow, fetched: Fetched, last_input: &mut [I
         let source = from(pulse_events::dead_letter::SOURCE_PARTITION).unwrap_or(flow.partition());
         let item = Item {
             entry: Entry::Record(fetched),
-            cut: [-1; DIRECT],
+            // Forwarded here: not in this partition's sequence.
+            cut: Cut {
+                key: Millis::MIN,
+                next: [-1; DIRECT],
+            },
         };
         flow.aligner.push_forwarded(source, key, offset, item);
         return;
@@ -609,18 +628,19 @@ async fn resume_at(pos: &Position, ctx: &Arc<TaskCtx>) {
     }
 }
 
-/// A live partition whose inputs are all idle and caught up: its event time follows the wall
-/// clock, so timers still fire without new events.
+/// A live partition whose inputs are all idle and caught up: its event time moves on to
+/// `reached` ([`IdleClock`]), so timers still fire without new events.
 async fn idle(
     state: &Mutex<Partition>,
     ctx: &TaskCtx,
     txn: Option<&Txn>,
     pos: &mut Position,
+    reached: Millis,
 ) -> bool {
     let mut outputs = Vec::new();
     let changes = {
         let mut p = lock(state);
-        p.advance_to(wall_clock_ms(), &mut outputs);
+        p.advance_to(reached, &mut outputs);
         if outputs.is_empty() && p.changed() == 0 && p.evicted() == 0 {
             None
         } else {
@@ -776,6 +796,8 @@ fn input_of(ctx: &TaskCtx, m: &OwnedMessage) -> Option<(TopicRole, usize)> {
 struct Batch {
     /// The forwarded records first, then those applied (or rejected) in order.
     inputs: Vec<OwnedMessage>,
+    /// The inputs' bytes, counted against the task's bound until the batch is delivered.
+    charges: Vec<Charge>,
     arrived: Vec<Instant>,
     forwards: Vec<Forward>,
     rejected: Vec<(usize, EventError)>,
@@ -808,7 +830,8 @@ async fn step(
             customer: f.customer,
             order: f.order,
         });
-        b.inputs.push(f.fetched.0);
+        b.inputs.push(f.fetched.msg);
+        b.charges.push(f.fetched.charge);
     }
     b.skipped = std::mem::take(&mut flow.skipped);
     let markers = flow.markers_due(Instant::now(), now);
@@ -975,7 +998,10 @@ fn apply(
     b: &mut Batch,
 ) {
     let (m, at) = match entry {
-        Entry::Record(f) => f,
+        Entry::Record(f) => {
+            b.charges.push(f.charge);
+            (f.msg, f.at)
+        }
         Entry::PassedOn { role, ts, offset } => {
             // Forwarded from here: judged where it went, but its event time is this input's
             // too, so it moves the input forward, at its turn.

@@ -4,10 +4,12 @@
 //! partition may move to another worker.
 
 use crate::flow::Fetched;
+use crate::held::Held;
+pub(crate) use crate::held::Lane;
 use crate::restoring::Restoring;
 use crate::task::{self, TaskCtx};
 use pulse_engine::INPUTS;
-use rdkafka::message::Message;
+use rdkafka::message::{Message, OwnedMessage};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex, MutexGuard};
@@ -21,24 +23,15 @@ use tracing::Instrument;
 /// knows whether records the consumer's position has passed are still on their way to it.
 pub(crate) type Dispatched = Arc<[AtomicI64; INPUTS]>;
 
-/// A task's two queues: its own input topics' records, and what the repartition topic brings
-/// (records other partitions forwarded, and their markers). Each fills and pauses on its own:
-/// a task whose own records wait for another partition's marker must still receive it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Lane {
-    Own = 0,
-    Forwarded = 1,
-}
-
 /// The receiving ends of a task's queues, by [`Lane`].
 pub(crate) type Queues = [mpsc::Receiver<Fetched>; 2];
 
 /// What became of a record offered to its partition's task.
 pub(crate) enum Offer {
     Queued,
-    /// The task's queue is full: the record waits in the slot. `first`: the queue just filled,
-    /// so fetching the lane's topics of the partition should pause until [`Tasks::flush`]
-    /// empties the overflow.
+    /// The task's queue is full, or the task holds `worker.queue_bytes` of the lane: the record
+    /// waits in the slot. `first`: the lane just filled, so fetching its topics of the partition
+    /// should pause until [`Tasks::flush`] finds room again.
     Parked {
         first: bool,
         lane: Lane,
@@ -52,12 +45,16 @@ pub(crate) enum Offer {
 /// One queue of a task.
 struct Queue {
     tx: mpsc::Sender<Fetched>,
-    /// Records polled while the queue was full, in order; the lane is paused meanwhile.
+    /// Records polled while the lane was paused (fetched before the pause took effect), in
+    /// order.
     overflow: VecDeque<Fetched>,
+    /// The lane's fetching is paused: its queue filled, or the task held its bytes' bound.
+    paused: bool,
 }
 
 struct Slot {
     queues: [Queue; 2],
+    held: Arc<Held>,
     dispatched: Dispatched,
     /// Disconnects when the task has returned.
     done: std_mpsc::Receiver<()>,
@@ -125,9 +122,12 @@ impl Tasks {
             let queue = |tx| Queue {
                 tx,
                 overflow: VecDeque::new(),
+                paused: false,
             };
+            let gauge = ctx.metrics.held_bytes.with_label_values(&[&p.to_string()]);
             Slot {
                 queues: [queue(own), queue(forwarded)],
+                held: Held::new(ctx.worker.queue_bytes.0 as usize, gauge),
                 dispatched,
                 done,
                 abort,
@@ -136,54 +136,68 @@ impl Tasks {
         })
     }
 
-    /// Hands a polled record to its partition's task, starting the task if needed. A full
-    /// queue does not block the caller: the record waits in the slot and the caller pauses the
-    /// partition, so one slow partition does not stop the records of the others (whose tasks
-    /// may be waiting for them to keep event-time order).
-    pub fn offer(&self, p: i32, fetched: Fetched) -> Offer {
+    /// Hands a polled record to its partition's task, starting the task if needed. A full lane
+    /// does not block the caller: the record waits in the slot and the caller pauses the lane,
+    /// so one slow partition does not stop the records of the others (whose tasks may be
+    /// waiting for them to keep event-time order).
+    pub fn offer(&self, p: i32, msg: OwnedMessage, at: Instant) -> Offer {
         let Some(ctx) = self.ctx() else {
             return Offer::Stopping;
         };
         let mut slots = self.slots();
         let slot = Self::slot(&mut slots, &ctx, p);
-        let index = task::input_index(&ctx.topics, fetched.0.topic());
+        let index = task::input_index(&ctx.topics, msg.topic());
         if let Some(i) = index {
-            slot.dispatched[i].store(fetched.0.offset() + 1, Ordering::SeqCst);
+            slot.dispatched[i].store(msg.offset() + 1, Ordering::SeqCst);
         }
         let lane = if index == Some(crate::changelog::REPARTITION) {
             Lane::Forwarded
         } else {
             Lane::Own
         };
+        let fetched = Fetched {
+            charge: slot.held.charge(lane, &msg),
+            msg,
+            at,
+        };
         let queue = &mut slot.queues[lane as usize];
-        if !queue.overflow.is_empty() {
+        if queue.paused {
             queue.overflow.push_back(fetched);
             return Offer::Parked { first: false, lane };
         }
+        let full = slot.held.full(lane);
         match queue.tx.try_send(fetched) {
-            Ok(()) => Offer::Queued,
+            // The lane's bound counts this record: it is queued, and the next ones wait.
+            Ok(()) if !full => Offer::Queued,
+            Ok(()) => {
+                queue.paused = true;
+                Offer::Parked { first: true, lane }
+            }
             Err(mpsc::error::TrySendError::Full(f)) => {
                 queue.overflow.push_back(f);
+                queue.paused = true;
                 Offer::Parked { first: true, lane }
             }
             Err(mpsc::error::TrySendError::Closed(_)) => Offer::Closed,
         }
     }
 
-    /// Whether any partition has records waiting for room in its queue.
+    /// Whether any partition has a lane paused.
     pub fn parked(&self) -> bool {
         self.slots()
             .values()
-            .any(|s| s.queues.iter().any(|q| !q.overflow.is_empty()))
+            .any(|s| s.queues.iter().any(|q| q.paused))
     }
 
     /// Moves waiting records into their queues as room allows; returns the partitions and
-    /// lanes whose overflow emptied, to resume.
+    /// lanes to resume: their overflow emptied and their task holds less than its bound. The
+    /// overflow moves on whatever the task holds: its records are counted already, and one of
+    /// them may be what the task waits for to apply the rest.
     pub fn flush(&self) -> Vec<(i32, Lane)> {
-        let mut emptied = Vec::new();
+        let mut resumed = Vec::new();
         for (p, slot) in self.slots().iter_mut() {
             for (queue, lane) in slot.queues.iter_mut().zip([Lane::Own, Lane::Forwarded]) {
-                if queue.overflow.is_empty() {
+                if !queue.paused {
                     continue;
                 }
                 while let Some(f) = queue.overflow.pop_front() {
@@ -197,12 +211,13 @@ impl Tasks {
                         Err(mpsc::error::TrySendError::Closed(_)) => queue.overflow.clear(),
                     }
                 }
-                if queue.overflow.is_empty() {
-                    emptied.push((*p, lane));
+                if queue.overflow.is_empty() && !slot.held.full(lane) {
+                    queue.paused = false;
+                    resumed.push((*p, lane));
                 }
             }
         }
-        emptied
+        resumed
     }
 
     /// Closes the queues of `partitions` and waits, blocking, until their tasks have finished

@@ -247,9 +247,9 @@ pub async fn run_worker(
                     }
                 };
                 let partition = msg.partition();
-                match tasks.offer(partition, (msg, std::time::Instant::now())) {
+                match tasks.offer(partition, msg, std::time::Instant::now()) {
                     Offer::Queued | Offer::Parked { first: false, .. } => {}
-                    // The task's queue is full: this partition waits, the others go on.
+                    // The task's lane is full: this partition waits, the others go on.
                     Offer::Parked { first: true, lane } => crate::task::set_fetching(&ctx, partition, lane, false),
                     Offer::Closed => {
                         tracing::error!(partition, "Partition task ended early; stopping so the partition is re-read.");

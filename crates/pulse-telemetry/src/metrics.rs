@@ -36,6 +36,7 @@ pub mod names {
     pub const RESTORING_PARTITIONS: &str = "pulse_restoring_partitions";
     pub const SKIPPED_RECORDS: &str = "pulse_restore_skipped_records_total";
     pub const MERGE_FORCED: &str = "pulse_merge_forced_total";
+    pub const HELD_BYTES: &str = "pulse_partition_held_bytes";
     pub const EVENT_TO_OUTPUT: &str = "pulse_event_to_output_seconds";
     pub const EVENT_TO_OUTPUT_EXACT: &str = "pulse_event_to_output_exact_seconds";
     pub const CONSUMER_LAG: &str = "pulse_consumer_lag_records";
@@ -54,7 +55,7 @@ pub mod names {
     pub const PROCESS_OPEN_FDS: &str = "process_open_fds";
 
     /// Every name above.
-    pub const ALL: [&str; 41] = [
+    pub const ALL: [&str; 42] = [
         INPUT_RECORDS,
         INPUT_EVENTS,
         DEAD_LETTERS,
@@ -81,6 +82,7 @@ pub mod names {
         RESTORING_PARTITIONS,
         SKIPPED_RECORDS,
         MERGE_FORCED,
+        HELD_BYTES,
         EVENT_TO_OUTPUT,
         EVENT_TO_OUTPUT_EXACT,
         CONSUMER_LAG,
@@ -140,6 +142,8 @@ pub struct Metrics {
     pub skipped_records: IntCounter,
     /// Records the event-time merge released before a lagging input caught up.
     pub merge_forced: IntCounter,
+    /// By `partition`: bytes of input records its task holds, from fetch to apply.
+    pub held_bytes: IntGaugeVec,
     /// From the worker receiving an input record to its batch's outputs, dead letters and
     /// changelog records being acknowledged, with exact quantiles over the last interval.
     pub latency: Latency,
@@ -413,6 +417,12 @@ impl Metrics {
                 names::MERGE_FORCED,
                 "Records applied out of event-time order because an input lagged past worker.max_hold.",
             ),
+            held_bytes: gauge_vec(
+                &r,
+                names::HELD_BYTES,
+                "Bytes of input records a partition task holds, from fetch to apply (bounded by worker.queue_bytes per lane).",
+                &["partition"],
+            ),
             registry: r,
         }
     }
@@ -485,6 +495,7 @@ mod tests {
             .inc();
         m.survey_score.with_label_values(&["nps"]).set(12.5);
         m.survey_answers.with_label_values(&["nps"]).set(40);
+        m.held_bytes.with_label_values(&["0"]).set(4096);
         let text = m.render();
         for name in names::ALL {
             assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing");

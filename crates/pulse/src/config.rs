@@ -176,6 +176,13 @@ impl Config {
             "worker.max_payload",
             "must be at least 1KiB",
         );
+        // Below that, a few large records held back in the event-time merge would be let
+        // through for their size alone.
+        check(
+            self.worker.queue_bytes.0 >= self.worker.max_payload.0.saturating_mul(4),
+            "worker.queue_bytes",
+            "must be at least four times worker.max_payload",
+        );
         check(
             (0.0..=1.0).contains(&self.demo.bad_ratio),
             "demo.bad_ratio",
@@ -418,12 +425,13 @@ mod tests {
     #[test]
     fn semantic_errors_are_all_reported() {
         let f = file(
-            "[worker]\nmax_batch = 0\n[demo]\nbad_ratio = 2.0\n[[engine.funnels]]\nname = \"x\"\nwindow = \"0s\"\nsteps = []\n",
+            "[worker]\nmax_batch = 0\nqueue_bytes = \"200KiB\"\n[demo]\nbad_ratio = 2.0\n[[engine.funnels]]\nname = \"x\"\nwindow = \"0s\"\nsteps = []\n",
         );
         let e = Config::load(Some(&f.path), env(&[])).unwrap_err();
         let text = e.to_string();
         for key in [
             "worker.max_batch",
+            "worker.queue_bytes: must be at least four times worker.max_payload",
             "demo.bad_ratio",
             "engine.funnels[0] (x).window",
             "engine.funnels[0] (x).steps",

@@ -22,30 +22,17 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-fn partition_of(customer: &str) -> i32 {
-    let h = customer.bytes().fold(0xcbf29ce484222325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
-    });
-    (h % PARTITIONS as u64) as i32
-}
-
 fn traffic() -> Vec<Record> {
     let day = 86_400_000;
     let start = 1_767_225_600_000; // 2026-01-01
     Generator::new(GeneratorConfig::new(600, 3, start, 20 * day)).collect()
 }
 
-fn wait_caught_up(cluster: &Cluster, ends: &Ends) {
-    for (topic, end) in ends {
-        cluster.wait_committed(topic, end, Duration::from_secs(180));
-    }
-}
-
 /// Produces `records` to their input topics, each on its customer's partition; returns the
 /// end offsets if they were the first records there.
 fn produce(cluster: &Cluster, records: &[Record]) -> Ends {
     let keyed: Vec<(String, &Record)> = records.iter().map(|r| (r.key.clone(), r)).collect();
-    cluster.produce(&keyed, partition_of)
+    cluster.produce(&keyed, fnv_partition)
 }
 
 fn started(cluster: &Cluster, extra: &[(&str, &str)]) -> Proc {
@@ -92,7 +79,7 @@ fn reference(kind: Kind) -> &'static Reference {
         let cluster = Cluster::start(kind, "reference");
         let end = produce(&cluster, &records);
         let mut run = started(&cluster, &[]);
-        wait_caught_up(&cluster, &end);
+        cluster.wait_caught_up(&end);
         // The reference must be the plain replay: one assignment, the merge never forced.
         let scrape = http_get(&run.addr, "/metrics").1;
         assert_not_forced(&run);
@@ -281,7 +268,7 @@ fn sigkill_mid_stream_then_restart(kind: Kind) {
         l.contains("Partition restored.")
     });
     assert!(restored.is_some(), "no restore logged");
-    wait_caught_up(&cluster, end);
+    cluster.wait_caught_up(end);
     let (_, scrape) = http_get(&second.addr, "/metrics");
     assert!(
         metric_sum(&scrape, "pulse_restore_profiles_total") > 0.0,
@@ -323,7 +310,7 @@ fn three_workers_one_killed(kind: Kind) {
         killed = Some(victim);
         assert_eq!(&producer.join().expect("produced"), end);
     });
-    wait_caught_up(&cluster, end);
+    cluster.wait_caught_up(end);
     let restored: f64 = workers
         .iter()
         .map(|w| {
@@ -376,7 +363,7 @@ fn broker_outage(kind: Kind) {
             kafka.restart(1);
         }
     }
-    wait_caught_up(&cluster, end);
+    cluster.wait_caught_up(end);
     assert_not_forced(&worker);
     stop_cleanly(&mut worker);
     assert_matches_reference(&cluster);
@@ -439,7 +426,7 @@ fn outputs_refused_for_a_while(kind: Kind) {
         std::thread::sleep(Duration::from_millis(500));
     }
     refuse(false);
-    wait_caught_up(&cluster, end);
+    cluster.wait_caught_up(end);
     let (_, scrape) = http_get(&worker.addr, "/metrics");
     assert!(
         metric_sum(&scrape, "pulse_produce_errors_total") > 0.0,
@@ -516,7 +503,7 @@ fn kafka_one_of_three_brokers_killed_for_good_the_worker_carries_on() {
     let consumed = wait_consumed(&[&worker], total, 1.0 / 3.0);
     assert!(consumed < total, "killed after everything was consumed");
     cluster.kafka().kill(2);
-    wait_caught_up(&cluster, end);
+    cluster.wait_caught_up(end);
     assert_not_forced(&worker);
     stop_cleanly(&mut worker);
     assert_matches_reference(&cluster);
@@ -532,13 +519,13 @@ fn kafka_restore_from_a_compacted_changelog_matches_an_uninterrupted_run() {
     let half = records.len() / 2;
     let first_end = produce(&cluster, &records[..half]);
     let mut first = started(&cluster, &[]);
-    wait_caught_up(&cluster, &first_end);
+    cluster.wait_caught_up(&first_end);
     stop_cleanly(&mut first);
     let (held, written) = wait_compacted(&cluster);
     eprintln!("changelog compacted: {held} of {written} records left");
     produce(&cluster, &records[half..]);
     let mut second = started(&cluster, &[]);
-    wait_caught_up(&cluster, end);
+    cluster.wait_caught_up(end);
     stop_cleanly(&mut second);
     assert_matches_reference(&cluster);
 }
@@ -557,7 +544,7 @@ fn kafka_crash_between_profiles_and_checkpoint_then_compaction_matches_an_uninte
     assert!(!status.success(), "the failpoint did not crash the worker");
     wait_compacted(&cluster);
     let mut second = started(&cluster, &[]);
-    wait_caught_up(&cluster, end);
+    cluster.wait_caught_up(end);
     stop_cleanly(&mut second);
     assert_matches_reference(&cluster);
 }
@@ -594,7 +581,7 @@ fn kafka_exactly_once_a_crash_mid_transaction_shows_each_output_once() {
     let status = wait_exit(&mut first.child, Duration::from_secs(120));
     assert!(!status.success(), "the failpoint did not crash the worker");
     let mut second = started(&cluster, &exactly_once(&[]));
-    wait_caught_up(&cluster, end);
+    cluster.wait_caught_up(end);
     stop_cleanly(&mut second);
     // The aborted transaction's records are in the log, and invisible to the restore (the
     // state matches) and to the outputs' consumers.
@@ -637,7 +624,7 @@ fn kafka_exactly_once_a_zombie_with_the_same_transactional_id_is_fenced() {
         .try_iter()
         .any(|l| l.contains("fenced") || l.contains("taken over"));
     assert!(fenced, "the zombie did not say it was fenced");
-    wait_caught_up(&cluster, end);
+    cluster.wait_caught_up(end);
     stop_cleanly(&mut owner);
     assert_state_matches_reference(&cluster);
     assert_each_output_once(&cluster);

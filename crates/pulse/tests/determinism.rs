@@ -4,8 +4,8 @@
 //!
 //! - one worker, uninterrupted: the reference;
 //! - three workers in one group;
-//! - three workers, one of which is SIGKILLed and replaced at least five times, at points
-//!   chosen at random (the seed is printed);
+//! - three workers, one of which is SIGKILLed and replaced five times, at random shares of the
+//!   input committed and random moments after (the seed is printed);
 //! - one worker reading the same records produced topic by topic instead of interleaved in
 //!   event time, so every topic's records are on the broker long before the next topic's.
 //!
@@ -307,7 +307,21 @@ fn three_workers_killed_again_and_again(kind: Kind) {
     let Input { records, customers } = input();
     let cluster = Cluster::start(kind, "same-answer-killed");
     let ends = produce(&cluster, records, Order::Interleaved);
+    let total: i64 = ends.iter().flat_map(|(_, end)| end).sum();
+    let committed = || -> i64 {
+        ends.iter()
+            .flat_map(|(t, _)| cluster.committed(t))
+            .map(|o| o.max(0))
+            .sum()
+    };
+    // The kill points: random shares of the input committed, so that every kill finds input
+    // left to apply however fast the host, each followed by a random delay so that kills land
+    // within batches, restores and rebalances as well as between them.
     let mut rng = Rng::seeded();
+    let mut points: Vec<i64> = (0..KILLS)
+        .map(|_| total * (2 + rng.below(58) as i64) / 100)
+        .collect();
+    points.sort_unstable();
     // Small batches, so that the kills land between batches as well as within them, and
     // the batch boundaries differ from the reference's.
     let small = [
@@ -315,30 +329,25 @@ fn three_workers_killed_again_and_again(kind: Kind) {
         ("PULSE__KAFKA__SESSION_TIMEOUT", "6s"),
     ];
     let mut workers: Vec<Proc> = (0..3).map(|_| started_with(&cluster, &small)).collect();
-    let total = records.len() as f64;
-    let committed = || -> f64 {
-        let sum = |t: &str| cluster.committed(t).iter().map(|o| *o.max(&0)).sum::<i64>();
-        ends.iter().map(|(t, _)| sum(t) as f64).sum()
-    };
-    let applied = |ws: &[Proc]| -> f64 {
-        ws.iter()
-            .map(|w| metric(w, "pulse_input_records_total"))
-            .sum()
-    };
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while applied(&workers) == 0.0 {
-        assert!(Instant::now() < deadline, "nothing applied");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    for kill in 0..KILLS {
-        // A random moment, while the workers apply records, restore or rebalance; then a
-        // random worker.
-        std::thread::sleep(Duration::from_millis(200 + rng.below(1300)));
-        let victim = rng.below(workers.len() as u64) as usize;
+    for (kill, point) in points.into_iter().enumerate() {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        let reached = loop {
+            let c = committed();
+            if c >= point {
+                break c;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "kill {kill}: {c} of {point} records committed after 180 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
         assert!(
-            committed() < total,
+            reached < total,
             "everything was committed before kill {kill}; make the stream longer"
         );
+        std::thread::sleep(Duration::from_millis(rng.below(400)));
+        let victim = rng.below(workers.len() as u64) as usize;
         let mut dead = workers.swap_remove(victim);
         signal(&dead.child, "-KILL");
         let _ = wait_exit(&mut dead.child, Duration::from_secs(10));

@@ -21,13 +21,6 @@ const SESSION: Duration = Duration::from_secs(6);
 /// Partitions of every subscribed topic: the three inputs and the repartition topic.
 const ASSIGNABLE: f64 = PARTITIONS as f64 * 4.0;
 
-fn partition_of(customer: &str) -> i32 {
-    let h = customer.bytes().fold(0xcbf29ce484222325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
-    });
-    (h % PARTITIONS as u64) as i32
-}
-
 fn traffic() -> Vec<Record> {
     let day = 86_400_000;
     let start = 1_767_225_600_000; // 2026-01-01
@@ -36,7 +29,7 @@ fn traffic() -> Vec<Record> {
 
 fn produce(cluster: &Cluster, records: &[Record]) -> Ends {
     let keyed: Vec<(String, &Record)> = records.iter().map(|r| (r.key.clone(), r)).collect();
-    cluster.produce(&keyed, partition_of)
+    cluster.produce(&keyed, fnv_partition)
 }
 
 fn metric(w: &Proc, name: &str) -> f64 {
@@ -102,22 +95,6 @@ fn wait_settled(workers: &[&Proc], within: Duration) -> Duration {
     }
 }
 
-fn wait_caught_up(cluster: &Cluster, ends: &Ends) {
-    for (topic, end) in ends {
-        cluster.wait_committed(topic, end, Duration::from_secs(180));
-    }
-}
-
-/// Adds the per-partition counts of `more` to `ends`.
-fn add(ends: &mut Ends, more: &Ends) {
-    for ((topic, end), (other, extra)) in ends.iter_mut().zip(more) {
-        assert_eq!(topic, other);
-        for (e, x) in end.iter_mut().zip(extra) {
-            *e += x;
-        }
-    }
-}
-
 /// What a worker's log says about its partitions since the last look: assignments,
 /// revocations and restores, by partition number, in order.
 #[derive(Debug, Default)]
@@ -174,7 +151,7 @@ fn kafka_a_third_worker_under_load_restores_only_the_partitions_that_move() {
     let a = worker(&cluster, "consumer", "");
     let b = worker(&cluster, "consumer", "");
     wait_settled(&[&a, &b], Duration::from_secs(60));
-    wait_caught_up(&cluster, &ends);
+    cluster.wait_caught_up(&ends);
     let restores = |w: &Proc| metric(w, "pulse_restore_seconds_count");
     let profiles = |w: &Proc| metric(w, "pulse_restore_profiles_total");
     let held: Vec<BTreeSet<i32>> = [&a, &b]
@@ -199,12 +176,12 @@ fn kafka_a_third_worker_under_load_restores_only_the_partitions_that_move() {
         std::thread::sleep(Duration::from_millis(300));
         let c = worker(&cluster, "consumer", "");
         for more in load.join().expect("the producer") {
-            add(&mut ends, &more);
+            add_ends(&mut ends, &more);
         }
         c
     });
     wait_settled(&[&a, &b, &c], Duration::from_secs(60));
-    wait_caught_up(&cluster, &ends);
+    cluster.wait_caught_up(&ends);
 
     let after: Vec<Moves> = [&a, &b]
         .iter()
@@ -352,7 +329,7 @@ fn survives_repeated_kills(protocol: &str, static_members: bool) {
         ],
         assigned
     );
-    wait_caught_up(&cluster, &ends);
+    cluster.wait_caught_up(&ends);
 }
 
 #[test]
@@ -395,7 +372,7 @@ fn one_instance_id_twice(protocol: &str) {
     );
     // The other holds the id, and every partition, and reads on.
     wait_settled(&[&kept], Duration::from_secs(60));
-    wait_caught_up(&cluster, &ends);
+    cluster.wait_caught_up(&ends);
 }
 
 #[test]

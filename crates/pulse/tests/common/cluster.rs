@@ -55,6 +55,26 @@ pub const INPUT_TOPICS: [(TopicRole, &str); 3] = [
 /// The number of records per input topic (by default name) and partition.
 pub type Ends = Vec<(&'static str, Vec<i64>)>;
 
+/// Adds the per-partition counts of `more` to `ends`: the ends after producing both.
+pub fn add_ends(ends: &mut Ends, more: &Ends) {
+    for ((topic, end), (other, extra)) in ends.iter_mut().zip(more) {
+        assert_eq!(topic, other);
+        for (e, x) in end.iter_mut().zip(extra) {
+            *e += x;
+        }
+    }
+}
+
+/// A partition for a customer id by FNV-1a, not by Pulse's partitioner: a test producing with
+/// it puts some customers on partitions that do not own them, so their records take the
+/// repartition path.
+pub fn fnv_partition(customer: &str) -> i32 {
+    let h = customer.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    });
+    (h % PARTITIONS as u64) as i32
+}
+
 /// The broker a test runs against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {
@@ -233,6 +253,13 @@ impl Cluster {
                 self.committed(topic)
             );
             std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    /// Waits until the group has committed every input record counted in `ends`.
+    pub fn wait_caught_up(&self, ends: &Ends) {
+        for (topic, end) in ends {
+            self.wait_committed(topic, end, Duration::from_secs(180));
         }
     }
 
