@@ -248,15 +248,18 @@ impl Flow {
         self.waiting_own || (self.merger.is_empty() && !self.caught_up(now))
     }
 
-    /// When the task should wake without a new record: a hold bound, a look-up, or markers.
-    pub fn wake(&self, now: Instant, wall: Millis) -> Option<Instant> {
+    /// When the task should wake without a new record: a hold bound, a look-up (unless one is
+    /// under way: its answer wakes the task), or markers.
+    pub fn wake(&self, now: Instant, wall: Millis, may_look_up: bool) -> Option<Instant> {
         let markers = self.sent.and_then(|(last, at)| {
             let bound = self.bound(now);
             (self.partitions > 1 && bound != last).then(|| at + gap(bound, wall))
         });
         [
             self.merger.deadline(),
-            self.merger.next_look_up(now, self.wants_look_up(now)),
+            self.merger
+                .next_look_up(now, self.wants_look_up(now))
+                .filter(|_| may_look_up),
             self.aligner.deadline(),
             markers,
         ]

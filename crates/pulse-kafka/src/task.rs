@@ -33,6 +33,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 /// What every partition task shares.
 pub(crate) struct TaskCtx {
@@ -172,9 +173,20 @@ pub(crate) async fn run(
     );
     let [mut own_rx, mut forwarded_rx] = queues;
     let mut clock = IdleClock::default();
+    // A look-up of the own inputs' end offsets, under way beside the task: a broker round trip
+    // per input, which under load takes hundreds of milliseconds. Meanwhile the task applies
+    // what it may and sends its markers, so the partitions waiting for them are not held too.
+    let mut looking_up: Option<JoinHandle<LookedUp>> = None;
     loop {
-        let wake = flow.wake(Instant::now(), wall_clock_ms());
+        let wake = flow.wake(Instant::now(), wall_clock_ms(), looking_up.is_none());
         tokio::select! {
+            found = async { looking_up.as_mut().expect("a look-up under way").await }, if looking_up.is_some() => {
+                looking_up = None;
+                match found {
+                    Ok(found) => looked_up(&mut flow, &dispatched, pos.partition, found),
+                    Err(e) => tracing::warn!(error = %e, partition, "Looking the inputs up failed; trying again."),
+                }
+            }
             m = own_rx.recv(), if flow.wants_own() => {
                 let Some(first) = m else { break };
                 receive(&ctx, &mut flow, first, &mut last_input);
@@ -217,10 +229,12 @@ pub(crate) async fn run(
                 }
             }
         }
-        let now = Instant::now();
-        let waiting = flow.merger.to_look_up(now, flow.wants_look_up(now));
-        if !waiting.is_empty() {
-            look_up(&ctx, &mut flow, &dispatched, pos.partition, &waiting).await;
+        if looking_up.is_none() {
+            let now = Instant::now();
+            let waiting = flow.merger.to_look_up(now, flow.wants_look_up(now));
+            if !waiting.is_empty() {
+                looking_up = Some(look_up(&ctx, pos.partition, &waiting));
+            }
         }
         loop {
             let forced = flow.sequence(Instant::now(), wall_clock_ms());
@@ -318,16 +332,17 @@ fn receive(ctx: &TaskCtx, flow: &mut Flow, fetched: Fetched, last_input: &mut [I
     flow.merger.push(index, offset, ts, routed, now);
 }
 
-/// Looks up, for the merge, the broker's end offset and the consumer's position of `which`
-/// own inputs of the partition, and what the consumer loop has taken for this task since. An
-/// input that cannot be looked up stays unknown, and waits.
-async fn look_up(
-    ctx: &TaskCtx,
-    flow: &mut Flow,
-    dispatched: &Dispatched,
-    partition: i32,
-    which: &[usize],
-) {
+/// What a look-up found: per input, the broker's end offset and the consumer's position, and
+/// when the look-up began.
+struct LookedUp {
+    at: Instant,
+    found: Vec<(usize, i64, i64)>,
+}
+
+/// Starts looking up, for the merge, the broker's end offset and the consumer's position of
+/// `which` own inputs of the partition, on a blocking thread. An input that cannot be looked up
+/// stays unknown, and waits.
+fn look_up(ctx: &TaskCtx, partition: i32, which: &[usize]) -> JoinHandle<LookedUp> {
     let topics: Vec<(usize, String)> = inputs(ctx)
         .filter(|(_, i)| which.contains(i))
         .map(|(t, i)| (i, t.to_owned()))
@@ -335,11 +350,9 @@ async fn look_up(
     let consumer = ctx.consumer.clone();
     let earliest = ctx.offset_reset == OffsetReset::Earliest;
     let at = Instant::now();
-    // The position first, what was dispatched after: a record polled before the position was
-    // read is then counted as on its way (the loop marks it right after the poll).
-    let found = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let position = consumer.position().ok();
-        topics
+        let found = topics
             .into_iter()
             .filter_map(|(i, topic)| {
                 let (start, end) = consumer
@@ -356,11 +369,16 @@ async fn look_up(
                     .unwrap_or(if earliest { start } else { end });
                 Some((i, end, reached))
             })
-            .collect::<Vec<_>>()
+            .collect();
+        LookedUp { at, found }
     })
-    .await
-    .unwrap_or_default();
-    for (i, end, reached) in found {
+}
+
+/// Hands what a look-up found to the merge, with what the consumer loop has taken for this
+/// task since. Read now, after the look-up read the position: a record polled before that is
+/// then counted as on its way (the loop marks it right after the poll).
+fn looked_up(flow: &mut Flow, dispatched: &Dispatched, partition: i32, l: LookedUp) {
+    for (i, end, reached) in l.found {
         let taken = dispatched[i].load(std::sync::atomic::Ordering::SeqCst);
         tracing::debug!(
             partition,
@@ -370,7 +388,7 @@ async fn look_up(
             dispatched = taken,
             "Input looked up for the merge."
         );
-        flow.merger.set_end(i, end, reached, taken, at);
+        flow.merger.set_end(i, end, reached, taken, l.at);
     }
 }
 
