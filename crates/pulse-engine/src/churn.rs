@@ -2,7 +2,7 @@
 //! contributions for the output event.
 
 use crate::analytics_config::ChurnConfig;
-use crate::Millis;
+use pulse_events::time::Millis;
 use serde::{Deserialize, Serialize};
 
 /// Churn risk levels, ordered.

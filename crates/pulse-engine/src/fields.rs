@@ -5,8 +5,7 @@
 use crate::insight::View;
 use crate::spec::EngineSpec;
 use crate::survey::{csat_satisfied, NpsCategory};
-use crate::Millis;
-use pulse_events::time::DAY;
+use pulse_events::time::{Millis, DAY};
 
 /// What can change a field: a rule is re-evaluated only when one of its fields' sources fired.
 pub mod source {

@@ -3,7 +3,7 @@
 //! it), optional steps, per-step deadlines, and exclusion events.
 
 use crate::spec::FunnelSpec;
-use crate::Millis;
+use pulse_events::time::Millis;
 use pulse_events::AbandonReason;
 use serde::{Deserialize, Serialize};
 

@@ -15,8 +15,7 @@ use crate::profile::{Profile, RecordChange};
 use crate::rfm::Rfm;
 use crate::spec::EngineSpec;
 use crate::survey::NpsCategory;
-use crate::Millis;
-use pulse_events::time::{day_of, DAY};
+use pulse_events::time::{day_of, Millis, DAY};
 use pulse_events::{Cause, Driver, OutputData, OutputEvent, OutputKind};
 use std::sync::OnceLock;
 

@@ -6,7 +6,7 @@ use crate::config::EngineConfig;
 use crate::partition::Partition;
 use crate::population::Population;
 use crate::test_support::*;
-use crate::Millis;
+use pulse_events::time::Millis;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -11,8 +11,7 @@ use crate::rfm::Sketch;
 use crate::spec::{EngineSpec, FunnelSpec};
 use crate::tally::{Standing, Tally};
 use crate::timer::{TimerIndex, TimerKind};
-use crate::Millis;
-use pulse_events::time::{format_rfc3339, DAY};
+use pulse_events::time::{format_rfc3339, Millis, DAY};
 use pulse_events::{
     AbandonReason, Cause, EventBody, EventError, InputEvent, OutputData, OutputEvent, OutputKind,
     TopicRole,

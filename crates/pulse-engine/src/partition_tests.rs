@@ -595,7 +595,7 @@ fn sessions_and_their_window_counts_do_not_depend_on_arrival_order() {
     for a in 0..times.len() {
         for b in 0..times.len() {
             // Orders that move one event to another place, each kept within the lateness.
-            let mut order: Vec<crate::Millis> = times.to_vec();
+            let mut order: Vec<pulse_events::time::Millis> = times.to_vec();
             let t = order.remove(a);
             order.insert(b, t);
             let mut newest = T0;
@@ -608,7 +608,7 @@ fn sessions_and_their_window_counts_do_not_depend_on_arrival_order() {
             }
             orders += 1;
             let mut p = partition(vec![]);
-            let events: Vec<(&str, &str, crate::Millis)> =
+            let events: Vec<(&str, &str, pulse_events::time::Millis)> =
                 order.iter().map(|t| ("a", "page_view", *t)).collect();
             feed(&mut p, &events);
             let prof = p.profile("a").unwrap().clone();

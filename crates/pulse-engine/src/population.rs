@@ -11,7 +11,7 @@ use crate::periods::{ActivePeriods, Opened, Period};
 use crate::profile::Profile;
 use crate::rfm::CutPoints;
 use crate::survey::SurveyPopulation;
-use crate::Millis;
+use pulse_events::time::Millis;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

@@ -9,8 +9,7 @@ use crate::session::{Mark, Session};
 use crate::spec::{EngineSpec, BUILTIN_METRICS, M_EVENTS, M_ORDERS, M_REVENUE, M_SESSIONS};
 use crate::survey::Surveys;
 use crate::window::Windows;
-use crate::Millis;
-use pulse_events::time::day_of;
+use pulse_events::time::{day_of, Millis};
 use pulse_events::{EventBody, InputEvent, ProfileExcerpt, SurveyKind};
 use serde::{Deserialize, Serialize};
 

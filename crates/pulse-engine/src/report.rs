@@ -7,8 +7,7 @@ use crate::insight::View;
 use crate::population::Population;
 use crate::profile::Profile;
 use crate::spec::EngineSpec;
-use crate::Millis;
-use pulse_events::time::format_rfc3339;
+use pulse_events::time::{format_rfc3339, Millis};
 use serde::Serialize;
 use std::collections::BTreeMap;
 

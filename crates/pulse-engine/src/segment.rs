@@ -11,12 +11,12 @@ use crate::fields::{source, Field, FieldValue};
 use crate::insight::View;
 use crate::rule::{self, Node};
 use crate::spec::{EngineSpec, SpecError};
-use crate::Millis;
 use cel::common::ast::{EntryExpr, Expr, IdedExpr};
 use cel::common::types::{CelBool, CelDouble, CelInt, CelString};
 use cel::common::value::CowVal;
 use cel::context::VariableResolver;
 use cel::{Context, Env, Program, Value};
+use pulse_events::time::Millis;
 use std::sync::Arc;
 
 /// Most rules a configuration may hold: membership is a 64-bit set per customer.
@@ -201,7 +201,7 @@ impl Segments {
             }
             // An empty profile: the compiled form reads field types off it, and a rule that
             // fails on it (comparing a string with a number, say) would fail on every profile.
-            let empty = crate::Profile::default();
+            let empty = crate::profile::Profile::default();
             let pop = crate::population::Population::default();
             let view = View::new(spec, &pop, &empty, 0);
             let resolve = |name: &str| fields.iter().find(|(n, _)| n == name).map(|(_, f)| *f);

@@ -6,8 +6,7 @@ use crate::clv::ClvSpec;
 use crate::config::{EngineConfig, FunnelConfig};
 use crate::layout::{Layout, Renames};
 use crate::segment::Segments;
-use crate::Millis;
-use pulse_events::time::DAY;
+use pulse_events::time::{Millis, DAY};
 use std::fmt;
 use std::sync::Arc;
 

@@ -3,7 +3,7 @@
 use crate::config::{EngineConfig, FunnelConfig, HumanDuration, StepConfig, WindowConfig};
 use crate::partition::{Partition, Source};
 use crate::spec::EngineSpec;
-use crate::Millis;
+use pulse_events::time::Millis;
 use pulse_events::{EventBody, InputEvent, OutputData, OutputEvent};
 use std::sync::Arc;
 use std::time::Duration;

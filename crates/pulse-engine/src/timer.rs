@@ -6,7 +6,7 @@
 //! each evaluation, so the old one is taken out by its due time ([`TimerIndex::cancel`]); both
 //! stay O(log n) with no back-pointers from profiles into the index.
 
-use crate::Millis;
+use pulse_events::time::Millis;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

@@ -1,10 +1,11 @@
 //! One customer's lifetime-value figures from their purchase statistics: P(alive), expected
 //! purchases and spend, and predicted CLV discounted monthly over the configured horizon.
 
-use super::{BgNbd, GammaGamma, Rft};
+use super::bgnbd::{BgNbd, Rft};
+use super::gamma_gamma::GammaGamma;
 use crate::analytics_config::ClvConfig;
 use crate::profile::PurchaseStats;
-use crate::Millis;
+use pulse_events::time::Millis;
 
 /// Days in an average month.
 const MONTH_DAYS: f64 = 365.25 / 12.0;
