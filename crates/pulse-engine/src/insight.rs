@@ -61,12 +61,16 @@ impl<'a> View<'a> {
     }
 
     pub fn p_alive(&self) -> f64 {
-        self.spec.clv.p_alive(&self.profile.purchases, self.now)
+        self.spec.clv.p_alive(&self.profile.purchases.rft(self.now))
     }
 
     pub fn clv(&self) -> &ClvValues {
-        self.clv
-            .get_or_init(|| self.spec.clv.values(&self.profile.purchases, self.now))
+        self.clv.get_or_init(|| {
+            let p = &self.profile.purchases;
+            self.spec
+                .clv
+                .values(&p.rft(self.now), p.orders, p.revenue_cents)
+        })
     }
 
     pub fn funnel(&self, funnel: usize) -> Option<&FunnelAttempt> {

@@ -1,6 +1,7 @@
 //! The per-customer profile and how one event updates its counters, windows, sessions and
 //! purchase statistics. Funnels live in `funnel.rs`; outputs are assembled by the partition.
 
+use crate::clv::Rft;
 use crate::engagement::Activity;
 use crate::funnel::FunnelAttempt;
 use crate::periods::{ActivePeriods, Opened};
@@ -64,6 +65,16 @@ impl PurchaseStats {
             0
         } else {
             (day_of(t) - self.first_day).max(self.recency_days())
+        }
+    }
+
+    /// The customer as BG/NBD sees them at `now`, in days. A customer without purchases is
+    /// one just acquired.
+    pub fn rft(&self, now: Millis) -> Rft {
+        Rft {
+            x: f64::from(self.frequency()),
+            t_x: self.recency_days() as f64,
+            t: self.age_days(now) as f64,
         }
     }
 
@@ -301,5 +312,32 @@ impl Profile {
                 .into(),
             p_alive: f64::from(self.derived.p_alive),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analytics_config::ClvConfig;
+    use crate::clv::ClvSpec;
+
+    #[test]
+    fn predicted_clv_discounts_expected_purchases() {
+        let spec = ClvSpec::new(&ClvConfig::default());
+        let mut stats = PurchaseStats::default();
+        let day = 86_400_000;
+        for d in [0, 10, 20, 30] {
+            stats.record_purchase(1_767_225_600_000 + d * day, 5_000);
+        }
+        let now = 1_767_225_600_000 + 31 * day;
+        let v = spec.values(&stats.rft(now), stats.orders, stats.revenue_cents);
+        assert!(v.p_alive > 0.5 && v.p_alive <= 1.0);
+        assert!(v.predicted > 0.0 && v.predicted < v.expected_purchases * v.expected_spend);
+        let undiscounted = ClvSpec {
+            monthly_discount: 0.0,
+            ..spec.clone()
+        };
+        let u = undiscounted.values(&stats.rft(now), stats.orders, stats.revenue_cents);
+        assert!((u.predicted - u.expected_purchases * u.expected_spend).abs() < 1e-9);
     }
 }
