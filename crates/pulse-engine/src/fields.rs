@@ -2,9 +2,9 @@
 //! `counts.page_view_7d`, …), what changes each of them, and their values for one customer at
 //! one instant. docs/segments.md lists them.
 
-use crate::insight::View;
 use crate::spec::EngineSpec;
 use crate::survey::{csat_satisfied, NpsCategory};
+use crate::view::View;
 use pulse_events::time::{Millis, DAY};
 
 /// What can change a field: a rule is re-evaluated only when one of its fields' sources fired.

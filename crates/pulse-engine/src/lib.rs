@@ -10,9 +10,9 @@ mod churn;
 pub mod clv;
 mod config;
 mod engagement;
+mod evaluate;
 mod fields;
 mod funnel;
-mod insight;
 mod layout;
 mod migration;
 mod partition;
@@ -28,6 +28,7 @@ mod spec;
 mod survey;
 mod tally;
 mod timer;
+mod view;
 mod window;
 
 #[cfg(test)]
@@ -41,7 +42,6 @@ pub use config::{EngineConfig, FunnelConfig, HumanDuration, StepConfig, WindowCo
 pub use engagement::Activity;
 pub use fields::FieldValue;
 pub use funnel::FunnelAttempt;
-pub use insight::View;
 pub use layout::{Layout, Renames};
 pub use migration::Migration;
 pub use partition::{ForwardSource, Partition, Source, FORWARDED, INPUTS};
@@ -59,6 +59,7 @@ pub use spec::{EngineSpec, Metric, SpecError};
 pub use survey::{Answer, NpsCategory, PopulationScores, SurveyPopulation, Surveys};
 pub use tally::Tally;
 pub use timer::{TimerIndex, TimerKind};
+pub use view::View;
 pub use window::Windows;
 
 pub use pulse_events::time::Millis;

@@ -1,9 +1,9 @@
 //! One partition's state: the profiles of the customers that hash to it, its watermark and
 //! its timer index. `apply` is the hot path: one validated event in, output events appended.
 
+use crate::evaluate::{evaluate, eviction_due, sources_of, Trigger};
 use crate::fields::source;
 use crate::funnel::{FunnelAttempt, FunnelOutcome, Outcome};
-use crate::insight::{evaluate, eviction_due, sources_of, Trigger};
 use crate::periods::ActivePeriods;
 use crate::population::{Cohorts, Population};
 use crate::profile::Profile;

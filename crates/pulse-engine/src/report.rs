@@ -3,10 +3,10 @@
 //! the churn drivers and the funnel attempts. Computed on request from the profile.
 
 use crate::fields::{Field, FieldValue};
-use crate::insight::View;
 use crate::population::Population;
 use crate::profile::Profile;
 use crate::spec::EngineSpec;
+use crate::view::View;
 use pulse_events::time::{format_rfc3339, Millis};
 use serde::Serialize;
 use std::collections::BTreeMap;

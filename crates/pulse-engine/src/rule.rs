@@ -8,7 +8,7 @@
 //! interpreter (a property test compares the two on random profiles).
 
 use crate::fields::{Field, FieldValue};
-use crate::insight::View;
+use crate::view::View;
 use cel::common::ast::{operators as op, Expr, IdedExpr, LiteralValue};
 use std::cmp::Ordering;
 

@@ -8,9 +8,9 @@
 
 use crate::analytics_config::SegmentConfig;
 use crate::fields::{source, Field, FieldValue};
-use crate::insight::View;
 use crate::rule::{self, Node};
 use crate::spec::{EngineSpec, SpecError};
+use crate::view::View;
 use cel::common::ast::{EntryExpr, Expr, IdedExpr};
 use cel::common::types::{CelBool, CelDouble, CelInt, CelString};
 use cel::common::value::CowVal;

@@ -310,7 +310,7 @@ fn bad_rules_are_config_errors_naming_rule_and_position() {
 
 mod compiled {
     use super::*;
-    use crate::insight::View;
+    use crate::view::View;
     use proptest::prelude::*;
 
     const RULES: &[(&str, bool)] = &[
