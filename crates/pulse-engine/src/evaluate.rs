@@ -9,6 +9,7 @@ use crate::fields::source::{self, ACTIVITY, NEW_DAY, PURCHASE, SURVEY, TIME};
 use crate::population::Population;
 use crate::profile::{Profile, RecordChange};
 use crate::rfm::Rfm;
+use crate::segment::Segments;
 use crate::spec::EngineSpec;
 use crate::view::View;
 use pulse_events::time::{Millis, DAY};
@@ -31,6 +32,7 @@ const CHURN_INPUTS: u16 = NEW_DAY | PURCHASE | SURVEY | TIME;
 /// none).
 pub(crate) fn evaluate(
     spec: &EngineSpec,
+    rules: &Segments,
     population: &Population,
     customer: &str,
     profile: &mut Profile,
@@ -94,21 +96,27 @@ pub(crate) fn evaluate(
         let view = View::new(spec, population, profile, t.now);
         profile.derived.rfm = view.rfm().map_or(0, Rfm::code);
     }
-    let holds_due = segments(spec, population, customer, profile, sources, t, out);
+    let t = &Trigger {
+        sources,
+        now: t.now,
+        cause: t.cause,
+    };
+    let holds_due = segments(spec, rules, population, customer, profile, t, out);
     next_recheck(spec, profile, t.now, holds_due)
 }
 
-/// Applies segment rules; returns the earliest time a min_dwell or cooldown hold ends.
+/// Applies the segment rules `t.sources` can have changed; returns the earliest time a
+/// min_dwell or cooldown hold ends.
 fn segments(
     spec: &EngineSpec,
+    rules: &Segments,
     population: &Population,
     customer: &str,
     profile: &mut Profile,
-    sources: u16,
     t: &Trigger<'_>,
     out: &mut Vec<OutputEvent>,
 ) -> Option<Millis> {
-    let rules = &spec.segments;
+    let sources = t.sources;
     let mut want = profile.derived.segments;
     let mut evaluated = 0u64;
     {

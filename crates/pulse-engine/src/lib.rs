@@ -10,6 +10,7 @@ mod churn;
 pub mod clv;
 mod config;
 mod engagement;
+mod engine;
 mod evaluate;
 mod fields;
 mod funnel;
@@ -40,6 +41,7 @@ pub use analytics_config::{
 pub use churn::Level as ChurnLevel;
 pub use config::{EngineConfig, FunnelConfig, HumanDuration, StepConfig, WindowConfig};
 pub use engagement::Activity;
+pub use engine::Engine;
 pub use fields::FieldValue;
 pub use funnel::FunnelAttempt;
 pub use layout::{Layout, Renames};

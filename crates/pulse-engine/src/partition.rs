@@ -1,6 +1,7 @@
 //! One partition's state: the profiles of the customers that hash to it, its watermark and
 //! its timer index. `apply` is the hot path: one validated event in, output events appended.
 
+use crate::engine::Engine;
 use crate::evaluate::{evaluate, eviction_due, sources_of, Trigger};
 use crate::fields::source;
 use crate::funnel::{FunnelAttempt, FunnelOutcome, Outcome};
@@ -96,7 +97,7 @@ type Map = HashMap<Arc<str>, Box<Slot>, foldhash::fast::RandomState>;
 /// quiet for days) hold every timer back until it is declared idle, at a moment of wall time.
 #[derive(Debug, Clone)]
 pub struct Partition {
-    spec: Arc<EngineSpec>,
+    engine: Arc<Engine>,
     profiles: Map,
     timers: TimerIndex,
     inputs: [Input; INPUTS],
@@ -117,7 +118,7 @@ pub struct Partition {
 }
 
 impl Partition {
-    pub fn new(spec: Arc<EngineSpec>) -> Self {
+    pub fn new(engine: Arc<Engine>) -> Self {
         Self {
             profiles: Map::default(),
             timers: TimerIndex::default(),
@@ -126,14 +127,14 @@ impl Partition {
             scratch: Vec::new(),
             dirty: Vec::new(),
             population: Population {
-                cohorts: Cohorts::bounded(spec.cohort_retention_days),
+                cohorts: Cohorts::bounded(engine.spec.cohort_retention_days),
                 ..Population::default()
             },
             refreshed: false,
-            tally: Tally::new(spec.segments.rules.len()),
+            tally: Tally::new(engine.rules.rules.len()),
             evicted: Vec::new(),
             gone: HashSet::default(),
-            spec,
+            engine,
         }
     }
 
@@ -141,16 +142,16 @@ impl Partition {
     /// (a changelog), with the timers their funnel attempts and rechecks need and the sums the
     /// population keeps over profiles. Nothing is marked changed.
     pub fn restore(
-        spec: Arc<EngineSpec>,
+        engine: Arc<Engine>,
         profiles: impl IntoIterator<Item = (String, Profile)>,
         frontiers: [Option<Millis>; INPUTS],
         population: Population,
     ) -> Self {
-        let mut p = Self::new(spec);
+        let mut p = Self::new(engine);
         p.population = Population {
             rfm: population.rfm,
             next_refresh: population.next_refresh,
-            cohorts: Cohorts::bounded(p.spec.cohort_retention_days),
+            cohorts: Cohorts::bounded(p.engine.spec.cohort_retention_days),
             ..Population::default()
         };
         for (customer, mut profile) in profiles {
@@ -178,7 +179,7 @@ impl Partition {
             if profile.derived.recheck == 0 {
                 // Past the time horizon when stored, before eviction was configured, or under
                 // an older Pulse: its eviction is the only recheck left.
-                if let Some(due) = eviction_due(&p.spec, &profile) {
+                if let Some(due) = eviction_due(&p.engine.spec, &profile) {
                     profile.derived.recheck = due;
                 }
             }
@@ -200,11 +201,11 @@ impl Partition {
             input.frontier = f;
         }
         // Answers older than the last refresh's window were dropped then; drop them again.
-        let last_refresh = p.population.next_refresh - p.spec.rfm_refresh;
-        if p.population.next_refresh > 0 && p.spec.rfm_refresh > 0 {
+        let last_refresh = p.population.next_refresh - p.engine.spec.rfm_refresh;
+        if p.population.next_refresh > 0 && p.engine.spec.rfm_refresh > 0 {
             p.population
                 .surveys
-                .expire(p.spec.survey_window_days, last_refresh);
+                .expire(p.engine.spec.survey_window_days, last_refresh);
         }
         p
     }
@@ -275,14 +276,19 @@ impl Partition {
     }
 
     pub fn spec(&self) -> &EngineSpec {
-        &self.spec
+        &self.engine.spec
+    }
+
+    /// The compiled configuration and rules this partition runs.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
     }
 
     /// The partition watermark: timers due before it fire. Records forwarded through the
     /// repartition topic do not move it: they arrive at the pace of the partitions that
     /// forwarded them, which differs from run to run.
     pub fn watermark(&self) -> Option<Millis> {
-        self.newest().map(|f| f - self.spec.allowed_lateness)
+        self.newest().map(|f| f - self.engine.spec.allowed_lateness)
     }
 
     /// The newest event time of the partition's own input topics.
@@ -297,7 +303,7 @@ impl Partition {
     pub fn input_watermark(&self, input: usize) -> Option<Millis> {
         self.inputs[input]
             .frontier
-            .map(|f| f - self.spec.allowed_lateness)
+            .map(|f| f - self.engine.spec.allowed_lateness)
     }
 
     pub fn profile(&self, customer: &str) -> Option<&Profile> {
@@ -374,7 +380,7 @@ impl Partition {
             Some(source) => self
                 .forwarded
                 .get(&source)
-                .map(|f| f - self.spec.allowed_lateness),
+                .map(|f| f - self.engine.spec.allowed_lateness),
             None => self.input_watermark(src.input()),
         }
     }
@@ -411,11 +417,11 @@ impl Partition {
     fn ahead_check(&self, ts: Millis, now: Millis) -> Result<(), EventError> {
         // "Too far ahead" is judged against the wall clock alone: against a frontier, one
         // record from a broken clock would let the next ones go further still.
-        if ts > now.saturating_add(self.spec.max_future_skew) {
+        if ts > now.saturating_add(self.engine.spec.max_future_skew) {
             return Err(EventError::TimestampTooFarAhead {
                 timestamp: format_rfc3339(ts),
                 clock: format_rfc3339(now),
-                max_ahead_hours: self.spec.max_future_skew / 3_600_000,
+                max_ahead_hours: self.engine.spec.max_future_skew / 3_600_000,
             });
         }
         Ok(())
@@ -424,7 +430,7 @@ impl Partition {
     /// The event's effect on its customer, the population's sums and the customer's outputs.
     fn update(&mut self, ev: &InputEvent<'_>, src: &Source<'_>, out: &mut Vec<OutputEvent>) {
         let ts = ev.timestamp;
-        let spec = &*self.spec;
+        let (spec, rules) = (&self.engine.spec, &self.engine.rules);
         let customer: &str = &ev.customer_id;
         let mut standing = None;
         let slot = match self.profiles.get_mut(customer) {
@@ -521,7 +527,15 @@ impl Partition {
             now: profile.last_seen,
             cause: &cause,
         };
-        let due = evaluate(spec, &self.population, customer, profile, &trigger, out);
+        let due = evaluate(
+            spec,
+            rules,
+            &self.population,
+            customer,
+            profile,
+            &trigger,
+            out,
+        );
         schedule_recheck(&mut self.timers, &slot.key, profile, due);
         match standing {
             Some(before) => self.tally.moved(before, Standing::of(profile)),
@@ -555,7 +569,7 @@ impl Partition {
 
     fn fire_timers(&mut self, out: &mut Vec<OutputEvent>) {
         let Some(wm) = self.watermark() else { return };
-        let every = self.spec.rfm_refresh;
+        let every = self.engine.spec.rfm_refresh;
         if every > 0 && self.population.next_refresh == 0 {
             self.population.next_refresh = (wm.div_euclid(every) + 1) * every;
         }
@@ -567,7 +581,7 @@ impl Partition {
                     self.population.next_refresh,
                     wm,
                     every,
-                    self.spec.max_recheck_gap,
+                    self.engine.spec.max_recheck_gap,
                 );
             }
             let refresh = self.population.next_refresh;
@@ -592,7 +606,7 @@ impl Partition {
         kind: TimerKind,
         out: &mut Vec<OutputEvent>,
     ) {
-        let spec = &*self.spec;
+        let (spec, rules) = (&self.engine.spec, &self.engine.rules);
         let Some(entry) = self.profiles.get_mut(customer) else {
             return;
         };
@@ -627,7 +641,15 @@ impl Partition {
                     now: due,
                     cause: &|| cause.clone(),
                 };
-                let next = evaluate(spec, &self.population, customer, profile, &trigger, out);
+                let next = evaluate(
+                    spec,
+                    rules,
+                    &self.population,
+                    customer,
+                    profile,
+                    &trigger,
+                    out,
+                );
                 schedule_recheck(&mut self.timers, &entry.key, profile, next);
             }
             TimerKind::Recheck => {
@@ -644,7 +666,15 @@ impl Partition {
                     now: due,
                     cause: &|| Cause::Timer { due },
                 };
-                let next = evaluate(spec, &self.population, customer, profile, &trigger, out);
+                let next = evaluate(
+                    spec,
+                    rules,
+                    &self.population,
+                    customer,
+                    profile,
+                    &trigger,
+                    out,
+                );
                 schedule_recheck(&mut self.timers, &entry.key, profile, next);
             }
         }
@@ -665,7 +695,7 @@ impl Partition {
         };
         let profile = &slot.profile;
         let cause = Cause::Timer { due };
-        for (i, rule) in self.spec.segments.rules.iter().enumerate() {
+        for (i, rule) in self.engine.rules.rules.iter().enumerate() {
             if profile.derived.segments & (1 << i) == 0 {
                 continue;
             }
@@ -699,7 +729,7 @@ impl Partition {
     /// re-scores every purchaser; rules reading RFM fields may enter or exit. Runs once per
     /// `engine.rfm.refresh` of event time and visits every customer of the partition.
     fn refresh(&mut self, at: Millis, out: &mut Vec<OutputEvent>) {
-        let spec = &*self.spec;
+        let (spec, rules) = (&self.engine.spec, &self.engine.rules);
         let lookback = spec.rfm_lookback_days;
         let mut sketch = Sketch::default();
         for slot in self.profiles.values() {
@@ -730,6 +760,7 @@ impl Partition {
             };
             let next = evaluate(
                 spec,
+                rules,
                 &self.population,
                 &slot.key,
                 &mut slot.profile,

@@ -291,8 +291,9 @@ proptest! {
 fn custom_event_types_are_counted_when_configured() {
     let mut cfg = config(vec![]);
     cfg.windows.event_types.push("add_to_cart".into());
-    let spec = std::sync::Arc::new(crate::EngineSpec::compile(&cfg).unwrap());
-    let mut p = crate::Partition::new(spec.clone());
+    let engine = std::sync::Arc::new(crate::Engine::compile(&cfg).unwrap());
+    let mut p = crate::Partition::new(engine.clone());
+    let spec = engine.spec.clone();
     run(
         &mut p,
         &[
@@ -483,7 +484,7 @@ fn changes_drain_once_and_restore_rebuilds_timers_and_watermarks() {
     // A restored partition behaves like the original: same watermark, and the pending funnel
     // deadline still fires without any further event from the customer.
     let mut q = crate::Partition::restore(
-        p.spec().clone().into(),
+        p.engine().clone(),
         seen,
         p.frontiers(),
         p.population().clone(),

@@ -1,14 +1,16 @@
 //! The validated, compiled engine configuration: durations in milliseconds, metric indices
 //! resolved, funnels checked. Compiling reports every problem at once, each naming its key.
+//!
+//! The segment rules are not here: they compile against this spec (a rule names its metrics,
+//! windows and funnels), so they sit above it, in [`crate::engine::Engine`]. Everything a
+//! customer's state and the read model need is in the spec alone.
 
 use crate::churn::ChurnSpec;
 use crate::clv::ClvSpec;
 use crate::config::{EngineConfig, FunnelConfig};
 use crate::layout::{Layout, Renames};
-use crate::segment::Segments;
 use pulse_events::time::{Millis, DAY};
 use std::fmt;
-use std::sync::Arc;
 
 /// A built-in or configured per-window metric.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,7 +103,6 @@ pub struct EngineSpec {
     /// RFM refresh interval; 0 turns refreshing off.
     pub(crate) rfm_refresh: Millis,
     pub(crate) survey_window_days: i64,
-    pub(crate) segments: Arc<Segments>,
     /// What a profile's positions name under this configuration ([`crate::layout`]).
     pub layout: Layout,
     /// Entries the configuration says were renamed, to carry profiles over by their old names.
@@ -129,19 +130,14 @@ impl EngineSpec {
             .collect()
     }
 
-    /// The compiled segment rules, by index.
     /// `engine.evict_after`; zero: customers are never evicted.
     pub fn evict_after(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.evict_after.max(0) as u64)
     }
 
-    pub fn segments(&self) -> &[crate::segment::SegmentSpec] {
-        &self.segments.rules
-    }
-
-    /// The configured segment names, by rule index.
+    /// The configured segment names, by rule index (a membership's bit): the layout's.
     pub fn segment_names(&self) -> impl Iterator<Item = &str> {
-        self.segments.rules.iter().map(|r| r.name.as_str())
+        self.layout.segments.iter().map(String::as_str)
     }
 
     pub fn compile(cfg: &EngineConfig) -> Result<Self, Vec<SpecError>> {
@@ -265,7 +261,6 @@ impl EngineSpec {
             rfm_lookback_days: (ms(cfg.rfm.lookback) / DAY).max(1),
             rfm_refresh: ms(cfg.rfm.refresh),
             survey_window_days: (ms(cfg.surveys.window) / DAY).max(1),
-            segments: Arc::default(),
             layout: Layout {
                 metrics: Vec::new(),
                 funnels: Vec::new(),
@@ -273,8 +268,6 @@ impl EngineSpec {
             },
             renames: renames(cfg),
         };
-        // Rules name metrics, windows and funnels, so they compile against the rest.
-        spec.segments = Arc::new(Segments::compile(&cfg.segments, &spec)?);
         spec.layout = Layout {
             metrics: spec.metrics.iter().map(|m| m.name().to_owned()).collect(),
             funnels: spec
@@ -287,7 +280,9 @@ impl EngineSpec {
                     )
                 })
                 .collect(),
-            segments: spec.segment_names().map(str::to_owned).collect(),
+            // The rules compiled from these (crate::engine) keep their names and order, and a
+            // configuration with a rule that does not compile is refused whole.
+            segments: cfg.segments.iter().map(|s| s.name.clone()).collect(),
         };
         Ok(spec)
     }

@@ -1,8 +1,8 @@
 //! Builders shared by the engine's unit tests.
 
 use crate::config::{EngineConfig, FunnelConfig, HumanDuration, StepConfig, WindowConfig};
+use crate::engine::Engine;
 use crate::partition::{Partition, Source};
-use crate::spec::EngineSpec;
 use pulse_events::time::Millis;
 use pulse_events::{EventBody, InputEvent, OutputData, OutputEvent};
 use std::sync::Arc;
@@ -66,7 +66,7 @@ pub fn config(funnels: Vec<FunnelConfig>) -> EngineConfig {
 
 pub fn partition(funnels: Vec<FunnelConfig>) -> Partition {
     Partition::new(Arc::new(
-        EngineSpec::compile(&config(funnels)).expect("valid test config"),
+        Engine::compile(&config(funnels)).expect("valid test config"),
     ))
 }
 
