@@ -1,11 +1,108 @@
-//! Funnel attempts: sequential steps with other events allowed in between, a conversion window
-//! that runs from the step-1 event that opened the attempt (later step-1 events do not reset
-//! it), optional steps, per-step deadlines, and exclusion events.
+//! One funnel, all of it: its compiled definition ([`FunnelSpec`], from `[[engine.funnels]]`),
+//! a customer's attempt at it and how events and deadlines move that attempt, and the output
+//! events that come of it.
+//!
+//! An attempt goes through sequential steps with other events allowed in between, within a
+//! conversion window that runs from the step-1 event that opened it (later step-1 events do
+//! not reset it), with optional steps, per-step deadlines and exclusion events.
+//!
+//! The partition keeps the deadline timers (they are its index) and routes the outputs; this
+//! file never names a profile, so the profile can hold attempts without a loop between them.
 
-use crate::spec::FunnelSpec;
+use crate::config::{ms, FunnelConfig};
 use pulse_events::time::Millis;
-use pulse_events::AbandonReason;
+use pulse_events::{AbandonReason, Cause, OutputData, OutputEvent, OutputKind, ProfileExcerpt};
 use serde::{Deserialize, Serialize};
+
+/// One compiled step.
+#[derive(Debug, Clone)]
+pub(crate) struct StepSpec {
+    pub event: String,
+    pub name: String,
+    pub optional: bool,
+    pub within: Option<Millis>,
+}
+
+/// One compiled funnel.
+#[derive(Debug, Clone)]
+pub(crate) struct FunnelSpec {
+    pub name: String,
+    pub version: u32,
+    pub window: Millis,
+    pub steps: Vec<StepSpec>,
+    pub exclude: Vec<String>,
+}
+
+impl FunnelSpec {
+    /// Compiles one `[[engine.funnels]]` entry, reporting each problem under `key` (the
+    /// entry's name in error messages); None if there was any.
+    pub(crate) fn compile(
+        f: &FunnelConfig,
+        key: &str,
+        err: &mut impl FnMut(String, &str),
+    ) -> Option<FunnelSpec> {
+        let mut ok = true;
+        let mut bad = |k: String, m: &str| {
+            ok = false;
+            err(k, m);
+        };
+        if f.name.is_empty() {
+            bad(format!("{key}.name"), "must not be empty");
+        }
+        if f.window.is_zero() {
+            bad(format!("{key}.window"), "must be greater than zero");
+        }
+        if f.steps.is_empty() {
+            bad(format!("{key}.steps"), "needs at least one step");
+        }
+        if f.steps.len() > 32 {
+            bad(format!("{key}.steps"), "at most 32 steps are supported");
+        }
+        let last = f.steps.len().saturating_sub(1);
+        for (j, s) in f.steps.iter().enumerate() {
+            if s.event.is_empty() {
+                bad(format!("{key}.steps[{j}].event"), "must not be empty");
+            }
+            if s.optional && (j == 0 || j == last) {
+                bad(
+                    format!("{key}.steps[{j}].optional"),
+                    "the first and last steps cannot be optional",
+                );
+            }
+            if j == 0 && s.within.is_some() {
+                bad(
+                    format!("{key}.steps[0].within"),
+                    "the first step opens the attempt and has no deadline",
+                );
+            }
+            if f.exclude.contains(&s.event) {
+                bad(
+                    format!("{key}.exclude"),
+                    "an exclusion event cannot also be a step",
+                );
+            }
+        }
+        if !ok {
+            return None;
+        }
+        Some(FunnelSpec {
+            name: f.name.clone(),
+            version: f.version,
+            window: ms(f.window),
+            steps: f
+                .steps
+                .iter()
+                .map(|s| StepSpec {
+                    event: s.event.clone(),
+                    name: s.name.clone().unwrap_or_else(|| s.event.clone()),
+                    optional: s.optional,
+                    within: s.within.map(ms),
+                })
+                .collect(),
+            exclude: f.exclude.clone(),
+        })
+    }
+}
 
 /// A customer's state in one funnel: the current (or last) attempt.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,7 +122,7 @@ pub struct FunnelAttempt {
     pub deadline: Millis,
 }
 
-/// What a funnel event or timer produced, for the partition to turn into output events. Each
+/// What a funnel event or timer produced, turned into output events by [`emit`]. Each
 /// carries the attempt as it was at that moment: one event can end one attempt and open the
 /// next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +236,109 @@ impl FunnelAttempt {
         if self.active && self.attempt == attempt && self.deadline == due {
             self.abandon(AbandonReason::Expired, due, out);
         }
+    }
+}
+
+/// Applies an event of type `kind` at `ts` to each funnel it concerns, opening the customer's
+/// attempt at a funnel on its first step-1 event. Outcomes are appended in funnel order;
+/// `deadline` is handed each attempt whose deadline the event set or moved, with the new
+/// deadline, for its timer.
+pub(crate) fn apply(
+    funnels: &[FunnelSpec],
+    attempts: &mut Vec<FunnelAttempt>,
+    kind: &str,
+    ts: Millis,
+    out: &mut Vec<FunnelOutcome>,
+    mut deadline: impl FnMut(&FunnelAttempt, Millis),
+) {
+    for (fi, f) in funnels.iter().enumerate() {
+        // Overdue attempts are expired by their timers, so only the funnel's own events
+        // need any work here.
+        let relevant =
+            f.steps.iter().any(|s| s.event == kind) || f.exclude.iter().any(|e| e == kind);
+        if !relevant {
+            continue;
+        }
+        let at = match attempts.iter().position(|a| usize::from(a.funnel) == fi) {
+            Some(i) => i,
+            None if f.steps[0].event == kind => {
+                attempts.push(FunnelAttempt {
+                    funnel: fi as u16,
+                    ..Default::default()
+                });
+                attempts.len() - 1
+            }
+            None => continue,
+        };
+        let attempt = &mut attempts[at];
+        if let Some(due) = attempt.on_event(f, kind, ts, out) {
+            deadline(attempt, due);
+        }
+    }
+}
+
+/// The output events of `outcomes` (of any of `funnels`, each naming its own), each carrying
+/// the customer's `excerpt`. An expiry's cause is its timer; the others' is `cause`.
+pub(crate) fn emit(
+    funnels: &[FunnelSpec],
+    excerpt: &ProfileExcerpt,
+    customer: &str,
+    outcomes: &[FunnelOutcome],
+    cause: &Cause,
+    out: &mut Vec<OutputEvent>,
+) {
+    for o in outcomes {
+        let a = &o.attempt;
+        let f = &funnels[usize::from(a.funnel)];
+        let since_entry_ms = (o.at - a.entered).max(0);
+        let attempt = i64::from(a.attempt);
+        let (kind, rule_numbers, data) = match o.what {
+            Outcome::Reached { step } => (
+                OutputKind::MilestoneReached,
+                [attempt, i64::from(step) + 1],
+                OutputData::Milestone {
+                    funnel: f.name.clone(),
+                    attempt: a.attempt,
+                    step_index: u32::from(step) + 1,
+                    step: f.steps[usize::from(step)].name.clone(),
+                    steps_total: f.steps.len() as u32,
+                    since_entry_ms,
+                },
+            ),
+            Outcome::Converted => (
+                OutputKind::FunnelConverted,
+                [attempt, 0],
+                OutputData::Converted {
+                    funnel: f.name.clone(),
+                    attempt: a.attempt,
+                    duration_ms: since_entry_ms,
+                },
+            ),
+            Outcome::Abandoned { reason } => (
+                OutputKind::FunnelAbandoned,
+                [attempt, 0],
+                OutputData::Abandoned {
+                    funnel: f.name.clone(),
+                    attempt: a.attempt,
+                    reason,
+                    last_step_index: u32::from(a.step) + 1,
+                    since_entry_ms,
+                },
+            ),
+        };
+        // An expiry is the deadline's doing however it was noticed, so its cause (and with it
+        // the event id) is the timer whether the watermark or a later event revealed it.
+        let cause = match o.what {
+            Outcome::Abandoned {
+                reason: AbandonReason::Expired,
+            } => Cause::Timer { due: o.at },
+            _ => cause.clone(),
+        };
+        let (version, ex) = (Some(f.version), excerpt.clone());
+        let rule = (f.name.as_str(), &rule_numbers[..]);
+        out.push(OutputEvent::new(
+            kind, customer, rule, o.at, cause, version, data, ex,
+        ));
     }
 }
 

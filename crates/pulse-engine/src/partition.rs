@@ -4,18 +4,17 @@
 use crate::engine::Engine;
 use crate::evaluate::{evaluate, eviction_due, sources_of, Trigger};
 use crate::fields::source;
-use crate::funnel::{FunnelAttempt, FunnelOutcome, Outcome};
+use crate::funnel::{self, FunnelOutcome};
 use crate::periods::ActivePeriods;
 use crate::population::{Cohorts, Population};
 use crate::profile::Profile;
 use crate::rfm::Sketch;
-use crate::spec::{EngineSpec, FunnelSpec};
+use crate::spec::EngineSpec;
 use crate::tally::{Standing, Tally};
 use crate::timer::{TimerIndex, TimerKind};
 use pulse_events::time::{format_rfc3339, Millis, DAY};
 use pulse_events::{
-    AbandonReason, Cause, EventBody, EventError, InputEvent, OutputData, OutputEvent, OutputKind,
-    TopicRole,
+    Cause, EventBody, EventError, InputEvent, OutputData, OutputEvent, OutputKind, TopicRole,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -484,43 +483,35 @@ impl Partition {
             offset: src.offset,
         };
         let mut sources = sources_of(ev, change);
+        // Deadlines an event sets are this partition's timers; the funnel decides them.
+        self.scratch.clear();
+        let (timers, key) = (&mut self.timers, &slot.key);
         let kind = ev.body.type_name();
-        for (fi, f) in spec.funnels.iter().enumerate() {
-            // Overdue attempts are expired by their timers, so only the funnel's own events
-            // need any work here.
-            let relevant =
-                f.steps.iter().any(|s| s.event == kind) || f.exclude.iter().any(|e| e == kind);
-            if !relevant {
-                continue;
-            }
-            let at = match profile
-                .funnels
-                .iter()
-                .position(|a| usize::from(a.funnel) == fi)
-            {
-                Some(i) => i,
-                None if f.steps[0].event == kind => {
-                    profile.funnels.push(FunnelAttempt {
-                        funnel: fi as u16,
-                        ..Default::default()
-                    });
-                    profile.funnels.len() - 1
-                }
-                None => continue,
-            };
-            self.scratch.clear();
-            let attempt = &mut profile.funnels[at];
-            if let Some(due) = attempt.on_event(f, kind, ts, &mut self.scratch) {
+        funnel::apply(
+            &spec.funnels,
+            &mut profile.funnels,
+            kind,
+            ts,
+            &mut self.scratch,
+            |a, due| {
                 let timer = TimerKind::FunnelDeadline {
-                    funnel: fi as u16,
-                    attempt: attempt.attempt,
+                    funnel: a.funnel,
+                    attempt: a.attempt,
                 };
-                self.timers.schedule(due, &slot.key, timer);
-            }
-            if !self.scratch.is_empty() {
-                sources |= source::FUNNEL;
-                emit_funnel(f, profile, customer, &self.scratch, &cause(), out);
-            }
+                timers.schedule(due, key, timer);
+            },
+        );
+        if !self.scratch.is_empty() {
+            sources |= source::FUNNEL;
+            let excerpt = profile.excerpt();
+            funnel::emit(
+                &spec.funnels,
+                &excerpt,
+                customer,
+                &self.scratch,
+                &cause(),
+                out,
+            );
         }
         let trigger = Trigger {
             sources,
@@ -623,9 +614,9 @@ impl Partition {
             TimerKind::FunnelDeadline { funnel, attempt } => {
                 // An attempt of a funnel no longer configured was dropped at the restore
                 // (`crate::migration`); a timer of it left over fires into nothing.
-                let Some(f) = spec.funnels.get(usize::from(funnel)) else {
+                if usize::from(funnel) >= spec.funnels.len() {
                     return;
-                };
+                }
                 let Some(i) = profile.funnels.iter().position(|a| a.funnel == funnel) else {
                     return;
                 };
@@ -635,7 +626,15 @@ impl Partition {
                     return;
                 }
                 let cause = Cause::Timer { due };
-                emit_funnel(f, profile, customer, &self.scratch, &cause, out);
+                let excerpt = profile.excerpt();
+                funnel::emit(
+                    &spec.funnels,
+                    &excerpt,
+                    customer,
+                    &self.scratch,
+                    &cause,
+                    out,
+                );
                 let trigger = Trigger {
                     sources: source::FUNNEL,
                     now: due,
@@ -820,69 +819,6 @@ fn schedule_recheck(timers: &mut TimerIndex, key: &Arc<str>, profile: &mut Profi
         if due != 0 {
             timers.schedule(due, key, TimerKind::Recheck);
         }
-    }
-}
-
-fn emit_funnel(
-    f: &FunnelSpec,
-    profile: &Profile,
-    customer: &str,
-    outcomes: &[FunnelOutcome],
-    cause: &Cause,
-    out: &mut Vec<OutputEvent>,
-) {
-    let excerpt = profile.excerpt();
-    for o in outcomes {
-        let a = &o.attempt;
-        let since_entry_ms = (o.at - a.entered).max(0);
-        let attempt = i64::from(a.attempt);
-        let (kind, rule_numbers, data) = match o.what {
-            Outcome::Reached { step } => (
-                OutputKind::MilestoneReached,
-                [attempt, i64::from(step) + 1],
-                OutputData::Milestone {
-                    funnel: f.name.clone(),
-                    attempt: a.attempt,
-                    step_index: u32::from(step) + 1,
-                    step: f.steps[usize::from(step)].name.clone(),
-                    steps_total: f.steps.len() as u32,
-                    since_entry_ms,
-                },
-            ),
-            Outcome::Converted => (
-                OutputKind::FunnelConverted,
-                [attempt, 0],
-                OutputData::Converted {
-                    funnel: f.name.clone(),
-                    attempt: a.attempt,
-                    duration_ms: since_entry_ms,
-                },
-            ),
-            Outcome::Abandoned { reason } => (
-                OutputKind::FunnelAbandoned,
-                [attempt, 0],
-                OutputData::Abandoned {
-                    funnel: f.name.clone(),
-                    attempt: a.attempt,
-                    reason,
-                    last_step_index: u32::from(a.step) + 1,
-                    since_entry_ms,
-                },
-            ),
-        };
-        // An expiry is the deadline's doing however it was noticed, so its cause (and with it
-        // the event id) is the timer whether the watermark or a later event revealed it.
-        let cause = match o.what {
-            Outcome::Abandoned {
-                reason: AbandonReason::Expired,
-            } => Cause::Timer { due: o.at },
-            _ => cause.clone(),
-        };
-        let (version, ex) = (Some(f.version), excerpt.clone());
-        let rule = (f.name.as_str(), &rule_numbers[..]);
-        out.push(OutputEvent::new(
-            kind, customer, rule, o.at, cause, version, data, ex,
-        ));
     }
 }
 

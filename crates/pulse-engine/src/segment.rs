@@ -7,6 +7,7 @@
 //! them fired.
 
 use crate::analytics_config::SegmentConfig;
+use crate::config::ms;
 use crate::fields::{source, Field, FieldValue};
 use crate::rule::{self, Node};
 use crate::spec::{EngineSpec, SpecError};
@@ -52,10 +53,6 @@ impl std::fmt::Debug for Segments {
             .field("rules", &self.rules)
             .finish()
     }
-}
-
-fn ms(d: std::time::Duration) -> Millis {
-    Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)
 }
 
 /// Line and column (1-based) of a byte offset.

@@ -7,7 +7,8 @@
 
 use crate::churn::ChurnSpec;
 use crate::clv::ClvSpec;
-use crate::config::{EngineConfig, FunnelConfig};
+use crate::config::{ms, EngineConfig};
+use crate::funnel::FunnelSpec;
 use crate::layout::{Layout, Renames};
 use pulse_events::time::{Millis, DAY};
 use std::fmt;
@@ -57,23 +58,6 @@ impl fmt::Display for SpecError {
 
 impl std::error::Error for SpecError {}
 
-#[derive(Debug, Clone)]
-pub(crate) struct StepSpec {
-    pub event: String,
-    pub name: String,
-    pub optional: bool,
-    pub within: Option<Millis>,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct FunnelSpec {
-    pub name: String,
-    pub version: u32,
-    pub window: Millis,
-    pub steps: Vec<StepSpec>,
-    pub exclude: Vec<String>,
-}
-
 /// The compiled engine configuration shared by every partition.
 #[derive(Debug, Clone)]
 pub struct EngineSpec {
@@ -107,10 +91,6 @@ pub struct EngineSpec {
     pub layout: Layout,
     /// Entries the configuration says were renamed, to carry profiles over by their old names.
     pub renames: Renames,
-}
-
-fn ms(d: std::time::Duration) -> Millis {
-    Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)
 }
 
 impl EngineSpec {
@@ -213,7 +193,7 @@ impl EngineSpec {
             } else {
                 format!("engine.funnels[{i}] ({})", f.name)
             };
-            if let Some(spec) = compile_funnel(f, &key, &mut err) {
+            if let Some(spec) = FunnelSpec::compile(f, &key, &mut err) {
                 if funnels.iter().any(|g: &FunnelSpec| g.name == spec.name) {
                     err(format!("{key}.name"), "another funnel has the same name");
                 }
@@ -441,73 +421,6 @@ fn check_analytics(cfg: &EngineConfig, err: &mut impl FnMut(String, &str)) {
     if cfg.rfm.lookback < std::time::Duration::from_secs(86_400) {
         err("engine.rfm.lookback".into(), "must be at least 1d");
     }
-}
-
-fn compile_funnel(
-    f: &FunnelConfig,
-    key: &str,
-    err: &mut impl FnMut(String, &str),
-) -> Option<FunnelSpec> {
-    let mut ok = true;
-    let mut bad = |k: String, m: &str| {
-        ok = false;
-        err(k, m);
-    };
-    if f.name.is_empty() {
-        bad(format!("{key}.name"), "must not be empty");
-    }
-    if f.window.is_zero() {
-        bad(format!("{key}.window"), "must be greater than zero");
-    }
-    if f.steps.is_empty() {
-        bad(format!("{key}.steps"), "needs at least one step");
-    }
-    if f.steps.len() > 32 {
-        bad(format!("{key}.steps"), "at most 32 steps are supported");
-    }
-    let last = f.steps.len().saturating_sub(1);
-    for (j, s) in f.steps.iter().enumerate() {
-        if s.event.is_empty() {
-            bad(format!("{key}.steps[{j}].event"), "must not be empty");
-        }
-        if s.optional && (j == 0 || j == last) {
-            bad(
-                format!("{key}.steps[{j}].optional"),
-                "the first and last steps cannot be optional",
-            );
-        }
-        if j == 0 && s.within.is_some() {
-            bad(
-                format!("{key}.steps[0].within"),
-                "the first step opens the attempt and has no deadline",
-            );
-        }
-        if f.exclude.contains(&s.event) {
-            bad(
-                format!("{key}.exclude"),
-                "an exclusion event cannot also be a step",
-            );
-        }
-    }
-    if !ok {
-        return None;
-    }
-    Some(FunnelSpec {
-        name: f.name.clone(),
-        version: f.version,
-        window: ms(f.window),
-        steps: f
-            .steps
-            .iter()
-            .map(|s| crate::spec::StepSpec {
-                event: s.event.clone(),
-                name: s.name.clone().unwrap_or_else(|| s.event.clone()),
-                optional: s.optional,
-                within: s.within.map(ms),
-            })
-            .collect(),
-        exclude: f.exclude.clone(),
-    })
 }
 
 /// An RFC 3339 time, or a date (its midnight UTC).
