@@ -5,8 +5,8 @@
 //! (a rule names metrics, windows and funnels the spec resolved): with the rules inside, the
 //! spec would be both the bottom of the engine and its top.
 
-use crate::config::EngineConfig;
-use crate::segment::{SegmentSpec, Segments};
+use crate::config::engine::EngineConfig;
+use crate::rules::cel::{SegmentSpec, Segments};
 use crate::spec::{EngineSpec, SpecError};
 
 /// Everything a partition reads of the configuration.

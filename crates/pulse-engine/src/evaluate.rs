@@ -4,14 +4,14 @@
 //! refresh, each time with the sources that fired, so only churn and the rules that can have
 //! changed are looked at. It returns when the customer next needs a time-driven recheck.
 
-use crate::churn::Level;
-use crate::fields::source::{self, ACTIVITY, NEW_DAY, PURCHASE, SURVEY, TIME};
+use crate::customer::profile::{Profile, RecordChange};
+use crate::models::churn::Level;
+use crate::models::rfm::Rfm;
 use crate::population::Population;
-use crate::profile::{Profile, RecordChange};
-use crate::rfm::Rfm;
-use crate::segment::Segments;
+use crate::read::fields::source::{self, ACTIVITY, NEW_DAY, PURCHASE, SURVEY, TIME};
+use crate::read::view::View;
+use crate::rules::cel::Segments;
 use crate::spec::EngineSpec;
-use crate::view::View;
 use pulse_events::time::{Millis, DAY};
 use pulse_events::{Cause, Driver, OutputData, OutputEvent, OutputKind};
 

@@ -1,7 +1,7 @@
 //! `engine.evict_after`: a customer quiet that long leaves memory, every segment and the sums,
 //! is tombstoned once, and starts over if they come back; restored state evicts the same.
 
-use crate::analytics_config::SegmentConfig;
+use crate::config::analytics::SegmentConfig;
 use crate::engine::Engine;
 use crate::partition::Partition;
 use crate::spec::EngineSpec;

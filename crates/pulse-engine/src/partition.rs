@@ -1,74 +1,22 @@
 //! One partition's state: the profiles of the customers that hash to it, its watermark and
 //! its timer index. `apply` is the hot path: one validated event in, output events appended.
 
+use crate::customer::funnel::{self, FunnelOutcome};
+use crate::customer::periods::ActivePeriods;
+use crate::customer::profile::Profile;
 use crate::engine::Engine;
 use crate::evaluate::{evaluate, eviction_due, sources_of, Trigger};
-use crate::fields::source;
-use crate::funnel::{self, FunnelOutcome};
-use crate::periods::ActivePeriods;
+use crate::input::{ForwardSource, Input, Source, FORWARDED, INPUTS};
+use crate::models::rfm::Sketch;
 use crate::population::{Cohorts, Population};
-use crate::profile::Profile;
-use crate::rfm::Sketch;
+use crate::read::fields::source;
 use crate::spec::EngineSpec;
 use crate::tally::{Standing, Tally};
-use crate::timer::{TimerIndex, TimerKind};
+use crate::timer::{caught_up, schedule_recheck, TimerIndex, TimerKind};
 use pulse_events::time::{format_rfc3339, Millis, DAY};
-use pulse_events::{
-    Cause, EventBody, EventError, InputEvent, OutputData, OutputEvent, OutputKind, TopicRole,
-};
+use pulse_events::{Cause, EventBody, EventError, InputEvent, OutputData, OutputEvent, OutputKind};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-
-/// Where an input record came from; part of every output's cause and id. The role (or, for a
-/// record forwarded through the repartition topic, that topic) selects which of the partition's
-/// input watermarks the record is judged against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Source<'a> {
-    pub role: TopicRole,
-    /// Read from the repartition topic rather than from the role's input topic.
-    pub forwarded: bool,
-    pub topic: &'a str,
-    pub partition: i32,
-    pub offset: i64,
-}
-
-/// Inputs with their own frontier: the three input topics (by [`TopicRole::index`]), then the
-/// repartition topic at [`FORWARDED`].
-///
-/// A forwarded record is judged late against the records forwarded from the same source
-/// (its original input topic and partition), not against the repartition topic as a whole:
-/// the topic interleaves what every source partition forwarded at whatever pace each runs, so
-/// its event times are out of order by far more than the lateness allowed, while each source's
-/// forwarded records keep the source's order.
-pub const INPUTS: usize = 4;
-pub const FORWARDED: usize = 3;
-
-/// The original input of a forwarded record: its role's index and partition.
-pub type ForwardSource = (u8, i32);
-
-impl Source<'_> {
-    /// Which input frontier applies.
-    pub fn input(&self) -> usize {
-        if self.forwarded {
-            FORWARDED
-        } else {
-            self.role.index()
-        }
-    }
-
-    /// For a forwarded record, the source whose forwarded records it is judged among.
-    fn forward_source(&self) -> Option<ForwardSource> {
-        self.forwarded
-            .then(|| (self.role.index() as u8, self.partition))
-    }
-}
-
-/// Event-time progress of one input topic-partition.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Input {
-    /// Highest event time seen on this input (or the time an idle partition moved on to).
-    frontier: Option<Millis>,
-}
 
 /// A profile and whether it changed since the last [`Partition::drain_changes`]. The slot keeps
 /// its own handle on the key so marking a profile changed costs a reference count, not an
@@ -613,7 +561,7 @@ impl Partition {
         match kind {
             TimerKind::FunnelDeadline { funnel, attempt } => {
                 // An attempt of a funnel no longer configured was dropped at the restore
-                // (`crate::migration`); a timer of it left over fires into nothing.
+                // (`crate::customer::migration`); a timer of it left over fires into nothing.
                 if usize::from(funnel) >= spec.funnels.len() {
                     return;
                 }
@@ -793,33 +741,6 @@ fn gone_key(customer: &str) -> u64 {
     pulse_events::IdHasher::default()
         .part(customer.as_bytes())
         .finish_u64()
-}
-
-/// `due`, or, if the watermark `wm` is more than `gap` past it, the last time before `wm` on
-/// its grid of `step` (the time it would have reached by firing every `step`).
-fn caught_up(due: Millis, wm: Millis, step: Millis, gap: Millis) -> Millis {
-    if gap <= 0 || wm - due <= gap {
-        return due;
-    }
-    due + (wm - 1 - due).div_euclid(step) * step
-}
-
-/// Keeps one pending recheck per customer: the one the newest evaluation asked for, which
-/// sees everything the earlier ones saw (its own day count and every hold still running). A
-/// timer no longer matching it is stale and skipped when it fires. Keeping the earliest instead
-/// would make the pending recheck, and the evaluation it causes, depend on which of a
-/// customer's events happened to be evaluated first.
-fn schedule_recheck(timers: &mut TimerIndex, key: &Arc<str>, profile: &mut Profile, due: Millis) {
-    let pending = profile.derived.recheck;
-    if due != pending {
-        if pending != 0 {
-            timers.cancel(pending, key, TimerKind::Recheck);
-        }
-        profile.derived.recheck = due;
-        if due != 0 {
-            timers.schedule(due, key, TimerKind::Recheck);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Segment, churn and RFM behaviour through the partition: entries and exits on change only,
 //! transitions driven by time alone, min_dwell, cooldown, config errors.
 
-use crate::analytics_config::SegmentConfig;
+use crate::config::analytics::SegmentConfig;
 use crate::engine::Engine;
 use crate::partition::Partition;
 use crate::test_support::*;
@@ -167,7 +167,7 @@ fn only_rules_whose_inputs_changed_are_evaluated() {
         vec!["a segment.entered buyers", "a segment.entered browsers"]
     );
     let sources: Vec<u16> = p.engine().segments().iter().map(|r| r.sources).collect();
-    use crate::fields::source::*;
+    use crate::read::fields::source::*;
     assert_eq!(sources[0], PURCHASE);
     assert_eq!(sources[1], ACTIVITY | TIME);
 }
@@ -309,7 +309,7 @@ fn bad_rules_are_config_errors_naming_rule_and_position() {
 
 mod compiled {
     use super::*;
-    use crate::view::View;
+    use crate::read::view::View;
     use proptest::prelude::*;
 
     const RULES: &[(&str, bool)] = &[

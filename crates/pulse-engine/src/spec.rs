@@ -5,11 +5,13 @@
 //! windows and funnels), so they sit above it, in [`crate::engine::Engine`]. Everything a
 //! customer's state and the read model need is in the spec alone.
 
-use crate::churn::ChurnSpec;
-use crate::clv::ClvSpec;
-use crate::config::{ms, EngineConfig};
-use crate::funnel::FunnelSpec;
-use crate::layout::{Layout, Renames};
+pub mod layout;
+
+use crate::config::engine::{ms, EngineConfig};
+use crate::customer::funnel::FunnelSpec;
+use crate::models::churn::ChurnSpec;
+use crate::models::clv::ClvSpec;
+use layout::{Layout, Renames};
 use pulse_events::time::{Millis, DAY};
 use std::fmt;
 
@@ -87,7 +89,7 @@ pub struct EngineSpec {
     /// RFM refresh interval; 0 turns refreshing off.
     pub(crate) rfm_refresh: Millis,
     pub(crate) survey_window_days: i64,
-    /// What a profile's positions name under this configuration ([`crate::layout`]).
+    /// What a profile's positions name under this configuration ([`crate::spec::layout`]).
     pub layout: Layout,
     /// Entries the configuration says were renamed, to carry profiles over by their old names.
     pub renames: Renames,

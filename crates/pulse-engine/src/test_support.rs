@@ -1,8 +1,9 @@
 //! Builders shared by the engine's unit tests.
 
-use crate::config::{EngineConfig, FunnelConfig, HumanDuration, StepConfig, WindowConfig};
+use crate::config::engine::{EngineConfig, FunnelConfig, HumanDuration, StepConfig, WindowConfig};
 use crate::engine::Engine;
-use crate::partition::{Partition, Source};
+use crate::input::Source;
+use crate::partition::Partition;
 use pulse_events::time::Millis;
 use pulse_events::{EventBody, InputEvent, OutputData, OutputEvent};
 use std::sync::Arc;

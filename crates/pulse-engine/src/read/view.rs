@@ -3,17 +3,17 @@
 //! (lifetime value) are computed only if something reads them.
 //!
 //! It lives apart from [`crate::evaluate`], which runs the rules: the names a rule reads
-//! ([`crate::fields`]) and the rules themselves read a `View`, so it sits below them, and the
+//! ([`crate::read::fields`]) and the rules themselves read a `View`, so it sits below them, and the
 //! evaluation above them.
 
-use crate::churn::Drivers;
-use crate::clv::ClvValues;
-use crate::funnel::FunnelAttempt;
+use crate::customer::funnel::FunnelAttempt;
+use crate::customer::profile::Profile;
+use crate::customer::survey::NpsCategory;
+use crate::models::churn::Drivers;
+use crate::models::clv::ClvValues;
+use crate::models::rfm::Rfm;
 use crate::population::Population;
-use crate::profile::Profile;
-use crate::rfm::Rfm;
 use crate::spec::EngineSpec;
-use crate::survey::NpsCategory;
 use pulse_events::time::{day_of, Millis};
 use std::sync::OnceLock;
 

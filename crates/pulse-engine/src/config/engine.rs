@@ -1,7 +1,7 @@
 //! The engine's section of the configuration, as written by operators. [`crate::EngineSpec`]
 //! is its validated, compiled form.
 
-use crate::analytics_config::{
+use crate::config::analytics::{
     default_time_horizon, ChurnConfig, ClvConfig, RfmConfig, SegmentConfig, SurveyConfig,
 };
 use pulse_events::time::Millis;

@@ -5,7 +5,7 @@
 
 use super::bgnbd::{BgNbd, Rft};
 use super::gamma_gamma::GammaGamma;
-use crate::analytics_config::ClvConfig;
+use crate::config::analytics::ClvConfig;
 
 /// Days in an average month.
 const MONTH_DAYS: f64 = 365.25 / 12.0;

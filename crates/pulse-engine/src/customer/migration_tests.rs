@@ -1,8 +1,8 @@
 //! Profiles carried across configuration changes: by name, whatever moved.
 
 use super::*;
-use crate::analytics_config::SegmentConfig;
-use crate::config::EngineConfig;
+use crate::config::analytics::SegmentConfig;
+use crate::config::engine::EngineConfig;
 use crate::engine::Engine;
 use crate::partition::Partition;
 use crate::population::Population;

@@ -1,15 +1,16 @@
 //! The per-customer profile and how one event updates its counters, windows, sessions and
-//! purchase statistics. Funnels live in `funnel.rs`; outputs are assembled by the partition.
+//! purchase statistics. The profile holds its funnel attempts, but an event moves them in
+//! [`crate::customer::funnel`]; outputs are assembled by the partition.
 
-use crate::clv::Rft;
-use crate::engagement::Activity;
-use crate::funnel::FunnelAttempt;
-use crate::periods::{ActivePeriods, Opened};
-use crate::rfm::RfmValues;
-use crate::session::{Mark, Session};
+use crate::customer::engagement::Activity;
+use crate::customer::funnel::FunnelAttempt;
+use crate::customer::periods::{ActivePeriods, Opened};
+use crate::customer::session::{Mark, Session};
+use crate::customer::survey::Surveys;
+use crate::customer::window::Windows;
+use crate::models::clv::Rft;
+use crate::models::rfm::RfmValues;
 use crate::spec::{EngineSpec, BUILTIN_METRICS, M_EVENTS, M_ORDERS, M_REVENUE, M_SESSIONS};
-use crate::survey::Surveys;
-use crate::window::Windows;
 use pulse_events::time::{day_of, Millis};
 use pulse_events::{EventBody, InputEvent, ProfileExcerpt, SurveyKind};
 use serde::{Deserialize, Serialize};
@@ -261,7 +262,7 @@ impl Profile {
                 change.new_feature = self.activity.use_feature(feature);
             }
             EventBody::SurveyResponse { survey, score, .. } => {
-                let score = crate::survey::stored_score(*score);
+                let score = crate::customer::survey::stored_score(*score);
                 match survey {
                     SurveyKind::Nps => Surveys::record(&mut self.surveys.nps, score, ts),
                     SurveyKind::Csat => Surveys::record(&mut self.surveys.csat, score, ts),
@@ -300,14 +301,14 @@ impl Profile {
             frequency: self.purchases.frequency(),
             rfm_segment: (self.derived.rfm > 0).then(|| {
                 let d = |i: u16| (self.derived.rfm / i % 10) as u8;
-                let code = crate::rfm::Rfm {
+                let code = crate::models::rfm::Rfm {
                     r: d(100),
                     f: d(10),
                     m: d(1),
                 };
                 code.segment().as_str().into()
             }),
-            churn_level: crate::churn::Level::from_u8(self.derived.churn_level)
+            churn_level: crate::models::churn::Level::from_u8(self.derived.churn_level)
                 .as_str()
                 .into(),
             p_alive: f64::from(self.derived.p_alive),
@@ -318,8 +319,8 @@ impl Profile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analytics_config::ClvConfig;
-    use crate::clv::ClvSpec;
+    use crate::config::analytics::ClvConfig;
+    use crate::models::clv::ClvSpec;
 
     #[test]
     fn predicted_clv_discounts_expected_purchases() {

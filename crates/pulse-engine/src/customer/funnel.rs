@@ -9,7 +9,7 @@
 //! The partition keeps the deadline timers (they are its index) and routes the outputs; this
 //! file never names a profile, so the profile can hold attempts without a loop between them.
 
-use crate::config::{ms, FunnelConfig};
+use crate::config::engine::{ms, FunnelConfig};
 use pulse_events::time::Millis;
 use pulse_events::{AbandonReason, Cause, OutputData, OutputEvent, OutputKind, ProfileExcerpt};
 use serde::{Deserialize, Serialize};
