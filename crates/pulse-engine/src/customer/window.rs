@@ -232,7 +232,7 @@ impl Windows {
 mod tests {
     use super::*;
     fn spec() -> EngineSpec {
-        EngineSpec::compile(&crate::test_support::config(vec![])).expect("valid test config")
+        EngineSpec::compile(&crate::test_support::build::config(vec![])).expect("valid test config")
     }
 
     const T0: Millis = 1_767_225_600_000; // 2026-01-01T00:00:00Z, on every bucket boundary
