@@ -54,9 +54,9 @@ impl Workload {
         if !segments {
             config.engine.segments.clear();
         }
-        let spec = config.engine_spec().expect("shipped config is valid");
+        let engine = config.compile_engine().expect("shipped config is valid");
         let now = START + (days + 1) * 86_400_000;
-        let mut warm = Partition::new(Arc::new(spec));
+        let mut warm = Partition::new(Arc::new(engine));
         apply_all(&mut warm, &all, encoding, now, 0);
         Self {
             records,

@@ -45,10 +45,10 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(if benching { 10_000_000 } else { 3_000 });
-    let spec = pulse::Config::embedded_default()
-        .engine_spec()
+    let engine = pulse::Config::embedded_default()
+        .compile_engine()
         .expect("shipped config is valid");
-    let mut p = Partition::new(Arc::new(spec));
+    let mut p = Partition::new(Arc::new(engine));
     let before = rss_bytes();
     let mut out: Vec<OutputEvent> = Vec::with_capacity(1024);
     let mut outputs = 0u64;

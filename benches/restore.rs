@@ -112,14 +112,14 @@ fn decode_only(records: &[Raw]) -> (f64, f64) {
     }
     let c = r.finish(None).expect("decodable");
     let decoded = started.elapsed().as_secs_f64();
-    let spec = std::sync::Arc::new(
+    let engine = std::sync::Arc::new(
         pulse::Config::embedded_default()
-            .engine_spec()
+            .compile_engine()
             .expect("shipped configuration"),
     );
     let started = Instant::now();
     let p = pulse_engine::Partition::restore(
-        spec,
+        engine,
         c.profiles,
         c.checkpoint.frontiers,
         c.checkpoint.population(),

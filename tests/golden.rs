@@ -47,17 +47,17 @@ fn replay() -> Replay {
     generated.bad_ratio = 0.01;
     let records: Vec<_> = Generator::new(generated).collect();
     let config = pulse::Config::embedded_default();
-    let spec = Arc::new(
+    let engine = Arc::new(
         config
-            .engine_spec()
+            .compile_engine()
             .expect("the shipped configuration is valid"),
     );
     let limits = Limits {
-        earliest_event_time: spec.earliest_event_time,
+        earliest_event_time: engine.spec.earliest_event_time,
         max_payload_bytes: config.worker.max_payload.0 as usize,
         ..Limits::default()
     };
-    let mut p = Partition::new(spec);
+    let mut p = Partition::new(engine);
     // The wall clock a worker replaying this history would read: the day after it ends.
     let now = START + 31 * DAY;
     let (mut letters, mut lines) = (Digest::new(), Vec::new());

@@ -1,7 +1,8 @@
 //! `engine.evict_after`: a customer quiet that long leaves memory, every segment and the sums,
 //! is tombstoned once, and starts over if they come back; restored state evicts the same.
 
-use crate::analytics_config::SegmentConfig;
+use crate::config::analytics::SegmentConfig;
+use crate::engine::Engine;
 use crate::partition::Partition;
 use crate::spec::EngineSpec;
 use crate::test_support::*;
@@ -9,7 +10,7 @@ use pulse_events::{Cause, OutputKind};
 use std::sync::Arc;
 use std::time::Duration;
 
-fn spec(evict_after_days: u64) -> Arc<EngineSpec> {
+fn engine(evict_after_days: u64) -> Arc<Engine> {
     let mut cfg = config(vec![]);
     cfg.time_horizon = Duration::from_secs(20 * 86_400);
     cfg.evict_after = Duration::from_secs(evict_after_days * 86_400);
@@ -21,7 +22,7 @@ fn spec(evict_after_days: u64) -> Arc<EngineSpec> {
         cooldown: None,
         renamed_from: None,
     }];
-    Arc::new(EngineSpec::compile(&cfg).expect("valid"))
+    Arc::new(Engine::compile(&cfg).expect("valid"))
 }
 
 fn tombstones(p: &mut Partition) -> Vec<String> {
@@ -32,7 +33,7 @@ fn tombstones(p: &mut Partition) -> Vec<String> {
 
 #[test]
 fn a_customer_quiet_for_evict_after_leaves_memory_segments_and_sums_once() {
-    let mut p = Partition::new(spec(30));
+    let mut p = Partition::new(engine(30));
     feed(&mut p, &[("a", "page_view", T0), ("b", "page_view", T0)]);
     // b stays active; a goes quiet, enters dormant on day 7.
     let mut out = Vec::new();
@@ -72,7 +73,7 @@ fn a_customer_quiet_for_evict_after_leaves_memory_segments_and_sums_once() {
 
 #[test]
 fn zero_keeps_every_customer_and_a_restored_state_evicts_as_the_original() {
-    let mut kept = Partition::new(spec(0));
+    let mut kept = Partition::new(engine(0));
     feed(&mut kept, &[("a", "page_view", T0), ("b", "page_view", T0)]);
     feed(&mut kept, &[("b", "page_view", T0 + 100 * DAY)]);
     assert!(kept.profile("a").is_some(), "evict_after = 0s keeps a");
@@ -94,7 +95,7 @@ fn zero_keeps_every_customer_and_a_restored_state_evicts_as_the_original() {
         0
     );
     let mut restored = Partition::restore(
-        spec(30),
+        engine(30),
         profiles,
         kept.frontiers(),
         kept.population().clone(),

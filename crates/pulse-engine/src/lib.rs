@@ -4,61 +4,85 @@
 //! Sans-I/O by design: no async runtime, no Kafka client, no clock. Time arrives as event time
 //! in the records and as an explicit `now` where the caller's wall clock matters (idle
 //! partitions), so the same input in the same order always gives the same state and outputs.
+//!
+//! # Layout
+//!
+//! The modules stand on floors, and a file imports only from floors below its own (within a
+//! directory, in the one direction its `mod.rs` states). So each floor can be read, and
+//! changed, knowing only what is under it, and nothing below moves when a floor above does.
+//!
+//! 1. `config/`: what operators write (`[engine]` and its analytics sections), as serde
+//!    reads it. Plain data, so every other floor may read it.
+//! 2. `models/`: pure statistics (lifetime value, churn score, RFM). They take numbers, never
+//!    a profile, so they can be fitted and tested apart from the engine.
+//! 3. `spec.rs`: [`EngineSpec`], the configuration compiled to numbers (milliseconds, metric
+//!    indices, model parameters) and its [`Layout`]. No rules: they compile against it.
+//! 4. `customer/`: one customer's state and how an event changes it: session, engagement,
+//!    surveys, active periods, funnel attempts, windows, the [`Profile`] holding them all, and
+//!    the [`Migration`] of a stored profile to another layout.
+//! 5. `population.rs`, `tally.rs`, `timer.rs`, `input.rs`: what a partition keeps besides its
+//!    profiles: population-wide sums and cut-points, live counts, pending timers, input
+//!    frontiers.
+//! 6. `read/`: the read model: [`View`] (a customer at one instant) and the field names a rule
+//!    or a report reads off it.
+//! 7. `rules/`: segment rules, compiled to typed trees (`fast.rs`) or run on the CEL
+//!    interpreter (`cel.rs`).
+//! 8. `evaluate.rs`: a changed profile to churn and segment outputs.
+//! 9. `engine.rs`: [`Engine`], the spec and the rules compiled against it.
+//! 10. `partition.rs`, `report.rs`: a partition's state and its hot path, and a customer's
+//!     analytics as the query API shows them.
+//!
+//! One import runs against the floors: `spec.rs` holds the compiled funnels, whose definition
+//! (`FunnelSpec`) lives in `customer/funnel.rs` with the rest of a funnel's logic. That file
+//! imports nothing of the crate but `config/`, so the spec reading it closes no loop.
 
-mod analytics_config;
-mod churn;
-pub mod clv;
 mod config;
-mod engagement;
-mod fields;
-mod funnel;
-mod insight;
-mod layout;
-mod migration;
+mod customer;
+mod engine;
+mod evaluate;
+mod input;
+mod models;
 mod partition;
-mod periods;
 mod population;
-mod profile;
+mod read;
 mod report;
-mod rfm;
-mod rule;
-mod segment;
-mod session;
+mod rules;
 mod spec;
-mod survey;
 mod tally;
 mod timer;
-mod window;
 
 #[cfg(test)]
 mod test_support;
 
-pub use analytics_config::{
+pub use config::analytics::{
     ChurnConfig, ChurnWeights, ClvConfig, RfmConfig, SegmentConfig, SurveyConfig,
 };
-pub use churn::Level as ChurnLevel;
-pub use config::{EngineConfig, FunnelConfig, HumanDuration, StepConfig, WindowConfig};
-pub use engagement::Activity;
-pub use fields::FieldValue;
-pub use funnel::FunnelAttempt;
-pub use insight::View;
-pub use layout::{Layout, Renames};
-pub use migration::Migration;
-pub use partition::{ForwardSource, Partition, Source, FORWARDED, INPUTS};
-pub use periods::{ActivePeriods, Period};
+pub use config::engine::{EngineConfig, FunnelConfig, HumanDuration, StepConfig, WindowConfig};
+pub use customer::engagement::Activity;
+pub use customer::funnel::FunnelAttempt;
+pub use customer::migration::Migration;
+pub use customer::periods::{ActivePeriods, Period};
+pub use customer::profile::{Derived, Profile, PurchasePeriod, PurchaseStats};
+pub use customer::session::Session;
+pub use customer::survey::{Answer, NpsCategory, PopulationScores, SurveyPopulation, Surveys};
+pub use customer::window::Windows;
+pub use engine::Engine;
+pub use input::{ForwardSource, Source, FORWARDED, INPUTS};
+pub use models::churn::Level as ChurnLevel;
+pub use models::clv;
+pub use models::rfm::{CutPoints, Rfm, RfmSegment, RfmValues};
+pub use partition::Partition;
 pub use population::{Cohorts, Population};
-pub use profile::{Derived, Profile, PurchasePeriod, PurchaseStats};
+pub use read::fields::FieldValue;
+pub use read::view::View;
 pub use report::{
     funnel_summaries, report, CustomerReport, DriverReport, FunnelReport, FunnelSummary, Node,
     StepCount,
 };
-pub use rfm::{CutPoints, Rfm, RfmSegment, RfmValues};
-pub use segment::SegmentSpec;
-pub use session::Session;
+pub use rules::cel::SegmentSpec;
+pub use spec::layout::{Layout, Renames};
 pub use spec::{EngineSpec, Metric, SpecError};
-pub use survey::{Answer, NpsCategory, PopulationScores, SurveyPopulation, Surveys};
 pub use tally::Tally;
 pub use timer::{TimerIndex, TimerKind};
-pub use window::Windows;
 
 pub use pulse_events::time::Millis;

@@ -1,75 +1,22 @@
 //! One partition's state: the profiles of the customers that hash to it, its watermark and
 //! its timer index. `apply` is the hot path: one validated event in, output events appended.
 
-use crate::fields::source;
-use crate::funnel::{FunnelAttempt, FunnelOutcome, Outcome};
-use crate::insight::{evaluate, eviction_due, sources_of, Trigger};
-use crate::periods::ActivePeriods;
+use crate::customer::funnel::{self, FunnelOutcome};
+use crate::customer::periods::ActivePeriods;
+use crate::customer::profile::Profile;
+use crate::engine::Engine;
+use crate::evaluate::{evaluate, eviction_due, sources_of, Trigger};
+use crate::input::{ForwardSource, Input, Source, FORWARDED, INPUTS};
+use crate::models::rfm::Sketch;
 use crate::population::{Cohorts, Population};
-use crate::profile::Profile;
-use crate::rfm::Sketch;
-use crate::spec::{EngineSpec, FunnelSpec};
+use crate::read::fields::source;
+use crate::spec::EngineSpec;
 use crate::tally::{Standing, Tally};
-use crate::timer::{TimerIndex, TimerKind};
-use crate::Millis;
-use pulse_events::time::{format_rfc3339, DAY};
-use pulse_events::{
-    AbandonReason, Cause, EventBody, EventError, InputEvent, OutputData, OutputEvent, OutputKind,
-    TopicRole,
-};
+use crate::timer::{caught_up, schedule_recheck, TimerIndex, TimerKind};
+use pulse_events::time::{format_rfc3339, Millis, DAY};
+use pulse_events::{Cause, EventBody, EventError, InputEvent, OutputData, OutputEvent, OutputKind};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-
-/// Where an input record came from; part of every output's cause and id. The role (or, for a
-/// record forwarded through the repartition topic, that topic) selects which of the partition's
-/// input watermarks the record is judged against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Source<'a> {
-    pub role: TopicRole,
-    /// Read from the repartition topic rather than from the role's input topic.
-    pub forwarded: bool,
-    pub topic: &'a str,
-    pub partition: i32,
-    pub offset: i64,
-}
-
-/// Inputs with their own frontier: the three input topics (by [`TopicRole::index`]), then the
-/// repartition topic at [`FORWARDED`].
-///
-/// A forwarded record is judged late against the records forwarded from the same source
-/// (its original input topic and partition), not against the repartition topic as a whole:
-/// the topic interleaves what every source partition forwarded at whatever pace each runs, so
-/// its event times are out of order by far more than the lateness allowed, while each source's
-/// forwarded records keep the source's order.
-pub const INPUTS: usize = 4;
-pub const FORWARDED: usize = 3;
-
-/// The original input of a forwarded record: its role's index and partition.
-pub type ForwardSource = (u8, i32);
-
-impl Source<'_> {
-    /// Which input frontier applies.
-    pub fn input(&self) -> usize {
-        if self.forwarded {
-            FORWARDED
-        } else {
-            self.role.index()
-        }
-    }
-
-    /// For a forwarded record, the source whose forwarded records it is judged among.
-    fn forward_source(&self) -> Option<ForwardSource> {
-        self.forwarded
-            .then(|| (self.role.index() as u8, self.partition))
-    }
-}
-
-/// Event-time progress of one input topic-partition.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Input {
-    /// Highest event time seen on this input (or the time an idle partition moved on to).
-    frontier: Option<Millis>,
-}
 
 /// A profile and whether it changed since the last [`Partition::drain_changes`]. The slot keeps
 /// its own handle on the key so marking a profile changed costs a reference count, not an
@@ -97,7 +44,7 @@ type Map = HashMap<Arc<str>, Box<Slot>, foldhash::fast::RandomState>;
 /// quiet for days) hold every timer back until it is declared idle, at a moment of wall time.
 #[derive(Debug, Clone)]
 pub struct Partition {
-    spec: Arc<EngineSpec>,
+    engine: Arc<Engine>,
     profiles: Map,
     timers: TimerIndex,
     inputs: [Input; INPUTS],
@@ -118,7 +65,7 @@ pub struct Partition {
 }
 
 impl Partition {
-    pub fn new(spec: Arc<EngineSpec>) -> Self {
+    pub fn new(engine: Arc<Engine>) -> Self {
         Self {
             profiles: Map::default(),
             timers: TimerIndex::default(),
@@ -127,14 +74,14 @@ impl Partition {
             scratch: Vec::new(),
             dirty: Vec::new(),
             population: Population {
-                cohorts: Cohorts::bounded(spec.cohort_retention_days),
+                cohorts: Cohorts::bounded(engine.spec.cohort_retention_days),
                 ..Population::default()
             },
             refreshed: false,
-            tally: Tally::new(spec.segments.rules.len()),
+            tally: Tally::new(engine.rules.rules.len()),
             evicted: Vec::new(),
             gone: HashSet::default(),
-            spec,
+            engine,
         }
     }
 
@@ -142,16 +89,16 @@ impl Partition {
     /// (a changelog), with the timers their funnel attempts and rechecks need and the sums the
     /// population keeps over profiles. Nothing is marked changed.
     pub fn restore(
-        spec: Arc<EngineSpec>,
+        engine: Arc<Engine>,
         profiles: impl IntoIterator<Item = (String, Profile)>,
         frontiers: [Option<Millis>; INPUTS],
         population: Population,
     ) -> Self {
-        let mut p = Self::new(spec);
+        let mut p = Self::new(engine);
         p.population = Population {
             rfm: population.rfm,
             next_refresh: population.next_refresh,
-            cohorts: Cohorts::bounded(p.spec.cohort_retention_days),
+            cohorts: Cohorts::bounded(p.engine.spec.cohort_retention_days),
             ..Population::default()
         };
         for (customer, mut profile) in profiles {
@@ -179,7 +126,7 @@ impl Partition {
             if profile.derived.recheck == 0 {
                 // Past the time horizon when stored, before eviction was configured, or under
                 // an older Pulse: its eviction is the only recheck left.
-                if let Some(due) = eviction_due(&p.spec, &profile) {
+                if let Some(due) = eviction_due(&p.engine.spec, &profile) {
                     profile.derived.recheck = due;
                 }
             }
@@ -201,11 +148,11 @@ impl Partition {
             input.frontier = f;
         }
         // Answers older than the last refresh's window were dropped then; drop them again.
-        let last_refresh = p.population.next_refresh - p.spec.rfm_refresh;
-        if p.population.next_refresh > 0 && p.spec.rfm_refresh > 0 {
+        let last_refresh = p.population.next_refresh - p.engine.spec.rfm_refresh;
+        if p.population.next_refresh > 0 && p.engine.spec.rfm_refresh > 0 {
             p.population
                 .surveys
-                .expire(p.spec.survey_window_days, last_refresh);
+                .expire(p.engine.spec.survey_window_days, last_refresh);
         }
         p
     }
@@ -276,14 +223,19 @@ impl Partition {
     }
 
     pub fn spec(&self) -> &EngineSpec {
-        &self.spec
+        &self.engine.spec
+    }
+
+    /// The compiled configuration and rules this partition runs.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
     }
 
     /// The partition watermark: timers due before it fire. Records forwarded through the
     /// repartition topic do not move it: they arrive at the pace of the partitions that
     /// forwarded them, which differs from run to run.
     pub fn watermark(&self) -> Option<Millis> {
-        self.newest().map(|f| f - self.spec.allowed_lateness)
+        self.newest().map(|f| f - self.engine.spec.allowed_lateness)
     }
 
     /// The newest event time of the partition's own input topics.
@@ -298,7 +250,7 @@ impl Partition {
     pub fn input_watermark(&self, input: usize) -> Option<Millis> {
         self.inputs[input]
             .frontier
-            .map(|f| f - self.spec.allowed_lateness)
+            .map(|f| f - self.engine.spec.allowed_lateness)
     }
 
     pub fn profile(&self, customer: &str) -> Option<&Profile> {
@@ -375,7 +327,7 @@ impl Partition {
             Some(source) => self
                 .forwarded
                 .get(&source)
-                .map(|f| f - self.spec.allowed_lateness),
+                .map(|f| f - self.engine.spec.allowed_lateness),
             None => self.input_watermark(src.input()),
         }
     }
@@ -412,11 +364,11 @@ impl Partition {
     fn ahead_check(&self, ts: Millis, now: Millis) -> Result<(), EventError> {
         // "Too far ahead" is judged against the wall clock alone: against a frontier, one
         // record from a broken clock would let the next ones go further still.
-        if ts > now.saturating_add(self.spec.max_future_skew) {
+        if ts > now.saturating_add(self.engine.spec.max_future_skew) {
             return Err(EventError::TimestampTooFarAhead {
                 timestamp: format_rfc3339(ts),
                 clock: format_rfc3339(now),
-                max_ahead_hours: self.spec.max_future_skew / 3_600_000,
+                max_ahead_hours: self.engine.spec.max_future_skew / 3_600_000,
             });
         }
         Ok(())
@@ -425,7 +377,7 @@ impl Partition {
     /// The event's effect on its customer, the population's sums and the customer's outputs.
     fn update(&mut self, ev: &InputEvent<'_>, src: &Source<'_>, out: &mut Vec<OutputEvent>) {
         let ts = ev.timestamp;
-        let spec = &*self.spec;
+        let (spec, rules) = (&self.engine.spec, &self.engine.rules);
         let customer: &str = &ev.customer_id;
         let mut standing = None;
         let slot = match self.profiles.get_mut(customer) {
@@ -479,50 +431,50 @@ impl Partition {
             offset: src.offset,
         };
         let mut sources = sources_of(ev, change);
+        // Deadlines an event sets are this partition's timers; the funnel decides them.
+        self.scratch.clear();
+        let (timers, key) = (&mut self.timers, &slot.key);
         let kind = ev.body.type_name();
-        for (fi, f) in spec.funnels.iter().enumerate() {
-            // Overdue attempts are expired by their timers, so only the funnel's own events
-            // need any work here.
-            let relevant =
-                f.steps.iter().any(|s| s.event == kind) || f.exclude.iter().any(|e| e == kind);
-            if !relevant {
-                continue;
-            }
-            let at = match profile
-                .funnels
-                .iter()
-                .position(|a| usize::from(a.funnel) == fi)
-            {
-                Some(i) => i,
-                None if f.steps[0].event == kind => {
-                    profile.funnels.push(FunnelAttempt {
-                        funnel: fi as u16,
-                        ..Default::default()
-                    });
-                    profile.funnels.len() - 1
-                }
-                None => continue,
-            };
-            self.scratch.clear();
-            let attempt = &mut profile.funnels[at];
-            if let Some(due) = attempt.on_event(f, kind, ts, &mut self.scratch) {
+        funnel::apply(
+            &spec.funnels,
+            &mut profile.funnels,
+            kind,
+            ts,
+            &mut self.scratch,
+            |a, due| {
                 let timer = TimerKind::FunnelDeadline {
-                    funnel: fi as u16,
-                    attempt: attempt.attempt,
+                    funnel: a.funnel,
+                    attempt: a.attempt,
                 };
-                self.timers.schedule(due, &slot.key, timer);
-            }
-            if !self.scratch.is_empty() {
-                sources |= source::FUNNEL;
-                emit_funnel(f, profile, customer, &self.scratch, &cause(), out);
-            }
+                timers.schedule(due, key, timer);
+            },
+        );
+        if !self.scratch.is_empty() {
+            sources |= source::FUNNEL;
+            let excerpt = profile.excerpt();
+            funnel::emit(
+                &spec.funnels,
+                &excerpt,
+                customer,
+                &self.scratch,
+                &cause(),
+                out,
+            );
         }
         let trigger = Trigger {
             sources,
             now: profile.last_seen,
             cause: &cause,
         };
-        let due = evaluate(spec, &self.population, customer, profile, &trigger, out);
+        let due = evaluate(
+            spec,
+            rules,
+            &self.population,
+            customer,
+            profile,
+            &trigger,
+            out,
+        );
         schedule_recheck(&mut self.timers, &slot.key, profile, due);
         match standing {
             Some(before) => self.tally.moved(before, Standing::of(profile)),
@@ -556,7 +508,7 @@ impl Partition {
 
     fn fire_timers(&mut self, out: &mut Vec<OutputEvent>) {
         let Some(wm) = self.watermark() else { return };
-        let every = self.spec.rfm_refresh;
+        let every = self.engine.spec.rfm_refresh;
         if every > 0 && self.population.next_refresh == 0 {
             self.population.next_refresh = (wm.div_euclid(every) + 1) * every;
         }
@@ -568,7 +520,7 @@ impl Partition {
                     self.population.next_refresh,
                     wm,
                     every,
-                    self.spec.max_recheck_gap,
+                    self.engine.spec.max_recheck_gap,
                 );
             }
             let refresh = self.population.next_refresh;
@@ -593,7 +545,7 @@ impl Partition {
         kind: TimerKind,
         out: &mut Vec<OutputEvent>,
     ) {
-        let spec = &*self.spec;
+        let (spec, rules) = (&self.engine.spec, &self.engine.rules);
         let Some(entry) = self.profiles.get_mut(customer) else {
             return;
         };
@@ -609,10 +561,10 @@ impl Partition {
         match kind {
             TimerKind::FunnelDeadline { funnel, attempt } => {
                 // An attempt of a funnel no longer configured was dropped at the restore
-                // (`crate::migration`); a timer of it left over fires into nothing.
-                let Some(f) = spec.funnels.get(usize::from(funnel)) else {
+                // (`crate::customer::migration`); a timer of it left over fires into nothing.
+                if usize::from(funnel) >= spec.funnels.len() {
                     return;
-                };
+                }
                 let Some(i) = profile.funnels.iter().position(|a| a.funnel == funnel) else {
                     return;
                 };
@@ -622,13 +574,29 @@ impl Partition {
                     return;
                 }
                 let cause = Cause::Timer { due };
-                emit_funnel(f, profile, customer, &self.scratch, &cause, out);
+                let excerpt = profile.excerpt();
+                funnel::emit(
+                    &spec.funnels,
+                    &excerpt,
+                    customer,
+                    &self.scratch,
+                    &cause,
+                    out,
+                );
                 let trigger = Trigger {
                     sources: source::FUNNEL,
                     now: due,
                     cause: &|| cause.clone(),
                 };
-                let next = evaluate(spec, &self.population, customer, profile, &trigger, out);
+                let next = evaluate(
+                    spec,
+                    rules,
+                    &self.population,
+                    customer,
+                    profile,
+                    &trigger,
+                    out,
+                );
                 schedule_recheck(&mut self.timers, &entry.key, profile, next);
             }
             TimerKind::Recheck => {
@@ -645,7 +613,15 @@ impl Partition {
                     now: due,
                     cause: &|| Cause::Timer { due },
                 };
-                let next = evaluate(spec, &self.population, customer, profile, &trigger, out);
+                let next = evaluate(
+                    spec,
+                    rules,
+                    &self.population,
+                    customer,
+                    profile,
+                    &trigger,
+                    out,
+                );
                 schedule_recheck(&mut self.timers, &entry.key, profile, next);
             }
         }
@@ -666,7 +642,7 @@ impl Partition {
         };
         let profile = &slot.profile;
         let cause = Cause::Timer { due };
-        for (i, rule) in self.spec.segments.rules.iter().enumerate() {
+        for (i, rule) in self.engine.rules.rules.iter().enumerate() {
             if profile.derived.segments & (1 << i) == 0 {
                 continue;
             }
@@ -700,7 +676,7 @@ impl Partition {
     /// re-scores every purchaser; rules reading RFM fields may enter or exit. Runs once per
     /// `engine.rfm.refresh` of event time and visits every customer of the partition.
     fn refresh(&mut self, at: Millis, out: &mut Vec<OutputEvent>) {
-        let spec = &*self.spec;
+        let (spec, rules) = (&self.engine.spec, &self.engine.rules);
         let lookback = spec.rfm_lookback_days;
         let mut sketch = Sketch::default();
         for slot in self.profiles.values() {
@@ -731,6 +707,7 @@ impl Partition {
             };
             let next = evaluate(
                 spec,
+                rules,
                 &self.population,
                 &slot.key,
                 &mut slot.profile,
@@ -764,96 +741,6 @@ fn gone_key(customer: &str) -> u64 {
     pulse_events::IdHasher::default()
         .part(customer.as_bytes())
         .finish_u64()
-}
-
-/// `due`, or, if the watermark `wm` is more than `gap` past it, the last time before `wm` on
-/// its grid of `step` (the time it would have reached by firing every `step`).
-fn caught_up(due: Millis, wm: Millis, step: Millis, gap: Millis) -> Millis {
-    if gap <= 0 || wm - due <= gap {
-        return due;
-    }
-    due + (wm - 1 - due).div_euclid(step) * step
-}
-
-/// Keeps one pending recheck per customer: the one the newest evaluation asked for, which
-/// sees everything the earlier ones saw (its own day count and every hold still running). A
-/// timer no longer matching it is stale and skipped when it fires. Keeping the earliest instead
-/// would make the pending recheck, and the evaluation it causes, depend on which of a
-/// customer's events happened to be evaluated first.
-fn schedule_recheck(timers: &mut TimerIndex, key: &Arc<str>, profile: &mut Profile, due: Millis) {
-    let pending = profile.derived.recheck;
-    if due != pending {
-        if pending != 0 {
-            timers.cancel(pending, key, TimerKind::Recheck);
-        }
-        profile.derived.recheck = due;
-        if due != 0 {
-            timers.schedule(due, key, TimerKind::Recheck);
-        }
-    }
-}
-
-fn emit_funnel(
-    f: &FunnelSpec,
-    profile: &Profile,
-    customer: &str,
-    outcomes: &[FunnelOutcome],
-    cause: &Cause,
-    out: &mut Vec<OutputEvent>,
-) {
-    let excerpt = profile.excerpt();
-    for o in outcomes {
-        let a = &o.attempt;
-        let since_entry_ms = (o.at - a.entered).max(0);
-        let attempt = i64::from(a.attempt);
-        let (kind, rule_numbers, data) = match o.what {
-            Outcome::Reached { step } => (
-                OutputKind::MilestoneReached,
-                [attempt, i64::from(step) + 1],
-                OutputData::Milestone {
-                    funnel: f.name.clone(),
-                    attempt: a.attempt,
-                    step_index: u32::from(step) + 1,
-                    step: f.steps[usize::from(step)].name.clone(),
-                    steps_total: f.steps.len() as u32,
-                    since_entry_ms,
-                },
-            ),
-            Outcome::Converted => (
-                OutputKind::FunnelConverted,
-                [attempt, 0],
-                OutputData::Converted {
-                    funnel: f.name.clone(),
-                    attempt: a.attempt,
-                    duration_ms: since_entry_ms,
-                },
-            ),
-            Outcome::Abandoned { reason } => (
-                OutputKind::FunnelAbandoned,
-                [attempt, 0],
-                OutputData::Abandoned {
-                    funnel: f.name.clone(),
-                    attempt: a.attempt,
-                    reason,
-                    last_step_index: u32::from(a.step) + 1,
-                    since_entry_ms,
-                },
-            ),
-        };
-        // An expiry is the deadline's doing however it was noticed, so its cause (and with it
-        // the event id) is the timer whether the watermark or a later event revealed it.
-        let cause = match o.what {
-            Outcome::Abandoned {
-                reason: AbandonReason::Expired,
-            } => Cause::Timer { due: o.at },
-            _ => cause.clone(),
-        };
-        let (version, ex) = (Some(f.version), excerpt.clone());
-        let rule = (f.name.as_str(), &rule_numbers[..]);
-        out.push(OutputEvent::new(
-            kind, customer, rule, o.at, cause, version, data, ex,
-        ));
-    }
 }
 
 #[cfg(test)]

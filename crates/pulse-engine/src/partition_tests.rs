@@ -291,8 +291,9 @@ proptest! {
 fn custom_event_types_are_counted_when_configured() {
     let mut cfg = config(vec![]);
     cfg.windows.event_types.push("add_to_cart".into());
-    let spec = std::sync::Arc::new(crate::EngineSpec::compile(&cfg).unwrap());
-    let mut p = crate::Partition::new(spec.clone());
+    let engine = std::sync::Arc::new(crate::Engine::compile(&cfg).unwrap());
+    let mut p = crate::Partition::new(engine.clone());
+    let spec = engine.spec.clone();
     run(
         &mut p,
         &[
@@ -483,7 +484,7 @@ fn changes_drain_once_and_restore_rebuilds_timers_and_watermarks() {
     // A restored partition behaves like the original: same watermark, and the pending funnel
     // deadline still fires without any further event from the customer.
     let mut q = crate::Partition::restore(
-        p.spec().clone().into(),
+        p.engine().clone(),
         seen,
         p.frontiers(),
         p.population().clone(),
@@ -595,7 +596,7 @@ fn sessions_and_their_window_counts_do_not_depend_on_arrival_order() {
     for a in 0..times.len() {
         for b in 0..times.len() {
             // Orders that move one event to another place, each kept within the lateness.
-            let mut order: Vec<crate::Millis> = times.to_vec();
+            let mut order: Vec<pulse_events::time::Millis> = times.to_vec();
             let t = order.remove(a);
             order.insert(b, t);
             let mut newest = T0;
@@ -608,7 +609,7 @@ fn sessions_and_their_window_counts_do_not_depend_on_arrival_order() {
             }
             orders += 1;
             let mut p = partition(vec![]);
-            let events: Vec<(&str, &str, crate::Millis)> =
+            let events: Vec<(&str, &str, pulse_events::time::Millis)> =
                 order.iter().map(|t| ("a", "page_view", *t)).collect();
             feed(&mut p, &events);
             let prof = p.profile("a").unwrap().clone();

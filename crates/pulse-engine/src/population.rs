@@ -7,11 +7,11 @@
 //!   restore. Nothing reads them but reports, and a sum over profiles is exact whatever the
 //!   changelog's compaction kept and whatever order the events came in.
 
-use crate::periods::{ActivePeriods, Opened, Period};
-use crate::profile::Profile;
-use crate::rfm::CutPoints;
-use crate::survey::SurveyPopulation;
-use crate::Millis;
+use crate::customer::periods::{ActivePeriods, Opened, Period};
+use crate::customer::profile::Profile;
+use crate::customer::survey::SurveyPopulation;
+use crate::models::rfm::CutPoints;
+use pulse_events::time::Millis;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

@@ -73,7 +73,7 @@ fn customers_ahead_of_the_checkpoint_are_passed_by_and_the_state_matches() {
     let (mut restored_profiles, frontiers, population) = checkpoint;
     restored_profiles.insert("b".into(), ahead);
     let mut p = Partition::restore(
-        original.spec().clone().into(),
+        original.engine().clone(),
         restored_profiles,
         frontiers,
         population,
@@ -97,7 +97,7 @@ fn the_population_sums_are_rebuilt_exactly_on_restore() {
     let mut p = partition(funnels());
     feed(&mut p, &stream());
     let q = Partition::restore(
-        p.spec().clone().into(),
+        p.engine().clone(),
         profiles(&p),
         p.frontiers(),
         p.population().clone(),
@@ -130,7 +130,7 @@ fn every_profile_held_equals_its_last_written_copy() {
     let mut config = config(funnels());
     config.rfm.refresh = Duration::from_secs(3600);
     let mut p = Partition::new(std::sync::Arc::new(
-        crate::EngineSpec::compile(&config).expect("valid test config"),
+        crate::Engine::compile(&config).expect("valid test config"),
     ));
     let mut stored: BTreeMap<String, Profile> = BTreeMap::new();
     let mut out = Vec::new();

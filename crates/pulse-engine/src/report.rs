@@ -2,13 +2,12 @@
 //! rule can read (so the API and the rules never disagree), the segments the customer is in,
 //! the churn drivers and the funnel attempts. Computed on request from the profile.
 
-use crate::fields::{Field, FieldValue};
-use crate::insight::View;
+use crate::customer::profile::Profile;
 use crate::population::Population;
-use crate::profile::Profile;
+use crate::read::fields::{Field, FieldValue};
+use crate::read::view::View;
 use crate::spec::EngineSpec;
-use crate::Millis;
-use pulse_events::time::format_rfc3339;
+use pulse_events::time::{format_rfc3339, Millis};
 use serde::Serialize;
 use std::collections::BTreeMap;
 

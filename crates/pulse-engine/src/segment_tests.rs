@@ -1,12 +1,11 @@
 //! Segment, churn and RFM behaviour through the partition: entries and exits on change only,
 //! transitions driven by time alone, min_dwell, cooldown, config errors.
 
-use crate::analytics_config::SegmentConfig;
+use crate::config::analytics::SegmentConfig;
+use crate::engine::Engine;
 use crate::partition::Partition;
-use crate::spec::EngineSpec;
 use crate::test_support::*;
-use crate::Millis;
-use pulse_events::time::DAY;
+use pulse_events::time::{Millis, DAY};
 use pulse_events::{Cause, OutputData, OutputEvent, OutputKind};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +24,7 @@ fn rule(name: &str, rule: &str) -> SegmentConfig {
 fn with_segments(segments: Vec<SegmentConfig>) -> Partition {
     let mut cfg = config(vec![]);
     cfg.segments = segments;
-    Partition::new(Arc::new(EngineSpec::compile(&cfg).expect("valid")))
+    Partition::new(Arc::new(Engine::compile(&cfg).expect("valid")))
 }
 
 fn segment_events(out: &[OutputEvent]) -> Vec<String> {
@@ -167,9 +166,8 @@ fn only_rules_whose_inputs_changed_are_evaluated() {
         segment_events(&out),
         vec!["a segment.entered buyers", "a segment.entered browsers"]
     );
-    let spec = p.spec();
-    let sources: Vec<u16> = spec.segments.rules.iter().map(|r| r.sources).collect();
-    use crate::fields::source::*;
+    let sources: Vec<u16> = p.engine().segments().iter().map(|r| r.sources).collect();
+    use crate::read::fields::source::*;
     assert_eq!(sources[0], PURCHASE);
     assert_eq!(sources[1], ACTIVITY | TIME);
 }
@@ -232,7 +230,7 @@ fn a_detractor_answer_raises_churn_risk_at_once() {
     cfg.churn.weights.detractor = 1.0;
     cfg.churn.weights.inactivity = 0.0;
     cfg.churn.weights.engagement_drop = 0.0;
-    let mut p = Partition::new(Arc::new(EngineSpec::compile(&cfg).unwrap()));
+    let mut p = Partition::new(Arc::new(Engine::compile(&cfg).unwrap()));
     let out = feed(&mut p, &[("a", "page_view", T0), ("a", "nps_2", T0 + MIN)]);
     let churn: Vec<_> = out
         .iter()
@@ -285,7 +283,7 @@ fn bad_rules_are_config_errors_naming_rule_and_position() {
     let compile = |r: &str| {
         let mut cfg = config(vec![]);
         cfg.segments = vec![rule("vip", r)];
-        EngineSpec::compile(&cfg).map(|_| ()).unwrap_err()
+        Engine::compile(&cfg).map(|_| ()).unwrap_err()
     };
     let e = compile("orders_total > 3 &&\n  rfm.segmnt == 'champions'");
     assert_eq!(e.len(), 1);
@@ -306,12 +304,12 @@ fn bad_rules_are_config_errors_naming_rule_and_position() {
     // Comprehension variables are not fields.
     let mut cfg = config(vec![]);
     cfg.segments = vec![rule("ok", "[1, 2].exists(x, x > orders_total)")];
-    assert!(EngineSpec::compile(&cfg).is_ok());
+    assert!(Engine::compile(&cfg).is_ok());
 }
 
 mod compiled {
     use super::*;
-    use crate::insight::View;
+    use crate::read::view::View;
     use proptest::prelude::*;
 
     const RULES: &[(&str, bool)] = &[
@@ -349,7 +347,7 @@ mod compiled {
         ("size(rfm.segment) > 4", false),
     ];
 
-    fn spec() -> Arc<EngineSpec> {
+    fn engine() -> Arc<Engine> {
         let mut cfg = config(vec![funnel(
             "onb",
             Duration::from_secs(7 * 86_400),
@@ -360,14 +358,14 @@ mod compiled {
             .enumerate()
             .map(|(i, (r, _))| rule(&format!("r{i}"), r))
             .collect();
-        Arc::new(EngineSpec::compile(&cfg).expect("rules compile"))
+        Arc::new(Engine::compile(&cfg).expect("rules compile"))
     }
 
     #[test]
     fn the_common_subset_is_compiled() {
-        let spec = spec();
+        let engine = engine();
         for (i, (r, compiled)) in RULES.iter().enumerate() {
-            assert_eq!(spec.segments.is_compiled(i), *compiled, "{r}");
+            assert_eq!(engine.rules.is_compiled(i), *compiled, "{r}");
         }
     }
 
@@ -389,8 +387,8 @@ mod compiled {
             steps in proptest::collection::vec((0..KINDS.len(), 0i64..(3 * DAY)), 1..40),
             later in 0i64..(60 * DAY),
         ) {
-            let spec = spec();
-            let mut p = Partition::new(spec.clone());
+            let engine = engine();
+            let mut p = Partition::new(engine.clone());
             let mut t = T0;
             let mut out = Vec::new();
             for (i, (k, gap)) in steps.iter().enumerate() {
@@ -399,10 +397,10 @@ mod compiled {
                     .unwrap();
                 let profile = p.profile("a").unwrap();
                 for now in [t, t + later] {
-                    let view = View::new(&spec, p.population(), profile, now);
+                    let view = View::new(&engine.spec, p.population(), profile, now);
                     for (r, (text, _)) in RULES.iter().enumerate() {
-                        let fast = spec.segments.matches(r, &view);
-                        let slow = spec.segments.interpret(r, &view);
+                        let fast = engine.rules.matches(r, &view);
+                        let slow = engine.rules.interpret(r, &view);
                         prop_assert_eq!(
                             fast.clone().unwrap_or(false),
                             slow.clone().unwrap_or(false),
@@ -426,8 +424,8 @@ fn the_tally_follows_every_change() {
         rule("dormant", "days_since_last_seen >= 3"),
         rule("buyers", "orders_total >= 2"),
     ];
-    let spec = Arc::new(EngineSpec::compile(&cfg).expect("valid"));
-    let mut p = Partition::new(spec.clone());
+    let engine = Arc::new(Engine::compile(&cfg).expect("valid"));
+    let mut p = Partition::new(engine.clone());
     let names: Vec<String> = (1..=12).map(|k| format!("c{k:02}")).collect();
     let mut events = Vec::new();
     for (k, name) in names.iter().enumerate() {
@@ -453,7 +451,7 @@ fn the_tally_follows_every_change() {
     assert!(tally.churn[0] < 12, "churn rose for someone: {tally:?}");
     assert!(tally.rfm.iter().sum::<u64>() > 0, "{tally:?}");
     let restored = Partition::restore(
-        spec,
+        engine,
         p.profiles().map(|(k, v)| (k.to_owned(), v.clone())),
         p.frontiers(),
         p.population().clone(),
@@ -473,7 +471,7 @@ fn a_jump_of_a_year_fires_the_skipped_rechecks_once() {
             rule("lapsed", "days_since_last_seen > 90"),
         ];
         cfg.max_recheck_gap = gap;
-        let mut p = Partition::new(Arc::new(EngineSpec::compile(&cfg).expect("valid")));
+        let mut p = Partition::new(Arc::new(Engine::compile(&cfg).expect("valid")));
         feed(
             &mut p,
             &[("a", "page_view", T0), ("b", "page_view", T0 + HOUR)],

@@ -1,15 +1,19 @@
 //! The validated, compiled engine configuration: durations in milliseconds, metric indices
 //! resolved, funnels checked. Compiling reports every problem at once, each naming its key.
+//!
+//! The segment rules are not here: they compile against this spec (a rule names its metrics,
+//! windows and funnels), so they sit above it, in [`crate::engine::Engine`]. Everything a
+//! customer's state and the read model need is in the spec alone.
 
-use crate::churn::ChurnSpec;
-use crate::clv::ClvSpec;
-use crate::config::{EngineConfig, FunnelConfig};
-use crate::layout::{Layout, Renames};
-use crate::segment::Segments;
-use crate::Millis;
-use pulse_events::time::DAY;
+pub mod layout;
+
+use crate::config::engine::{ms, EngineConfig};
+use crate::customer::funnel::FunnelSpec;
+use crate::models::churn::ChurnSpec;
+use crate::models::clv::ClvSpec;
+use layout::{Layout, Renames};
+use pulse_events::time::{Millis, DAY};
 use std::fmt;
-use std::sync::Arc;
 
 /// A built-in or configured per-window metric.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,23 +60,6 @@ impl fmt::Display for SpecError {
 
 impl std::error::Error for SpecError {}
 
-#[derive(Debug, Clone)]
-pub(crate) struct StepSpec {
-    pub event: String,
-    pub name: String,
-    pub optional: bool,
-    pub within: Option<Millis>,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct FunnelSpec {
-    pub name: String,
-    pub version: u32,
-    pub window: Millis,
-    pub steps: Vec<StepSpec>,
-    pub exclude: Vec<String>,
-}
-
 /// The compiled engine configuration shared by every partition.
 #[derive(Debug, Clone)]
 pub struct EngineSpec {
@@ -102,15 +89,10 @@ pub struct EngineSpec {
     /// RFM refresh interval; 0 turns refreshing off.
     pub(crate) rfm_refresh: Millis,
     pub(crate) survey_window_days: i64,
-    pub(crate) segments: Arc<Segments>,
-    /// What a profile's positions name under this configuration ([`crate::layout`]).
+    /// What a profile's positions name under this configuration ([`crate::spec::layout`]).
     pub layout: Layout,
     /// Entries the configuration says were renamed, to carry profiles over by their old names.
     pub renames: Renames,
-}
-
-fn ms(d: std::time::Duration) -> Millis {
-    Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)
 }
 
 impl EngineSpec {
@@ -130,19 +112,14 @@ impl EngineSpec {
             .collect()
     }
 
-    /// The compiled segment rules, by index.
     /// `engine.evict_after`; zero: customers are never evicted.
     pub fn evict_after(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.evict_after.max(0) as u64)
     }
 
-    pub fn segments(&self) -> &[crate::segment::SegmentSpec] {
-        &self.segments.rules
-    }
-
-    /// The configured segment names, by rule index.
+    /// The configured segment names, by rule index (a membership's bit): the layout's.
     pub fn segment_names(&self) -> impl Iterator<Item = &str> {
-        self.segments.rules.iter().map(|r| r.name.as_str())
+        self.layout.segments.iter().map(String::as_str)
     }
 
     pub fn compile(cfg: &EngineConfig) -> Result<Self, Vec<SpecError>> {
@@ -218,7 +195,7 @@ impl EngineSpec {
             } else {
                 format!("engine.funnels[{i}] ({})", f.name)
             };
-            if let Some(spec) = compile_funnel(f, &key, &mut err) {
+            if let Some(spec) = FunnelSpec::compile(f, &key, &mut err) {
                 if funnels.iter().any(|g: &FunnelSpec| g.name == spec.name) {
                     err(format!("{key}.name"), "another funnel has the same name");
                 }
@@ -266,7 +243,6 @@ impl EngineSpec {
             rfm_lookback_days: (ms(cfg.rfm.lookback) / DAY).max(1),
             rfm_refresh: ms(cfg.rfm.refresh),
             survey_window_days: (ms(cfg.surveys.window) / DAY).max(1),
-            segments: Arc::default(),
             layout: Layout {
                 metrics: Vec::new(),
                 funnels: Vec::new(),
@@ -274,8 +250,6 @@ impl EngineSpec {
             },
             renames: renames(cfg),
         };
-        // Rules name metrics, windows and funnels, so they compile against the rest.
-        spec.segments = Arc::new(Segments::compile(&cfg.segments, &spec)?);
         spec.layout = Layout {
             metrics: spec.metrics.iter().map(|m| m.name().to_owned()).collect(),
             funnels: spec
@@ -288,7 +262,9 @@ impl EngineSpec {
                     )
                 })
                 .collect(),
-            segments: spec.segment_names().map(str::to_owned).collect(),
+            // The rules compiled from these (crate::engine) keep their names and order, and a
+            // configuration with a rule that does not compile is refused whole.
+            segments: cfg.segments.iter().map(|s| s.name.clone()).collect(),
         };
         Ok(spec)
     }
@@ -447,73 +423,6 @@ fn check_analytics(cfg: &EngineConfig, err: &mut impl FnMut(String, &str)) {
     if cfg.rfm.lookback < std::time::Duration::from_secs(86_400) {
         err("engine.rfm.lookback".into(), "must be at least 1d");
     }
-}
-
-fn compile_funnel(
-    f: &FunnelConfig,
-    key: &str,
-    err: &mut impl FnMut(String, &str),
-) -> Option<FunnelSpec> {
-    let mut ok = true;
-    let mut bad = |k: String, m: &str| {
-        ok = false;
-        err(k, m);
-    };
-    if f.name.is_empty() {
-        bad(format!("{key}.name"), "must not be empty");
-    }
-    if f.window.is_zero() {
-        bad(format!("{key}.window"), "must be greater than zero");
-    }
-    if f.steps.is_empty() {
-        bad(format!("{key}.steps"), "needs at least one step");
-    }
-    if f.steps.len() > 32 {
-        bad(format!("{key}.steps"), "at most 32 steps are supported");
-    }
-    let last = f.steps.len().saturating_sub(1);
-    for (j, s) in f.steps.iter().enumerate() {
-        if s.event.is_empty() {
-            bad(format!("{key}.steps[{j}].event"), "must not be empty");
-        }
-        if s.optional && (j == 0 || j == last) {
-            bad(
-                format!("{key}.steps[{j}].optional"),
-                "the first and last steps cannot be optional",
-            );
-        }
-        if j == 0 && s.within.is_some() {
-            bad(
-                format!("{key}.steps[0].within"),
-                "the first step opens the attempt and has no deadline",
-            );
-        }
-        if f.exclude.contains(&s.event) {
-            bad(
-                format!("{key}.exclude"),
-                "an exclusion event cannot also be a step",
-            );
-        }
-    }
-    if !ok {
-        return None;
-    }
-    Some(FunnelSpec {
-        name: f.name.clone(),
-        version: f.version,
-        window: ms(f.window),
-        steps: f
-            .steps
-            .iter()
-            .map(|s| crate::spec::StepSpec {
-                event: s.event.clone(),
-                name: s.name.clone().unwrap_or_else(|| s.event.clone()),
-                optional: s.optional,
-                within: s.within.map(ms),
-            })
-            .collect(),
-        exclude: f.exclude.clone(),
-    })
 }
 
 /// An RFC 3339 time, or a date (its midnight UTC).

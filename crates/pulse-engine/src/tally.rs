@@ -2,8 +2,8 @@
 //! profiles change so that metrics and the query API read populations without scanning every
 //! profile. Not persisted: a restore recounts from the restored profiles.
 
-use crate::profile::Profile;
-use crate::rfm::{Rfm, RfmSegment};
+use crate::customer::profile::Profile;
+use crate::models::rfm::{Rfm, RfmSegment};
 
 /// Where one customer stands: what the tally counts them under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,9 +4,12 @@
 //! A funnel deadline is never cancelled: one that fires after its attempt went away (converted
 //! first) is recognised as stale by its handler and ignored. A customer's recheck moves with
 //! each evaluation, so the old one is taken out by its due time ([`TimerIndex::cancel`]); both
-//! stay O(log n) with no back-pointers from profiles into the index.
+//! stay O(log n) with no back-pointers from profiles into the index. [`schedule_recheck`]
+//! keeps a customer's one pending recheck, and [`caught_up`] says where a timer left far behind
+//! by a jump of event time fires instead.
 
-use crate::Millis;
+use crate::customer::profile::Profile;
+use pulse_events::time::Millis;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -68,6 +71,38 @@ impl TimerIndex {
     pub fn is_empty(&self) -> bool {
         self.due.is_empty()
     }
+}
+
+/// Keeps one pending recheck per customer: the one the newest evaluation asked for, which
+/// sees everything the earlier ones saw (its own day count and every hold still running). A
+/// timer no longer matching it is stale and skipped when it fires. Keeping the earliest instead
+/// would make the pending recheck, and the evaluation it causes, depend on which of a
+/// customer's events happened to be evaluated first.
+pub(crate) fn schedule_recheck(
+    timers: &mut TimerIndex,
+    key: &Arc<str>,
+    profile: &mut Profile,
+    due: Millis,
+) {
+    let pending = profile.derived.recheck;
+    if due != pending {
+        if pending != 0 {
+            timers.cancel(pending, key, TimerKind::Recheck);
+        }
+        profile.derived.recheck = due;
+        if due != 0 {
+            timers.schedule(due, key, TimerKind::Recheck);
+        }
+    }
+}
+
+/// `due`, or, if the watermark `wm` is more than `gap` past it, the last time before `wm` on
+/// its grid of `step` (the time it would have reached by firing every `step`).
+pub(crate) fn caught_up(due: Millis, wm: Millis, step: Millis, gap: Millis) -> Millis {
+    if gap <= 0 || wm - due <= gap {
+        return due;
+    }
+    due + (wm - 1 - due).div_euclid(step) * step
 }
 
 #[cfg(test)]

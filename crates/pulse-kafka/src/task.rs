@@ -22,7 +22,7 @@ use crate::tasks::{Dispatched, Lane, Queues};
 use crate::txn::Txn;
 use crate::wall_clock_ms;
 use crate::KafkaError;
-use pulse_engine::{EngineSpec, ForwardSource, Millis, Partition, Source, INPUTS};
+use pulse_engine::{Engine, ForwardSource, Millis, Partition, Source, INPUTS};
 use pulse_events::{decode, Encoding, EventError, Limits, TopicRole};
 use pulse_telemetry::{Health, Metrics};
 use rdkafka::config::ClientConfig;
@@ -48,7 +48,7 @@ pub(crate) struct TaskCtx {
     pub advertise: Option<String>,
     pub outbox: Outbox,
     pub topics: TopicNames,
-    pub spec: Arc<EngineSpec>,
+    pub engine: Arc<Engine>,
     pub limits: Limits,
     pub input_encoding: Encoding,
     pub worker: WorkerConfig,
@@ -138,7 +138,7 @@ pub(crate) async fn run(
     let restored = restore(partition, &ctx).await;
     let state = ctx
         .state
-        .get_or_insert(partition, || Partition::new(ctx.spec.clone()));
+        .get_or_insert(partition, || Partition::new(ctx.engine.clone()));
     let claimed = match restored {
         Some((mut pos, migrate)) => claim(&state, &ctx, txn.as_ref(), &mut pos, migrate)
             .await
@@ -169,7 +169,7 @@ pub(crate) async fn run(
         ctx.worker.repartition_hold,
         cap,
         ctx.worker.queue_bytes.0 as usize,
-        ctx.spec.max_future_skew,
+        ctx.engine.spec.max_future_skew,
     );
     let [mut own_rx, mut forwarded_rx] = queues;
     let mut clock = IdleClock::default();
@@ -478,14 +478,14 @@ async fn restore(partition: i32, ctx: &Arc<TaskCtx>) -> Option<(Position, bool)>
         if *ctx.stop.borrow() {
             return None;
         }
-        let (client, topic, spec) = (
+        let (client, topic, engine) = (
             ctx.changelog_client.clone(),
             ctx.topics.profiles.clone(),
-            ctx.spec.clone(),
+            ctx.engine.clone(),
         );
         let drop_undecodable = ctx.worker.on_undecodable_changelog == OnUndecodable::Drop;
         let result = tokio::task::spawn_blocking(move || {
-            changelog::restore(&client, &topic, partition, spec, drop_undecodable)
+            changelog::restore(&client, &topic, partition, engine, drop_undecodable)
         })
         .await;
         match result {
@@ -539,7 +539,7 @@ async fn restore(partition: i32, ctx: &Arc<TaskCtx>) -> Option<(Position, bool)>
                     ahead_forwarded: c.ahead_forwarded,
                     sequenced,
                     applied_forwarded: HashMap::new(),
-                    layout: ctx.spec.layout.id(),
+                    layout: ctx.engine.spec.layout.id(),
                 };
                 return Some((pos, c.migrate));
             }
@@ -584,7 +584,7 @@ async fn claim(
         // this writer writes), so a restore under another configuration can carry them over.
         batch
             .profiles
-            .insert(0, changelog::encode_layout(&ctx.spec.layout));
+            .insert(0, changelog::encode_layout(&ctx.engine.spec.layout));
         batch.obsolete = std::mem::take(&mut pos.obsolete);
         batch
     };

@@ -9,7 +9,7 @@ use crate::state::StateRegistry;
 use crate::task::TaskCtx;
 use crate::tasks::{Offer, Tasks};
 use crate::KafkaError;
-use pulse_engine::EngineSpec;
+use pulse_engine::Engine;
 use pulse_events::{Limits, TopicRole};
 use pulse_telemetry::{Health, Metrics};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -115,7 +115,7 @@ async fn check_topology(
 pub async fn run_worker(
     kafka: &KafkaConfig,
     worker: &WorkerConfig,
-    spec: Arc<EngineSpec>,
+    engine: Arc<Engine>,
     deps: WorkerDeps,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), KafkaError> {
@@ -169,7 +169,7 @@ pub async fn run_worker(
         })?;
     tracing::info!(brokers = %kafka.brokers, group = %kafka.group_id, topics = %inputs.join(","), "Worker started.");
 
-    let earliest_event_time = spec.earliest_event_time;
+    let earliest_event_time = engine.spec.earliest_event_time;
     let ctx = Arc::new(TaskCtx {
         consumer: consumer.clone(),
         fetch_ops: Mutex::new(()),
@@ -188,7 +188,7 @@ pub async fn run_worker(
             stop: stop.clone(),
         },
         topics: kafka.topics.clone(),
-        spec,
+        engine,
         limits: Limits {
             max_payload_bytes: worker.max_payload.0 as usize,
             earliest_event_time,
@@ -210,7 +210,7 @@ pub async fn run_worker(
         partitioner: kafka.partitioner.clone(),
     });
 
-    crate::gauges::zero_labels(&deps.metrics, &ctx.spec);
+    crate::gauges::zero_labels(&deps.metrics, &ctx.engine.spec);
     tasks.set_ctx(ctx.clone());
     let mut gauges = tokio::time::interval(Duration::from_secs(1));
     let mut ticks = 0u64;
@@ -225,7 +225,7 @@ pub async fn run_worker(
                     break;
                 }
                 ticks += 1;
-                crate::gauges::refresh(&deps.metrics, &deps.state, &deps.health, &ctx.spec, ticks);
+                crate::gauges::refresh(&deps.metrics, &deps.state, &deps.health, &ctx.engine.spec, ticks);
             }
             received = consumer.recv() => {
                 let msg = match received {

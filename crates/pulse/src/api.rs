@@ -9,7 +9,7 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use pulse_engine::{funnel_summaries, EngineSpec, Period};
+use pulse_engine::{funnel_summaries, Engine, Period};
 use pulse_events::time::{format_rfc3339, DAY};
 use pulse_kafka::{partition_for, StateRegistry};
 use pulse_telemetry::{percent_encode, Health, Metrics};
@@ -24,7 +24,7 @@ const DEFAULT_LIMIT: usize = 100;
 #[derive(Debug, Clone)]
 pub struct ApiState {
     pub state: StateRegistry,
-    pub spec: Arc<EngineSpec>,
+    pub engine: Arc<Engine>,
     pub metrics: Metrics,
     pub health: Health,
     /// The producers' partitioner (`kafka.partitioner`), to say where a customer lives.
@@ -136,7 +136,7 @@ async fn customer(State(s): State<ApiState>, Segment(id): Segment) -> Response {
                 "error": format!(
                     "customer {id:?} was evicted: no event for engine.evict_after ({}); a new \
                      event starts them over",
-                    humantime::format_duration(s.spec.evict_after())
+                    humantime::format_duration(s.engine.spec.evict_after())
                 ),
                 "evicted": true,
             });
@@ -181,7 +181,7 @@ async fn customer(State(s): State<ApiState>, Segment(id): Segment) -> Response {
 async fn segments(State(s): State<ApiState>) -> Response {
     let tally = s.state.tally();
     let list: Vec<Value> = s
-        .spec
+        .engine
         .segments()
         .iter()
         .enumerate()
@@ -200,7 +200,7 @@ async fn segments(State(s): State<ApiState>) -> Response {
 }
 
 async fn members(State(s): State<ApiState>, Segment(name): Segment, Params(q): Params) -> Response {
-    let Some(index) = s.spec.segment_names().position(|n| n == name) else {
+    let Some(index) = s.engine.spec.segment_names().position(|n| n == name) else {
         return error(StatusCode::NOT_FOUND, format!("no segment {name:?}"));
     };
     let limit = match q.get("limit").map(|l| l.parse::<usize>()) {
@@ -239,7 +239,7 @@ async fn funnels(State(s): State<ApiState>) -> Response {
     };
     if list.is_empty() {
         // No partition held yet: the configured funnels with nothing counted.
-        list = funnel_summaries(&s.spec, std::iter::empty());
+        list = funnel_summaries(&s.engine.spec, std::iter::empty());
     }
     Json(json!({ "funnels": list })).into_response()
 }

@@ -46,7 +46,7 @@ pub struct Running {
 impl Running {
     /// Starts everything `config` describes.
     pub async fn start(mut config: Config) -> Result<Self, RunError> {
-        let spec = Arc::new(config.engine_spec()?);
+        let engine = Arc::new(config.compile_engine()?);
         let (stop, stop_rx) = watch::channel(false);
         let metrics = Metrics::new();
         let health = Health::default();
@@ -67,7 +67,7 @@ impl Running {
         let mut http_stop = stop_rx.clone();
         let api = crate::api::routes(crate::api::ApiState {
             state: state.clone(),
-            spec: spec.clone(),
+            engine: engine.clone(),
             metrics: metrics.clone(),
             health: health.clone(),
             partitioner: config.kafka.partitioner.clone(),
@@ -98,10 +98,9 @@ impl Running {
         };
         let (kafka, worker_cfg) = (config.kafka.clone(), config.worker.clone());
         let worker_stop = stop_rx.clone();
-        let worker =
-            tokio::spawn(
-                async move { run_worker(&kafka, &worker_cfg, spec, deps, worker_stop).await },
-            );
+        let worker = tokio::spawn(async move {
+            run_worker(&kafka, &worker_cfg, engine, deps, worker_stop).await
+        });
 
         let (traffic, summary) = if embedded.is_some() {
             (

@@ -2,7 +2,7 @@
 //! environment variables. Unknown keys and bad values are errors that name the key.
 
 pub use crate::http::HttpConfig;
-use pulse_engine::{EngineConfig, EngineSpec};
+use pulse_engine::{Engine, EngineConfig};
 use pulse_kafka::{KafkaConfig, WorkerConfig};
 use pulse_telemetry::LogFormat;
 use serde::{Deserialize, Serialize};
@@ -132,7 +132,7 @@ impl Config {
 
     /// Checks beyond types: every semantic problem at once.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let mut problems: Vec<String> = match EngineSpec::compile(&self.engine) {
+        let mut problems: Vec<String> = match Engine::compile(&self.engine) {
             Ok(_) => Vec::new(),
             Err(errs) => errs.iter().map(ToString::to_string).collect(),
         };
@@ -216,9 +216,9 @@ impl Config {
         }
     }
 
-    /// The compiled engine configuration (valid after `load`).
-    pub fn engine_spec(&self) -> Result<EngineSpec, ConfigError> {
-        EngineSpec::compile(&self.engine).map_err(|errs| ConfigError {
+    /// The compiled engine configuration and segment rules (valid after `load`).
+    pub fn compile_engine(&self) -> Result<Engine, ConfigError> {
+        Engine::compile(&self.engine).map_err(|errs| ConfigError {
             problems: errs.iter().map(ToString::to_string).collect(),
         })
     }

@@ -141,7 +141,7 @@ pub fn summary_of_profiles<'a>(
     for p in profiles {
         let st = &p.purchases;
         s.transactions += st.orders as usize;
-        let rft = pulse_engine::clv::ClvSpec::rft(st, until);
+        let rft = st.rft(until);
         if rft.x > 0.0 && st.revenue_cents > 0 {
             s.spend.push((
                 rft.x,

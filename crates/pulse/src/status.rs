@@ -181,7 +181,7 @@ fn render(
     // Segments.
     let most = tally.segments.iter().copied().max().unwrap_or(0).max(1);
     h.push_str("<h2>Segments</h2><table id=\"segments\"><tr><th>segment</th><th>members</th><th></th></tr>");
-    for (name, n) in s.spec.segment_names().zip(&tally.segments) {
+    for (name, n) in s.engine.spec.segment_names().zip(&tally.segments) {
         let _ = write!(
             h,
             "<tr><td>{}</td><td>{n}</td><td>{}</td></tr>",

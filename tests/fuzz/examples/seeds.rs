@@ -2,7 +2,7 @@
 //! in `tests/fuzz`. The corpora grown from them by fuzzing are checked in beside them.
 
 use pulse_events::Encoding;
-use pulse_fuzz::{frame_changelog, generated_partition, SPEC, TOKEN};
+use pulse_fuzz::{frame_changelog, generated_partition, ENGINE, TOKEN};
 use pulse_kafka::{encode_checkpoint, encode_layout, encode_profile, BatchTag, Checkpoint};
 use std::path::Path;
 
@@ -31,11 +31,11 @@ fn main() {
         generation: 1,
         batch: 1,
         offsets: [120, 60, 20, -1],
-        layout: SPEC.layout.id(),
+        layout: ENGINE.spec.layout.id(),
         ..BatchTag::default()
     };
     let mut log = vec![0u8];
-    let (k, v) = encode_layout(&SPEC.layout);
+    let (k, v) = encode_layout(&ENGINE.spec.layout);
     frame_changelog(&k, Some(&v), &mut log);
     let mut first = None;
     partition.drain_changes(|customer, profile| {

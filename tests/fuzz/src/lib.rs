@@ -4,16 +4,16 @@
 //! A target fails on a panic, an arithmetic overflow or a debug assertion anywhere below it,
 //! and on a state that does not read back from the changelog records it writes.
 
-use pulse_engine::{report, EngineSpec, Partition, Source};
+use pulse_engine::{report, Engine, Partition, Source};
 use pulse_events::{decode, peek, Encoding, Limits, TopicRole};
 use pulse_kafka::{encode_checkpoint, encode_layout, encode_profile, BatchTag, Checkpoint};
 use pulse_kafka::{Contents, KafkaError, Restorer};
 use std::sync::{Arc, LazyLock};
 
 /// The engine compiled from `config/default.toml`, every analytic on.
-pub static SPEC: LazyLock<Arc<EngineSpec>> = LazyLock::new(|| {
+pub static ENGINE: LazyLock<Arc<Engine>> = LazyLock::new(|| {
     let config = pulse::Config::embedded_default();
-    Arc::new(EngineSpec::compile(&config.engine).expect("the shipped configuration compiles"))
+    Arc::new(Engine::compile(&config.engine).expect("the shipped configuration compiles"))
 });
 
 /// Input records per fuzz input: enough for sessions, funnels and segments to develop, few
@@ -65,7 +65,7 @@ const ROLES: [TopicRole; 3] = [
 /// output, reads a few profiles as the query API does, and checks that the changelog records of
 /// the state restore it equal.
 pub fn apply_input(data: &[u8], encoding: Encoding) {
-    let mut partition = Partition::new(SPEC.clone());
+    let mut partition = Partition::new(ENGINE.clone());
     let mut outputs = Vec::new();
     let now = apply_framed(&mut partition, data, encoding, MAX_RECORDS, &mut outputs);
     for output in &outputs {
@@ -123,7 +123,7 @@ pub fn read_profiles(partition: &Partition, now: i64, n: usize) {
 /// Writes the partition's changed profiles and a checkpoint as changelog records, restores
 /// them, and compares.
 fn round_trip(partition: &mut Partition) {
-    let spec = SPEC.clone();
+    let spec = &ENGINE.spec;
     let tag = BatchTag {
         generation: 1,
         batch: 1,
@@ -147,7 +147,7 @@ fn round_trip(partition: &mut Partition) {
             .expect("a record just written reads back");
     }
     let contents = restorer
-        .finish(Some(&spec))
+        .finish(Some(spec))
         .expect("a log just written restores");
     assert_eq!(contents.profiles.len(), partition.customers());
     for (customer, profile) in partition.profiles() {
@@ -196,14 +196,14 @@ pub fn restore(data: &[u8]) {
             Err(e) => panic!("a changelog record fails other than as undecodable: {e}"),
         }
     }
-    let contents: Contents = match restorer.finish(Some(&SPEC)) {
+    let contents: Contents = match restorer.finish(Some(&ENGINE.spec)) {
         Ok(c) => c,
         Err(KafkaError::Changelog { .. }) => return,
         Err(e) => panic!("a restore fails other than as undecodable: {e}"),
     };
     let c = &contents.checkpoint;
     let mut partition = Partition::restore(
-        SPEC.clone(),
+        ENGINE.clone(),
         contents.profiles.clone(),
         c.frontiers,
         c.population(),
@@ -229,7 +229,7 @@ pub fn generated_partition(encoding: Encoding) -> (Partition, Vec<Vec<u8>>) {
         frame_input(record.topic, &record.value, &mut frame);
         framed.push(frame);
     }
-    let mut partition = Partition::new(SPEC.clone());
+    let mut partition = Partition::new(ENGINE.clone());
     apply_framed(
         &mut partition,
         &framed.concat(),
@@ -264,7 +264,7 @@ impl Api {
         health.set_ready(true);
         let api = pulse::api::routes(pulse::api::ApiState {
             state: pulse_kafka::StateRegistry::serving(1, [(0, partition)]),
-            spec: SPEC.clone(),
+            engine: ENGINE.clone(),
             metrics: metrics.clone(),
             health: health.clone(),
             partitioner: config.kafka.partitioner.clone(),

@@ -15,7 +15,7 @@ pub use reader::{latest_owner, read_all, read_changelog};
 pub use restorer::{Contents, ProfileMap, Restorer};
 
 use crate::KafkaError;
-use pulse_engine::{EngineSpec, Partition};
+use pulse_engine::{Engine, Partition};
 use rdkafka::config::ClientConfig;
 use std::sync::Arc;
 use std::time::Instant;
@@ -35,7 +35,7 @@ pub(crate) fn restore(
     client: &ClientConfig,
     topic: &str,
     partition: i32,
-    spec: Arc<EngineSpec>,
+    engine: Arc<Engine>,
     drop_undecodable: bool,
 ) -> Result<Restored, KafkaError> {
     let started = Instant::now();
@@ -44,10 +44,10 @@ pub(crate) fn restore(
         restorer = restorer.dropping_undecodable();
     }
     reader::feed(client, topic, &mut restorer)?;
-    let mut contents = restorer.finish(Some(&spec))?;
+    let mut contents = restorer.finish(Some(&engine.spec))?;
     let profiles = std::mem::take(&mut contents.profiles);
     let c = &contents.checkpoint;
-    let mut partition = Partition::restore(spec, profiles, c.frontiers, c.population());
+    let mut partition = Partition::restore(engine, profiles, c.frontiers, c.population());
     partition.restore_forwarded(
         c.forwarded
             .iter()

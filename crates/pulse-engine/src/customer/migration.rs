@@ -10,8 +10,8 @@
 //! - a funnel whose number of steps changed starts over: its attempts are dropped, since a step
 //!   index no longer means the same step.
 
-use crate::layout::Layout;
-use crate::profile::Profile;
+use crate::customer::profile::Profile;
+use crate::spec::layout::Layout;
 use crate::spec::EngineSpec;
 
 fn names(v: &[String]) -> Vec<&str> {

@@ -7,8 +7,8 @@
 //! if each operation is one CEL defines for its operand types, and it then agrees with the
 //! interpreter (a property test compares the two on random profiles).
 
-use crate::fields::{Field, FieldValue};
-use crate::insight::View;
+use crate::read::fields::{Field, FieldValue};
+use crate::read::view::View;
 use cel::common::ast::{operators as op, Expr, IdedExpr, LiteralValue};
 use std::cmp::Ordering;
 

@@ -1,105 +1,19 @@
 //! Turning a changed profile into churn-risk and segment outputs.
 //!
-//! [`View`] is a customer at one instant with the population's cut-points; its costly figures
-//! (lifetime value) are computed only if something reads them. [`evaluate`] runs after every
-//! applied event, on the customer's recheck timer, and on an RFM refresh, each time with the
-//! sources that fired, so only churn and the rules that can have changed are looked at. It
-//! returns when the customer next needs a time-driven recheck.
+//! [`evaluate`] runs after every applied event, on the customer's recheck timer, and on an RFM
+//! refresh, each time with the sources that fired, so only churn and the rules that can have
+//! changed are looked at. It returns when the customer next needs a time-driven recheck.
 
-use crate::churn::{Drivers, Level};
-use crate::clv::ClvValues;
-use crate::fields::source::{self, ACTIVITY, NEW_DAY, PURCHASE, SURVEY, TIME};
-use crate::funnel::FunnelAttempt;
+use crate::customer::profile::{Profile, RecordChange};
+use crate::models::churn::Level;
+use crate::models::rfm::Rfm;
 use crate::population::Population;
-use crate::profile::{Profile, RecordChange};
-use crate::rfm::Rfm;
+use crate::read::fields::source::{self, ACTIVITY, NEW_DAY, PURCHASE, SURVEY, TIME};
+use crate::read::view::View;
+use crate::rules::cel::Segments;
 use crate::spec::EngineSpec;
-use crate::survey::NpsCategory;
-use crate::Millis;
-use pulse_events::time::{day_of, DAY};
+use pulse_events::time::{Millis, DAY};
 use pulse_events::{Cause, Driver, OutputData, OutputEvent, OutputKind};
-use std::sync::OnceLock;
-
-/// A customer at one instant, as rules and churn read them.
-#[derive(Debug)]
-pub struct View<'a> {
-    pub spec: &'a EngineSpec,
-    pub population: &'a Population,
-    pub profile: &'a Profile,
-    pub now: Millis,
-    clv: OnceLock<ClvValues>,
-}
-
-impl<'a> View<'a> {
-    pub fn new(
-        spec: &'a EngineSpec,
-        population: &'a Population,
-        profile: &'a Profile,
-        now: Millis,
-    ) -> Self {
-        Self {
-            spec,
-            population,
-            profile,
-            now,
-            clv: OnceLock::new(),
-        }
-    }
-
-    pub fn today(&self) -> i64 {
-        day_of(self.now)
-    }
-
-    pub fn rfm(&self) -> Option<Rfm> {
-        if self.profile.purchases.days == 0 {
-            return None;
-        }
-        let values = self
-            .profile
-            .purchases
-            .rfm_values(self.now, self.spec.rfm_lookback_days);
-        self.population.rfm.score(values)
-    }
-
-    pub fn p_alive(&self) -> f64 {
-        self.spec.clv.p_alive(&self.profile.purchases, self.now)
-    }
-
-    pub fn clv(&self) -> &ClvValues {
-        self.clv
-            .get_or_init(|| self.spec.clv.values(&self.profile.purchases, self.now))
-    }
-
-    pub fn funnel(&self, funnel: usize) -> Option<&FunnelAttempt> {
-        self.profile
-            .funnels
-            .iter()
-            .find(|a| usize::from(a.funnel) == funnel)
-    }
-
-    /// The churn drivers at this instant.
-    pub fn churn_drivers(&self) -> Drivers {
-        let p = self.profile;
-        let c = &self.spec.churn;
-        let today = self.today();
-        let first_day = day_of(p.first_seen);
-        let inactive_days = (today - day_of(p.last_seen)).max(0) as f64;
-        let inactivity = p
-            .activity
-            .cadence_days(first_day)
-            .map(|cadence| (inactive_days / (cadence.max(1.0) * c.inactivity_saturation)).min(1.0));
-        let detractor = p.surveys.nps.is_some_and(|a| {
-            NpsCategory::of(a.score) == NpsCategory::Detractor
-                && self.now - a.at <= c.detractor_window
-        });
-        Drivers {
-            p_dead: (p.purchases.days > 0).then(|| 1.0 - self.p_alive()),
-            engagement_drop: p.activity.drop(today),
-            inactivity,
-            detractor: if detractor { 1.0 } else { 0.0 },
-        }
-    }
-}
 
 /// Everything `evaluate` needs to know about why it runs.
 #[allow(missing_debug_implementations)]
@@ -118,6 +32,7 @@ const CHURN_INPUTS: u16 = NEW_DAY | PURCHASE | SURVEY | TIME;
 /// none).
 pub(crate) fn evaluate(
     spec: &EngineSpec,
+    rules: &Segments,
     population: &Population,
     customer: &str,
     profile: &mut Profile,
@@ -181,21 +96,27 @@ pub(crate) fn evaluate(
         let view = View::new(spec, population, profile, t.now);
         profile.derived.rfm = view.rfm().map_or(0, Rfm::code);
     }
-    let holds_due = segments(spec, population, customer, profile, sources, t, out);
+    let t = &Trigger {
+        sources,
+        now: t.now,
+        cause: t.cause,
+    };
+    let holds_due = segments(spec, rules, population, customer, profile, t, out);
     next_recheck(spec, profile, t.now, holds_due)
 }
 
-/// Applies segment rules; returns the earliest time a min_dwell or cooldown hold ends.
+/// Applies the segment rules `t.sources` can have changed; returns the earliest time a
+/// min_dwell or cooldown hold ends.
 fn segments(
     spec: &EngineSpec,
+    rules: &Segments,
     population: &Population,
     customer: &str,
     profile: &mut Profile,
-    sources: u16,
     t: &Trigger<'_>,
     out: &mut Vec<OutputEvent>,
 ) -> Option<Millis> {
-    let rules = &spec.segments;
+    let sources = t.sources;
     let mut want = profile.derived.segments;
     let mut evaluated = 0u64;
     {

@@ -1,8 +1,8 @@
 //! Churn risk: a score in [0, 1] from four drivers, levels with hysteresis, and the drivers'
 //! contributions for the output event.
 
-use crate::analytics_config::ChurnConfig;
-use crate::Millis;
+use crate::config::analytics::ChurnConfig;
+use pulse_events::time::Millis;
 use serde::{Deserialize, Serialize};
 
 /// Churn risk levels, ordered.

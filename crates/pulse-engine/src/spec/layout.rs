@@ -3,7 +3,7 @@
 //! `i` of a bucket counts metric `i`, an attempt names its funnel by index, bit `i` of the
 //! memberships is segment `i`. That keeps it small and quick to update, and it means a stored
 //! profile only makes sense under the configuration that wrote it. The layout names those
-//! positions; the changelog stores it beside the profiles, and [`crate::migration`] carries a
+//! positions; the changelog stores it beside the profiles, and [`crate::customer::migration`] carries a
 //! profile written under one layout to another.
 
 use serde::{Deserialize, Serialize};

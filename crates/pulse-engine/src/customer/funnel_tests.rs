@@ -1,7 +1,7 @@
 //! Funnel semantics, table-driven: each case feeds one customer's events and lists the
 //! outputs expected, in order.
 
-use crate::config::StepConfig;
+use crate::config::engine::StepConfig;
 use crate::test_support::*;
 use std::time::Duration;
 

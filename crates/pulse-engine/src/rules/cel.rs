@@ -3,20 +3,21 @@
 //! Compiling checks every field a rule names against [`Field`] and dry-runs the rule on an
 //! empty profile, so a typo or a type error is a config error naming the rule, the line and
 //! the column rather than a rule that silently never matches. Each rule records which sources
-//! ([`crate::fields::source`]) can change its fields; the engine evaluates it only when one of
+//! ([`crate::read::fields::source`]) can change its fields; the engine evaluates it only when one of
 //! them fired.
 
-use crate::analytics_config::SegmentConfig;
-use crate::fields::{source, Field, FieldValue};
-use crate::insight::View;
-use crate::rule::{self, Node};
+use crate::config::analytics::SegmentConfig;
+use crate::config::engine::ms;
+use crate::read::fields::{source, Field, FieldValue};
+use crate::read::view::View;
+use crate::rules::fast::{self, Node};
 use crate::spec::{EngineSpec, SpecError};
-use crate::Millis;
 use cel::common::ast::{EntryExpr, Expr, IdedExpr};
 use cel::common::types::{CelBool, CelDouble, CelInt, CelString};
 use cel::common::value::CowVal;
 use cel::context::VariableResolver;
 use cel::{Context, Env, Program, Value};
+use pulse_events::time::Millis;
 use std::sync::Arc;
 
 /// Most rules a configuration may hold: membership is a 64-bit set per customer.
@@ -52,10 +53,6 @@ impl std::fmt::Debug for Segments {
             .field("rules", &self.rules)
             .finish()
     }
-}
-
-fn ms(d: std::time::Duration) -> Millis {
-    Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)
 }
 
 /// Line and column (1-based) of a byte offset.
@@ -201,13 +198,13 @@ impl Segments {
             }
             // An empty profile: the compiled form reads field types off it, and a rule that
             // fails on it (comparing a string with a number, say) would fail on every profile.
-            let empty = crate::Profile::default();
+            let empty = crate::customer::profile::Profile::default();
             let pop = crate::population::Population::default();
             let view = View::new(spec, &pop, &empty, 0);
             let resolve = |name: &str| fields.iter().find(|(n, _)| n == name).map(|(_, f)| *f);
-            let fast = rule::compile(
+            let fast = fast::compile(
                 program.expression(),
-                &rule::Fields {
+                &fast::Fields {
                     resolve: &resolve,
                     sample: &view,
                 },

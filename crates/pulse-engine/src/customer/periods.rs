@@ -3,8 +3,7 @@
 //! counts are a sum over profiles, rebuilt exactly on restore, and the same whatever order the
 //! customer's events arrived in.
 
-use crate::Millis;
-use pulse_events::time::{civil_from_days, day_of};
+use pulse_events::time::{civil_from_days, day_of, Millis};
 use serde::{Deserialize, Serialize};
 
 /// Cohort period granularity.

@@ -6,8 +6,8 @@
 //! versioned and kept in the partition's checkpoint, so a restored partition scores exactly as
 //! the one it replaces. The map is written out in docs/semantics.md.
 
-use crate::Millis;
 use hdrhistogram::Histogram;
+use pulse_events::time::Millis;
 use serde::{Deserialize, Serialize};
 
 /// The 11 RFM segments.

@@ -1,12 +1,19 @@
 //! The engine's section of the configuration, as written by operators. [`crate::EngineSpec`]
 //! is its validated, compiled form.
 
-use crate::analytics_config::{
+use crate::config::analytics::{
     default_time_horizon, ChurnConfig, ClvConfig, RfmConfig, SegmentConfig, SurveyConfig,
 };
+use pulse_events::time::Millis;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+/// A configured duration in milliseconds, saturating: the unit every compiled section
+/// (the spec, funnels, segment rules) keeps time in.
+pub(crate) fn ms(d: Duration) -> Millis {
+    Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)
+}
 
 /// A duration written the human way (`90s`, `30m`, `7d`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

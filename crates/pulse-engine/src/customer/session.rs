@@ -9,7 +9,7 @@
 //! lateness plus the gap of the customer's newest event. Older ones are final; an event older
 //! than that is late for its partition anyway.
 
-use crate::Millis;
+use pulse_events::time::Millis;
 use serde::{Deserialize, Serialize};
 
 /// At most this many sessions are kept open to late events per customer, however many the

@@ -1,8 +1,7 @@
 //! NPS and CSAT: each customer's last answer, and the population's rolling scores over those
 //! latest answers, kept in daily buckets per partition (the query API adds partitions up).
 
-use crate::Millis;
-use pulse_events::time::day_of;
+use pulse_events::time::{day_of, Millis};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

@@ -9,8 +9,7 @@
 //! that straddles it (5 min for windows up to 1 h, 1 h up to 24 h, 1 day beyond).
 
 use crate::spec::EngineSpec;
-use crate::Millis;
-use pulse_events::time::{DAY, HOUR, MINUTE, MIN_EVENT_TIME};
+use pulse_events::time::{Millis, DAY, HOUR, MINUTE, MIN_EVENT_TIME};
 use serde::{Deserialize, Serialize};
 
 /// Bucket granularity by tier, and the age (behind the customer's newest event) from which a
@@ -233,7 +232,7 @@ impl Windows {
 mod tests {
     use super::*;
     fn spec() -> EngineSpec {
-        EngineSpec::compile(&crate::test_support::config(vec![])).expect("valid test config")
+        EngineSpec::compile(&crate::test_support::build::config(vec![])).expect("valid test config")
     }
 
     const T0: Millis = 1_767_225_600_000; // 2026-01-01T00:00:00Z, on every bucket boundary

@@ -1,72 +1,18 @@
-//! Builders shared by the engine's unit tests.
+//! Driving a partition in the engine's unit tests: one built from a test configuration, events
+//! by customer, type and time, fed in order, and their outputs rendered compactly.
 
-use crate::config::{EngineConfig, FunnelConfig, HumanDuration, StepConfig, WindowConfig};
-use crate::partition::{Partition, Source};
-use crate::spec::EngineSpec;
-use crate::Millis;
+use super::build::config;
+use crate::config::engine::FunnelConfig;
+use crate::engine::Engine;
+use crate::input::Source;
+use crate::partition::Partition;
+use pulse_events::time::Millis;
 use pulse_events::{EventBody, InputEvent, OutputData, OutputEvent};
 use std::sync::Arc;
-use std::time::Duration;
-
-pub const T0: Millis = 1_767_225_600_000; // 2026-01-01T00:00:00Z
-pub const MIN: Millis = 60_000;
-pub const HOUR: Millis = 60 * MIN;
-pub const DAY: Millis = 24 * HOUR;
-
-pub fn step(event: &str) -> StepConfig {
-    StepConfig {
-        event: event.into(),
-        name: None,
-        optional: false,
-        within: None,
-    }
-}
-
-pub fn funnel(name: &str, window: Duration, steps: Vec<StepConfig>) -> FunnelConfig {
-    FunnelConfig {
-        name: name.into(),
-        version: 1,
-        window,
-        steps,
-        exclude: vec![],
-        renamed_from: None,
-    }
-}
-
-pub fn config(funnels: Vec<FunnelConfig>) -> EngineConfig {
-    let d = |s: u64| HumanDuration(Duration::from_secs(s));
-    EngineConfig {
-        allowed_lateness: Duration::from_secs(600),
-        max_future_skew: Duration::from_secs(86_400),
-        earliest_event_time: "2000-01-01T00:00:00Z".into(),
-        session_gap: Duration::from_secs(1800),
-        windows: WindowConfig {
-            durations: vec![
-                d(3600),
-                d(86_400),
-                d(7 * 86_400),
-                d(30 * 86_400),
-                d(90 * 86_400),
-            ],
-            event_types: vec!["page_view".into(), "feature_used".into()],
-            renamed_from: Default::default(),
-        },
-        funnels,
-        time_horizon: Duration::from_secs(400 * 86_400),
-        max_recheck_gap: Duration::from_secs(7 * 86_400),
-        evict_after: Duration::ZERO,
-        cohort_retention: Duration::ZERO,
-        clv: Default::default(),
-        rfm: Default::default(),
-        churn: Default::default(),
-        surveys: Default::default(),
-        segments: vec![],
-    }
-}
 
 pub fn partition(funnels: Vec<FunnelConfig>) -> Partition {
     Partition::new(Arc::new(
-        EngineSpec::compile(&config(funnels)).expect("valid test config"),
+        Engine::compile(&config(funnels)).expect("valid test config"),
     ))
 }
 

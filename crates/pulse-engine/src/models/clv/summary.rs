@@ -4,9 +4,9 @@
 //! spend the mean of their repeat purchase days. [`Clock::Exact`] keeps every transaction and
 //! fractional days instead, which is what the continuous-time models assume.
 
-use super::{BgNbd, GammaGamma, Rft};
-use crate::Millis;
-use pulse_events::time::{day_of, DAY};
+use super::bgnbd::{BgNbd, Rft};
+use super::gamma_gamma::GammaGamma;
+use pulse_events::time::{day_of, Millis, DAY};
 use std::collections::HashMap;
 
 /// How transaction times are counted.

@@ -1,12 +1,13 @@
 //! Profiles carried across configuration changes: by name, whatever moved.
 
 use super::*;
-use crate::analytics_config::SegmentConfig;
-use crate::config::EngineConfig;
+use crate::config::analytics::SegmentConfig;
+use crate::config::engine::EngineConfig;
+use crate::engine::Engine;
 use crate::partition::Partition;
 use crate::population::Population;
 use crate::test_support::*;
-use crate::Millis;
+use pulse_events::time::Millis;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -79,6 +80,10 @@ fn spec(cfg: &EngineConfig) -> Arc<EngineSpec> {
     Arc::new(EngineSpec::compile(cfg).expect("valid"))
 }
 
+fn engine(cfg: &EngineConfig) -> Arc<Engine> {
+    Arc::new(Engine::compile(cfg).expect("valid"))
+}
+
 const EVENTS: [(&str, &str, Millis); 6] = [
     ("a", "signup", T0),
     ("a", "page_view", T0 + MIN),
@@ -101,11 +106,10 @@ fn members(spec: &EngineSpec, p: &Profile) -> Vec<String> {
 
 /// A customer's profile under the first configuration, and the partition that made it.
 fn stored() -> (Arc<EngineSpec>, Profile) {
-    let old = spec(&before());
-    let mut p = Partition::new(old.clone());
+    let mut p = Partition::new(engine(&before()));
     feed(&mut p, &EVENTS);
     let profile = p.profile("a").expect("a").clone();
-    (old, profile)
+    (spec(&before()), profile)
 }
 
 #[test]
@@ -148,7 +152,7 @@ fn a_restored_partition_goes_on_without_a_panic_or_an_unexplained_output() {
     Migration::between(&old.layout, &new).apply(&mut profile);
     let frontiers = [Some(T0 + 5 * MIN); crate::INPUTS];
     let mut p = Partition::restore(
-        new.clone(),
+        engine(&after()),
         [("a".to_owned(), profile)],
         frontiers,
         Population::default(),

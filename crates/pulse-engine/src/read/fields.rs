@@ -2,11 +2,10 @@
 //! `counts.page_view_7d`, …), what changes each of them, and their values for one customer at
 //! one instant. docs/segments.md lists them.
 
-use crate::insight::View;
+use crate::customer::survey::{csat_satisfied, NpsCategory};
+use crate::read::view::View;
 use crate::spec::EngineSpec;
-use crate::survey::{csat_satisfied, NpsCategory};
-use crate::Millis;
-use pulse_events::time::DAY;
+use pulse_events::time::{Millis, DAY};
 
 /// What can change a field: a rule is re-evaluated only when one of its fields' sources fired.
 pub mod source {
@@ -265,7 +264,9 @@ impl Field {
             Field::ClvRecency => Int(p.purchases.recency_days()),
             Field::ClvAge => Int(p.purchases.age_days(v.now)),
             Field::ChurnScore => Float(f64::from(p.derived.churn_score)),
-            Field::ChurnLevel => Str(crate::churn::Level::from_u8(p.derived.churn_level).as_str()),
+            Field::ChurnLevel => {
+                Str(crate::models::churn::Level::from_u8(p.derived.churn_level).as_str())
+            }
             Field::NpsScore => Int(p.surveys.nps.map_or(-1, |a| i64::from(a.score))),
             Field::NpsCategory => Str(p
                 .surveys

@@ -1,16 +1,17 @@
 //! The per-customer profile and how one event updates its counters, windows, sessions and
-//! purchase statistics. Funnels live in `funnel.rs`; outputs are assembled by the partition.
+//! purchase statistics. The profile holds its funnel attempts, but an event moves them in
+//! [`crate::customer::funnel`]; outputs are assembled by the partition.
 
-use crate::engagement::Activity;
-use crate::funnel::FunnelAttempt;
-use crate::periods::{ActivePeriods, Opened};
-use crate::rfm::RfmValues;
-use crate::session::{Mark, Session};
+use crate::customer::engagement::Activity;
+use crate::customer::funnel::FunnelAttempt;
+use crate::customer::periods::{ActivePeriods, Opened};
+use crate::customer::session::{Mark, Session};
+use crate::customer::survey::Surveys;
+use crate::customer::window::Windows;
+use crate::models::clv::Rft;
+use crate::models::rfm::RfmValues;
 use crate::spec::{EngineSpec, BUILTIN_METRICS, M_EVENTS, M_ORDERS, M_REVENUE, M_SESSIONS};
-use crate::survey::Surveys;
-use crate::window::Windows;
-use crate::Millis;
-use pulse_events::time::day_of;
+use pulse_events::time::{day_of, Millis};
 use pulse_events::{EventBody, InputEvent, ProfileExcerpt, SurveyKind};
 use serde::{Deserialize, Serialize};
 
@@ -65,6 +66,16 @@ impl PurchaseStats {
             0
         } else {
             (day_of(t) - self.first_day).max(self.recency_days())
+        }
+    }
+
+    /// The customer as BG/NBD sees them at `now`, in days. A customer without purchases is
+    /// one just acquired.
+    pub fn rft(&self, now: Millis) -> Rft {
+        Rft {
+            x: f64::from(self.frequency()),
+            t_x: self.recency_days() as f64,
+            t: self.age_days(now) as f64,
         }
     }
 
@@ -251,7 +262,7 @@ impl Profile {
                 change.new_feature = self.activity.use_feature(feature);
             }
             EventBody::SurveyResponse { survey, score, .. } => {
-                let score = crate::survey::stored_score(*score);
+                let score = crate::customer::survey::stored_score(*score);
                 match survey {
                     SurveyKind::Nps => Surveys::record(&mut self.surveys.nps, score, ts),
                     SurveyKind::Csat => Surveys::record(&mut self.surveys.csat, score, ts),
@@ -290,17 +301,44 @@ impl Profile {
             frequency: self.purchases.frequency(),
             rfm_segment: (self.derived.rfm > 0).then(|| {
                 let d = |i: u16| (self.derived.rfm / i % 10) as u8;
-                let code = crate::rfm::Rfm {
+                let code = crate::models::rfm::Rfm {
                     r: d(100),
                     f: d(10),
                     m: d(1),
                 };
                 code.segment().as_str().into()
             }),
-            churn_level: crate::churn::Level::from_u8(self.derived.churn_level)
+            churn_level: crate::models::churn::Level::from_u8(self.derived.churn_level)
                 .as_str()
                 .into(),
             p_alive: f64::from(self.derived.p_alive),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::analytics::ClvConfig;
+    use crate::models::clv::ClvSpec;
+
+    #[test]
+    fn predicted_clv_discounts_expected_purchases() {
+        let spec = ClvSpec::new(&ClvConfig::default());
+        let mut stats = PurchaseStats::default();
+        let day = 86_400_000;
+        for d in [0, 10, 20, 30] {
+            stats.record_purchase(1_767_225_600_000 + d * day, 5_000);
+        }
+        let now = 1_767_225_600_000 + 31 * day;
+        let v = spec.values(&stats.rft(now), stats.orders, stats.revenue_cents);
+        assert!(v.p_alive > 0.5 && v.p_alive <= 1.0);
+        assert!(v.predicted > 0.0 && v.predicted < v.expected_purchases * v.expected_spend);
+        let undiscounted = ClvSpec {
+            monthly_discount: 0.0,
+            ..spec.clone()
+        };
+        let u = undiscounted.values(&stats.rft(now), stats.orders, stats.revenue_cents);
+        assert!((u.predicted - u.expected_purchases * u.expected_spend).abs() < 1e-9);
     }
 }
