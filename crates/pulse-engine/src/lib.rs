@@ -16,7 +16,8 @@
 //! 2. `models/`: pure statistics (lifetime value, churn score, RFM). They take numbers, never
 //!    a profile, so they can be fitted and tested apart from the engine.
 //! 3. `spec.rs`: [`EngineSpec`], the configuration compiled to numbers (milliseconds, metric
-//!    indices, model parameters) and its [`Layout`]. No rules: they compile against it.
+//!    indices, model parameters, funnel steps) and its [`Layout`]. No rules: they compile
+//!    against it.
 //! 4. `customer/`: one customer's state and how an event changes it: session, engagement,
 //!    surveys, active periods, funnel attempts, windows, the [`Profile`] holding them all, and
 //!    the [`Migration`] of a stored profile to another layout.
@@ -32,10 +33,6 @@
 //! 10. `partition.rs`, `report.rs`: a partition's state and its hot path, and a customer's
 //!     analytics as the query API shows them.
 //!
-//! One import runs against the floors: `spec.rs` holds the compiled funnels, whose definition
-//! (`FunnelSpec`) lives in `customer/funnel.rs` with the rest of a funnel's logic. That file
-//! imports nothing of the crate but `config/`, so the spec reading it closes no loop.
-
 mod config;
 mod customer;
 mod engine;

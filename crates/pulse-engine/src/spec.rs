@@ -5,12 +5,13 @@
 //! windows and funnels), so they sit above it, in [`crate::engine::Engine`]. Everything a
 //! customer's state and the read model need is in the spec alone.
 
+pub mod funnel;
 pub mod layout;
 
 use crate::config::engine::{ms, EngineConfig};
-use crate::customer::funnel::FunnelSpec;
 use crate::models::churn::ChurnSpec;
 use crate::models::clv::ClvSpec;
+use funnel::FunnelSpec;
 use layout::{Layout, Renames};
 use pulse_events::time::{Millis, DAY};
 use std::fmt;

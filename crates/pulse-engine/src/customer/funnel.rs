@@ -1,6 +1,6 @@
-//! One funnel, all of it: its compiled definition ([`FunnelSpec`], from `[[engine.funnels]]`),
-//! a customer's attempt at it and how events and deadlines move that attempt, and the output
-//! events that come of it.
+//! A customer's attempt at a funnel, how events and deadlines move it, and the output events
+//! that come of it. The funnel's compiled definition ([`FunnelSpec`]) is on the spec's floor,
+//! with the other numbers the configuration compiles to.
 //!
 //! An attempt goes through sequential steps with other events allowed in between, within a
 //! conversion window that runs from the step-1 event that opened it (later step-1 events do
@@ -9,100 +9,10 @@
 //! The partition keeps the deadline timers (they are its index) and routes the outputs; this
 //! file never names a profile, so the profile can hold attempts without a loop between them.
 
-use crate::config::engine::{ms, FunnelConfig};
+use crate::spec::funnel::FunnelSpec;
 use pulse_events::time::Millis;
 use pulse_events::{AbandonReason, Cause, OutputData, OutputEvent, OutputKind, ProfileExcerpt};
 use serde::{Deserialize, Serialize};
-
-/// One compiled step.
-#[derive(Debug, Clone)]
-pub(crate) struct StepSpec {
-    pub event: String,
-    pub name: String,
-    pub optional: bool,
-    pub within: Option<Millis>,
-}
-
-/// One compiled funnel.
-#[derive(Debug, Clone)]
-pub(crate) struct FunnelSpec {
-    pub name: String,
-    pub version: u32,
-    pub window: Millis,
-    pub steps: Vec<StepSpec>,
-    pub exclude: Vec<String>,
-}
-
-impl FunnelSpec {
-    /// Compiles one `[[engine.funnels]]` entry, reporting each problem under `key` (the
-    /// entry's name in error messages); None if there was any.
-    pub(crate) fn compile(
-        f: &FunnelConfig,
-        key: &str,
-        err: &mut impl FnMut(String, &str),
-    ) -> Option<FunnelSpec> {
-        let mut ok = true;
-        let mut bad = |k: String, m: &str| {
-            ok = false;
-            err(k, m);
-        };
-        if f.name.is_empty() {
-            bad(format!("{key}.name"), "must not be empty");
-        }
-        if f.window.is_zero() {
-            bad(format!("{key}.window"), "must be greater than zero");
-        }
-        if f.steps.is_empty() {
-            bad(format!("{key}.steps"), "needs at least one step");
-        }
-        if f.steps.len() > 32 {
-            bad(format!("{key}.steps"), "at most 32 steps are supported");
-        }
-        let last = f.steps.len().saturating_sub(1);
-        for (j, s) in f.steps.iter().enumerate() {
-            if s.event.is_empty() {
-                bad(format!("{key}.steps[{j}].event"), "must not be empty");
-            }
-            if s.optional && (j == 0 || j == last) {
-                bad(
-                    format!("{key}.steps[{j}].optional"),
-                    "the first and last steps cannot be optional",
-                );
-            }
-            if j == 0 && s.within.is_some() {
-                bad(
-                    format!("{key}.steps[0].within"),
-                    "the first step opens the attempt and has no deadline",
-                );
-            }
-            if f.exclude.contains(&s.event) {
-                bad(
-                    format!("{key}.exclude"),
-                    "an exclusion event cannot also be a step",
-                );
-            }
-        }
-        if !ok {
-            return None;
-        }
-        Some(FunnelSpec {
-            name: f.name.clone(),
-            version: f.version,
-            window: ms(f.window),
-            steps: f
-                .steps
-                .iter()
-                .map(|s| StepSpec {
-                    event: s.event.clone(),
-                    name: s.name.clone().unwrap_or_else(|| s.event.clone()),
-                    optional: s.optional,
-                    within: s.within.map(ms),
-                })
-                .collect(),
-            exclude: f.exclude.clone(),
-        })
-    }
-}
 
 /// A customer's state in one funnel: the current (or last) attempt.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
