@@ -69,7 +69,7 @@ pub fn peek(bytes: &[u8], encoding: Encoding) -> Peeked<'_> {
         #[serde(borrow, default)]
         customer_id: Option<Cow<'a, str>>,
         #[serde(borrow, default)]
-        timestamp: Option<crate::wire::RawTimestamp<'a>>,
+        timestamp: Option<crate::time::RawTimestamp<'a>>,
     }
     let routing: Option<Routing<'_>> = match encoding {
         Encoding::Json => serde_json::from_slice(bytes).ok(),

@@ -20,7 +20,8 @@ pub use input::{EventBody, InputEvent, Item, SurveyKind, TopicRole};
 pub use output::{
     AbandonReason, Cause, Driver, OutputData, OutputEvent, OutputKind, OutputTopic, ProfileExcerpt,
 };
-pub use wire::{RawEvent, RawItem, RawTimestamp};
+pub use time::RawTimestamp;
+pub use wire::{RawEvent, RawItem};
 
 /// The only `schema_version` this build reads; later versions are dead-lettered, not guessed.
 pub const SCHEMA_VERSION: u64 = 1;

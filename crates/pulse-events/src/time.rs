@@ -1,5 +1,11 @@
 //! Event time: strict RFC 3339 parsing and formatting to and from epoch milliseconds, without
-//! a calendar library, because it sits on the hot path of every decoded record.
+//! a calendar library, because it sits on the hot path of every decoded record; and a
+//! timestamp as a record sends it.
+
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::borrow::Cow;
+use std::fmt;
 
 /// Milliseconds since the Unix epoch, UTC.
 pub type Millis = i64;
@@ -140,10 +146,84 @@ pub fn day_of(t: Millis) -> i64 {
     t.div_euclid(DAY)
 }
 
+/// A timestamp as sent: RFC 3339 text or integer epoch milliseconds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RawTimestamp<'a> {
+    Text(Cow<'a, str>),
+    Millis(i64),
+}
+
+impl RawTimestamp<'_> {
+    pub fn to_millis(&self) -> Option<Millis> {
+        match self {
+            Self::Text(s) => parse_rfc3339(s),
+            Self::Millis(ms) => Some(*ms),
+        }
+    }
+
+    /// A readable rendering for error messages.
+    pub fn display(&self) -> String {
+        match self {
+            Self::Text(s) => s.to_string(),
+            Self::Millis(ms) => ms.to_string(),
+        }
+    }
+
+    /// RFC 3339 text for the given time, the form the generator writes.
+    pub fn rfc3339(t: Millis) -> RawTimestamp<'static> {
+        RawTimestamp::Text(Cow::Owned(format_rfc3339(t)))
+    }
+}
+
+impl Serialize for RawTimestamp<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Text(t) => s.serialize_str(t),
+            Self::Millis(ms) => s.serialize_i64(*ms),
+        }
+    }
+}
+
+// Hand-written rather than `#[serde(untagged)]`: untagged buffers the value and would cost an
+// allocation per record on the hot path.
+impl<'de: 'a, 'a> Deserialize<'de> for RawTimestamp<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawTimestamp<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an RFC 3339 string or integer epoch milliseconds")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(RawTimestamp::Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(RawTimestamp::Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(RawTimestamp::Millis(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                i64::try_from(v)
+                    .map(RawTimestamp::Millis)
+                    .map_err(|_| E::custom("epoch milliseconds out of range"))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                // Integral floats are accepted because some JSON encoders write 1.7e12 forms.
+                if v.fract() == 0.0 && v.abs() < 9.0e15 {
+                    Ok(RawTimestamp::Millis(v as i64))
+                } else {
+                    Err(E::invalid_type(de::Unexpected::Float(v), &self))
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// Serde adapter writing epoch milliseconds as RFC 3339 and reading either form.
 pub mod rfc3339 {
-    use super::{format_rfc3339, Millis};
-    use crate::wire::RawTimestamp;
+    use super::{format_rfc3339, Millis, RawTimestamp};
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(t: &Millis, s: S) -> Result<S::Ok, S::Error> {

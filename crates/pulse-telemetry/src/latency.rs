@@ -2,7 +2,7 @@
 //! everything its batch produced): a Prometheus histogram for rates and heatmaps, and an hdrhistogram
 //! for exact quantiles over the last interval, which fixed buckets cannot give.
 
-use crate::metrics::names;
+use crate::names;
 use hdrhistogram::Histogram as Hdr;
 use prometheus::{GaugeVec, Histogram, HistogramOpts, Opts, Registry};
 use std::sync::{Arc, Mutex, PoisonError};
