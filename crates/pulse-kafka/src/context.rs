@@ -3,7 +3,6 @@
 
 use crate::config::OffsetReset;
 use crate::state::StateRegistry;
-use crate::tasks::Tasks;
 use pulse_telemetry::{Health, Metrics};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult};
@@ -12,12 +11,25 @@ use rdkafka::{ClientContext, TopicPartitionList};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// What the rebalance callbacks do to partition tasks. Named here and implemented by
+/// [`crate::tasks::Tasks`], so that the callbacks sit below the tasks they drive rather than in
+/// a circle with them.
+pub(crate) trait PartitionTasks: Send + Sync {
+    /// Starts partition `p`'s task (and its restore) if it is not running.
+    fn start(&self, p: i32);
+    /// Whether partition `p` has a task.
+    fn running(&self, p: i32) -> bool;
+    /// Closes the tasks of `partitions` and waits until they have finished what they hold, or
+    /// aborts those still busy at `deadline`.
+    fn drain(&self, partitions: &[i32], deadline: Duration);
+}
+
 pub(crate) struct PulseContext {
     /// Stops the worker on errors retrying cannot fix; routes librdkafka's logs.
     pub guard: crate::clients::Guard,
     pub metrics: Metrics,
     pub health: Health,
-    pub tasks: Arc<Tasks>,
+    pub tasks: Arc<dyn PartitionTasks>,
     pub state: StateRegistry,
     /// How long a revoked partition may take to drain.
     pub drain_deadline: Duration,

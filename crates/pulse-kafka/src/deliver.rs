@@ -4,16 +4,15 @@
 //! transaction, sent again whole after an abort.
 
 use crate::changelog::Offsets;
+use crate::ctx::TaskCtx;
 use crate::outbox::{InFlight, Outbox};
-use crate::task::TaskCtx;
 use crate::txn::{Failure, Txn};
 use crate::KafkaError;
 use pulse_engine::Millis;
-use pulse_events::{EventError, OutputData, OutputEvent, OutputKind, TopicRole};
+use pulse_events::{EventError, OutputEvent, TopicRole};
 use rdkafka::consumer::Consumer;
 use rdkafka::message::OwnedMessage;
 use rdkafka::producer::Producer;
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// How long a failpoint waits for a transaction's records to reach the log.
@@ -77,92 +76,115 @@ pub(crate) struct ChangelogBatch {
 /// Delivers a batch. False if the worker is stopping (or, in a transaction, the partition was
 /// taken over) before everything was acknowledged.
 pub(crate) async fn deliver(ctx: &TaskCtx, txn: Option<&Txn>, p: &Products<'_>) -> bool {
-    let delivered = match txn {
+    match txn {
         None => acknowledged(ctx, &ctx.outbox, p).await,
         Some(t) => transact(ctx, t, p).await,
-    };
-    if delivered {
-        count(ctx, p);
     }
-    delivered
 }
 
-/// In steps, each waiting for the one before to be acknowledged:
+/// One record a batch sends.
+enum Send<'a> {
+    /// A changelog record; `None` deletes the key.
+    Changelog(&'a [u8], Option<&'a [u8]>),
+    DeadLetter(&'a OwnedMessage, &'a EventError),
+    Forward(&'a OwnedMessage, &'a Forward),
+    Marker {
+        to: i32,
+        from: i32,
+        bound: Option<Millis>,
+    },
+    Output(&'a OutputEvent),
+}
+
+/// A batch's records in the steps at-least-once delivery waits between, each step sent only
+/// once the one before is acknowledged:
 /// 1. outputs, dead letters and forwarded records, and the previous batch's deferred
 ///    checkpoint;
-/// 2. the markers, which must follow the forwarded records they cover, and the changed
-///    profiles, each of which tells restore that its customer's inputs up to the batch's end
-///    are applied: written before an output of theirs was acknowledged, a crash at that moment
-///    would restore past an output never produced;
+/// 2. the markers, which must follow the forwarded records they cover (one re-sent after a
+///    refusal would land after a marker sent with it), and the changed profiles, each of which
+///    tells restore that its customer's inputs up to the batch's end are applied: written
+///    before an output of theirs was acknowledged, a crash at that moment would restore past
+///    an output never produced;
 /// 3. unless deferred to the next batch's first step, the checkpoint, which tells restore
 ///    where every other customer stands: written before a profile was acknowledged, it would
 ///    restore that customer without the batch;
 /// 4. deleting what the checkpoint made obsolete.
-async fn acknowledged(ctx: &TaskCtx, outbox: &Outbox, p: &Products<'_>) -> bool {
-    let mut first: Vec<InFlight> =
-        Vec::with_capacity(p.rejected.len() + p.forwards.len() + p.outputs.len() + 1);
-    if let Some((key, value)) = &p.earlier {
-        first.push(outbox.send_changelog(p.partition, key, Some(value)).await);
-    }
-    for (i, e) in p.rejected {
-        first.push(outbox.send_dead_letter(&p.inputs[*i], e).await);
-    }
-    for f in p.forwards {
-        first.push(
-            outbox
-                .send_forward(&p.inputs[f.input], f.role, &f.customer, f.order)
-                .await,
-        );
-    }
-    for o in p.outputs {
-        first.push(outbox.send_output(o).await);
-    }
-    if !outbox.settle(first, &ctx.stop).await {
-        return false;
-    }
-    // The markers only once the forwarded records they cover are acknowledged: a forwarded
-    // record re-sent after a refusal would land after a marker sent with it.
-    let mut profiles = send_markers(outbox, p.markers.as_ref()).await;
+///
+/// Exactly-once sends them all, in this order, in one transaction.
+fn steps<'a>(p: &'a Products<'a>) -> [Vec<Send<'a>>; 4] {
     let c = &p.changes;
-    for key in &c.evicted {
-        profiles.push(outbox.send_changelog(p.partition, key, None).await);
-    }
-    for (key, value) in &c.profiles {
-        profiles.push(outbox.send_changelog(p.partition, key, Some(value)).await);
-    }
-    if !outbox.settle(profiles, &ctx.stop).await {
-        return false;
-    }
-    if !c.profiles.is_empty() {
-        crate::failpoint::reached(crate::failpoint::BEFORE_CHECKPOINT);
-    }
-    if c.defer {
-        return true;
-    }
-    let Some((key, value)) = &c.checkpoint else {
-        return true;
+    let changelog = |(k, v): &'a Record| Send::Changelog(k, Some(v));
+    let first = p
+        .earlier
+        .iter()
+        .map(changelog)
+        .chain(
+            p.rejected
+                .iter()
+                .map(|(i, e)| Send::DeadLetter(&p.inputs[*i], e)),
+        )
+        .chain(
+            p.forwards
+                .iter()
+                .map(|f| Send::Forward(&p.inputs[f.input], f)),
+        )
+        .chain(p.outputs.iter().map(Send::Output))
+        .collect();
+    let markers = p.markers.iter().flat_map(|m| {
+        (0..m.partitions)
+            .filter(move |to| *to != m.from)
+            .map(move |to| Send::Marker {
+                to,
+                from: m.from,
+                bound: m.bound,
+            })
+    });
+    let profiles = markers
+        .chain(c.evicted.iter().map(|k| Send::Changelog(k, None)))
+        .chain(c.profiles.iter().map(changelog))
+        .collect();
+    let (checkpoint, deletions) = match &c.checkpoint {
+        Some(r) if !c.defer => (
+            vec![changelog(r)],
+            c.obsolete
+                .iter()
+                .map(|k| Send::Changelog(k, None))
+                .collect(),
+        ),
+        _ => (Vec::new(), Vec::new()),
     };
-    let checkpoint = vec![outbox.send_changelog(p.partition, key, Some(value)).await];
-    if !outbox.settle(checkpoint, &ctx.stop).await {
-        return false;
-    }
-    let mut deletions = Vec::with_capacity(c.obsolete.len());
-    for key in &c.obsolete {
-        deletions.push(outbox.send_changelog(p.partition, key, None).await);
-    }
-    outbox.settle(deletions, &ctx.stop).await
+    [first, profiles, checkpoint, deletions]
 }
 
-async fn send_markers(outbox: &Outbox, markers: Option<&Markers>) -> Vec<InFlight> {
-    let mut sent = Vec::new();
-    if let Some(m) = markers {
-        for to in (0..m.partitions).filter(|to| *to != m.from) {
-            sent.push(outbox.send_marker(to, m.from, m.bound).await);
+async fn send(outbox: &Outbox, partition: i32, s: &Send<'_>) -> InFlight {
+    match s {
+        Send::Changelog(key, value) => outbox.send_changelog(partition, key, *value).await,
+        Send::DeadLetter(m, e) => outbox.send_dead_letter(m, e).await,
+        Send::Forward(m, f) => outbox.send_forward(m, f.role, &f.customer, f.order).await,
+        Send::Marker { to, from, bound } => outbox.send_marker(*to, *from, *bound).await,
+        Send::Output(o) => outbox.send_output(o).await,
+    }
+}
+
+/// At-least-once: each step of [`steps`] waits for the acknowledgement of the one before.
+async fn acknowledged(ctx: &TaskCtx, outbox: &Outbox, p: &Products<'_>) -> bool {
+    for (n, step) in steps(p).iter().enumerate() {
+        let mut sent = Vec::with_capacity(step.len());
+        for s in step {
+            sent.push(send(outbox, p.partition, s).await);
+        }
+        if !outbox.settle(sent, &ctx.stop).await {
+            return false;
+        }
+        if n == 1 && !p.changes.profiles.is_empty() {
+            crate::failpoint::reached(crate::failpoint::BEFORE_CHECKPOINT);
         }
     }
-    sent
+    true
 }
 
+/// Exactly-once: every step of [`steps`] and the input offsets in one transaction, sent again
+/// whole after an abort.
 async fn transact(ctx: &TaskCtx, txn: &Txn, p: &Products<'_>) -> bool {
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -172,40 +194,8 @@ async fn transact(ctx: &TaskCtx, txn: &Txn, p: &Products<'_>) -> bool {
         let attempt = async {
             txn.begin()?;
             // Delivery is awaited by the commit, which fails if any record failed.
-            for (i, e) in p.rejected {
-                drop(txn.outbox.send_dead_letter(&p.inputs[*i], e).await);
-            }
-            for f in p.forwards {
-                drop(
-                    txn.outbox
-                        .send_forward(&p.inputs[f.input], f.role, &f.customer, f.order)
-                        .await,
-                );
-            }
-            drop(send_markers(&txn.outbox, p.markers.as_ref()).await);
-            for o in p.outputs {
-                drop(txn.outbox.send_output(o).await);
-            }
-            let c = &p.changes;
-            if let Some((key, value)) = &p.earlier {
-                drop(
-                    txn.outbox
-                        .send_changelog(p.partition, key, Some(value))
-                        .await,
-                );
-            }
-            for key in &c.evicted {
-                drop(txn.outbox.send_changelog(p.partition, key, None).await);
-            }
-            for (key, value) in c.profiles.iter().chain(&c.checkpoint) {
-                drop(
-                    txn.outbox
-                        .send_changelog(p.partition, key, Some(value))
-                        .await,
-                );
-            }
-            for key in &c.obsolete {
-                drop(txn.outbox.send_changelog(p.partition, key, None).await);
+            for s in steps(p).iter().flatten() {
+                drop(send(&txn.outbox, p.partition, s).await);
             }
             if !p.inputs.is_empty() && crate::failpoint::armed_at(crate::failpoint::BEFORE_COMMIT) {
                 // The crash must leave the transaction's records in the log, uncommitted.
@@ -215,7 +205,7 @@ async fn transact(ctx: &TaskCtx, txn: &Txn, p: &Products<'_>) -> bool {
             }
             let offsets = p
                 .commit
-                .map(|o| crate::task::offset_list(ctx, p.partition, o))
+                .map(|o| crate::ctx::offset_list(ctx, p.partition, o))
                 .unwrap_or_default();
             txn.commit(offsets, ctx.consumer.group_metadata()).await
         }
@@ -247,54 +237,5 @@ async fn transact(ctx: &TaskCtx, txn: &Txn, p: &Products<'_>) -> bool {
             .inc();
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
-}
-
-fn count(ctx: &TaskCtx, p: &Products<'_>) {
-    let m = &ctx.metrics;
-    let c = &p.changes;
-    // A deferred checkpoint is counted with the batch that sends it.
-    let sent_now = c.checkpoint.as_ref().filter(|_| !c.defer);
-    let written = || p.earlier.iter().chain(&c.profiles).chain(sent_now);
-    m.changelog_records
-        .inc_by((written().count() + c.evicted.len() + c.obsolete.len()) as u64);
-    m.evicted.inc_by(c.evicted.len() as u64);
-    m.changelog_bytes
-        .inc_by(written().map(|(_, v)| v.len() as u64).sum());
-    let mut by_kind: BTreeMap<&'static str, u64> = BTreeMap::new();
-    for o in p.outputs {
-        *by_kind.entry(o.kind.as_str()).or_default() += 1;
-        count_insight(m, o);
-    }
-    for (k, n) in by_kind {
-        m.output_events.with_label_values(&[k]).inc_by(n);
-    }
-}
-
-/// Segment transitions and funnel progress, labelled by configured names (bounded).
-fn count_insight(m: &pulse_telemetry::Metrics, o: &OutputEvent) {
-    match &o.data {
-        OutputData::Segment { segment } => {
-            let direction = if o.kind == OutputKind::SegmentEntered {
-                "entered"
-            } else {
-                "exited"
-            };
-            m.segment_transitions
-                .with_label_values(&[segment.as_str(), direction])
-                .inc();
-        }
-        OutputData::Milestone { funnel, step, .. } => {
-            m.funnel_steps.with_label_values(&[funnel, step]).inc();
-        }
-        OutputData::Converted { funnel, .. } => {
-            m.funnel_conversions.with_label_values(&[funnel]).inc();
-        }
-        OutputData::Abandoned { funnel, reason, .. } => {
-            m.funnel_abandonments
-                .with_label_values(&[funnel.as_str(), reason.as_str()])
-                .inc();
-        }
-        OutputData::ChurnRisk { .. } => {}
     }
 }

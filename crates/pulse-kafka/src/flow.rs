@@ -9,10 +9,13 @@ use crate::align::{Aligner, Bound, Next};
 use crate::held::{Charge, Weigh};
 use crate::merge::{Held, Merger};
 use crate::sequence::{Cut, Sequencer, DIRECT};
-use pulse_engine::Millis;
+use pulse_engine::{Millis, INPUTS};
 use pulse_events::TopicRole;
 use rdkafka::message::OwnedMessage;
+use std::sync::atomic::AtomicI64;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
 
 /// Markers go out at most this often while the bound moves: each one is a record to every
 /// other partition.
@@ -25,6 +28,14 @@ const LIVE_MARK_GAP: Duration = Duration::from_secs(1);
 /// A marker goes out at least this often. A restarted partition reads the repartition topic
 /// from where each source's latest marker is, so this also bounds how much it reads again.
 const HEARTBEAT: Duration = Duration::from_secs(10);
+
+/// Per input of a partition, one past the offset of the newest record the consumer loop took
+/// for the task. Set as soon as the record is polled, before it is queued: with it the task
+/// knows whether records the consumer's position has passed are still on their way to it.
+pub(crate) type Dispatched = Arc<[AtomicI64; INPUTS]>;
+
+/// The receiving ends of a task's queues, by [`crate::held::Lane`].
+pub(crate) type Queues = [mpsc::Receiver<Fetched>; 2];
 
 /// A fetched record, held by a task.
 pub(crate) struct Fetched {

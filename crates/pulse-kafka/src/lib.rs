@@ -5,10 +5,13 @@
 
 mod align;
 mod assign;
+mod batch;
 mod changelog;
+mod claim;
 pub mod clients;
 mod config;
 mod context;
+mod ctx;
 mod dead_letter;
 mod deliver;
 mod embedded;
@@ -22,6 +25,7 @@ mod log;
 mod merge;
 mod outbox;
 mod partitioner;
+mod position;
 mod restoring;
 mod sequence;
 mod state;

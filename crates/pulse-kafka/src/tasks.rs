@@ -3,12 +3,14 @@
 //! finished, their outputs and changelog acknowledged and their offsets stored before the
 //! partition may move to another worker.
 
+use crate::context::PartitionTasks;
+use crate::ctx::{input_index, TaskCtx};
+use crate::flow::Dispatched;
 use crate::flow::Fetched;
 use crate::held::Held;
 pub(crate) use crate::held::Lane;
 use crate::restoring::Restoring;
-use crate::task::{self, TaskCtx};
-use pulse_engine::INPUTS;
+use crate::task;
 use rdkafka::message::{Message, OwnedMessage};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -17,14 +19,6 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinHandle};
 use tracing::Instrument;
-
-/// Per input of a partition, one past the offset of the newest record the consumer loop took
-/// for the task. Set as soon as the record is polled, before it is queued: with it the task
-/// knows whether records the consumer's position has passed are still on their way to it.
-pub(crate) type Dispatched = Arc<[AtomicI64; INPUTS]>;
-
-/// The receiving ends of a task's queues, by [`Lane`].
-pub(crate) type Queues = [mpsc::Receiver<Fetched>; 2];
 
 /// What became of a record offered to its partition's task.
 pub(crate) enum Offer {
@@ -78,18 +72,6 @@ impl Tasks {
 
     pub fn set_ctx(&self, ctx: Arc<TaskCtx>) {
         *self.ctx.lock().unwrap_or_else(|e| e.into_inner()) = Some(ctx);
-    }
-
-    /// Starts partition `p`'s task (and its restore) if it is not running. Must be called from
-    /// within the runtime.
-    pub fn start(&self, p: i32) {
-        let Some(ctx) = self.ctx() else { return };
-        Self::slot(&mut self.slots(), &ctx, p);
-    }
-
-    /// Whether partition `p` has a task.
-    pub fn running(&self, p: i32) -> bool {
-        self.slots().contains_key(&p)
     }
 
     fn ctx(&self) -> Option<Arc<TaskCtx>> {
@@ -146,7 +128,7 @@ impl Tasks {
         };
         let mut slots = self.slots();
         let slot = Self::slot(&mut slots, &ctx, p);
-        let index = task::input_index(&ctx.topics, msg.topic());
+        let index = input_index(&ctx.topics, msg.topic());
         if let Some(i) = index {
             slot.dispatched[i].store(msg.offset() + 1, Ordering::SeqCst);
         }
@@ -220,10 +202,33 @@ impl Tasks {
         resumed
     }
 
+    /// Closes every queue and returns, per task, what to await and how to abort it: shutdown.
+    pub fn close_all(&self) -> Vec<(JoinHandle<()>, AbortHandle)> {
+        *self.ctx.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.slots()
+            .drain()
+            .map(|(_, s)| (s.handle, s.abort))
+            .collect()
+    }
+}
+
+impl PartitionTasks for Tasks {
+    /// Starts partition `p`'s task (and its restore) if it is not running. Must be called from
+    /// within the runtime.
+    fn start(&self, p: i32) {
+        let Some(ctx) = self.ctx() else { return };
+        Self::slot(&mut self.slots(), &ctx, p);
+    }
+
+    /// Whether partition `p` has a task.
+    fn running(&self, p: i32) -> bool {
+        self.slots().contains_key(&p)
+    }
+
     /// Closes the queues of `partitions` and waits, blocking, until their tasks have finished
     /// what they hold; tasks still busy at `deadline` are aborted. Called from the rebalance
     /// callback, inside the consumer's poll.
-    pub fn drain(&self, partitions: &[i32], deadline: Duration) {
+    fn drain(&self, partitions: &[i32], deadline: Duration) {
         let slots: Vec<(i32, Slot)> = {
             let mut all = self.slots();
             partitions
@@ -250,15 +255,6 @@ impl Tasks {
             Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(wait),
             _ => wait(),
         }
-    }
-
-    /// Closes every queue and returns, per task, what to await and how to abort it: shutdown.
-    pub fn close_all(&self) -> Vec<(JoinHandle<()>, AbortHandle)> {
-        *self.ctx.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        self.slots()
-            .drain()
-            .map(|(_, s)| (s.handle, s.abort))
-            .collect()
     }
 }
 

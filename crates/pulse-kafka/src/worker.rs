@@ -4,9 +4,9 @@
 use crate::clients::Guard;
 use crate::config::{KafkaConfig, WorkerConfig};
 use crate::context::PulseContext;
+use crate::ctx::TaskCtx;
 use crate::outbox::Outbox;
 use crate::state::StateRegistry;
-use crate::task::TaskCtx;
 use crate::tasks::{Offer, Tasks};
 use crate::KafkaError;
 use pulse_engine::Engine;
@@ -250,7 +250,7 @@ pub async fn run_worker(
                 match tasks.offer(partition, msg, std::time::Instant::now()) {
                     Offer::Queued | Offer::Parked { first: false, .. } => {}
                     // The task's lane is full: this partition waits, the others go on.
-                    Offer::Parked { first: true, lane } => crate::task::set_fetching(&ctx, partition, lane, false),
+                    Offer::Parked { first: true, lane } => crate::ctx::set_fetching(&ctx, partition, lane, false),
                     Offer::Closed => {
                         tracing::error!(partition, "Partition task ended early; stopping so the partition is re-read.");
                         break;
@@ -260,7 +260,7 @@ pub async fn run_worker(
             }
             _ = flush.tick(), if tasks.parked() => {
                 for (p, lane) in tasks.flush() {
-                    crate::task::set_fetching(&ctx, p, lane, true);
+                    crate::ctx::set_fetching(&ctx, p, lane, true);
                 }
             }
         }
