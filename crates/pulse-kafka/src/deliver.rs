@@ -101,7 +101,8 @@ enum Send<'a> {
 /// 1. outputs, dead letters and forwarded records, and the previous batch's deferred
 ///    checkpoint;
 /// 2. the markers, which must follow the forwarded records they cover (one re-sent after a
-///    refusal would land after a marker sent with it), and the changed profiles, each of which
+///    refusal would land after a marker sent with it; with none, they go in step 1), and the
+///    changed profiles, each of which
 ///    tells restore that its customer's inputs up to the batch's end are applied: written
 ///    before an output of theirs was acknowledged, a crash at that moment would restore past
 ///    an output never produced;
@@ -114,6 +115,22 @@ enum Send<'a> {
 fn steps<'a>(p: &'a Products<'a>) -> [Vec<Send<'a>>; 4] {
     let c = &p.changes;
     let changelog = |(k, v): &'a Record| Send::Changelog(k, Some(v));
+    let markers = p.markers.iter().flat_map(|m| {
+        (0..m.partitions)
+            .filter(move |to| *to != m.from)
+            .map(move |to| Send::Marker {
+                to,
+                from: m.from,
+                bound: m.bound,
+            })
+    });
+    // Other partitions wait for the markers to apply their records: with no forwarded record
+    // of this batch to follow, they go in the first step, a round trip sooner.
+    let (early, late) = if p.forwards.is_empty() {
+        (Some(markers), None)
+    } else {
+        (None, Some(markers))
+    };
     let first = p
         .earlier
         .iter()
@@ -129,17 +146,11 @@ fn steps<'a>(p: &'a Products<'a>) -> [Vec<Send<'a>>; 4] {
                 .map(|f| Send::Forward(&p.inputs[f.input], f)),
         )
         .chain(p.outputs.iter().map(Send::Output))
+        .chain(early.into_iter().flatten())
         .collect();
-    let markers = p.markers.iter().flat_map(|m| {
-        (0..m.partitions)
-            .filter(move |to| *to != m.from)
-            .map(move |to| Send::Marker {
-                to,
-                from: m.from,
-                bound: m.bound,
-            })
-    });
-    let profiles = markers
+    let profiles = late
+        .into_iter()
+        .flatten()
         .chain(c.evicted.iter().map(|k| Send::Changelog(k, None)))
         .chain(c.profiles.iter().map(changelog))
         .collect();
