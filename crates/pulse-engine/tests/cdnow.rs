@@ -25,13 +25,8 @@ fn customers() -> Vec<Rft> {
         .collect()
 }
 
-/// The paper's estimates (Table 1 / the `lifetimes` documentation).
-const PUBLISHED: BgNbd = BgNbd {
-    r: 0.243,
-    alpha: 4.414,
-    a: 0.793,
-    b: 2.426,
-};
+/// The paper's estimates (Table 1 / the `lifetimes` documentation), time in weeks.
+const PUBLISHED: BgNbd = BgNbd::CDNOW_WEEKS;
 
 fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0

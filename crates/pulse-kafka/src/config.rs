@@ -32,7 +32,9 @@ pub struct KafkaConfig {
     /// How often stored offsets are committed.
     #[serde(with = "humantime_serde")]
     pub commit_interval: Duration,
-    /// Upper bound on librdkafka's prefetch queue per partition.
+    /// Upper bound on what librdkafka prefetches (`queued.max.messages.kbytes`). The consumer
+    /// of a group has one queue for all its partitions, so this bounds the worker, not each
+    /// partition.
     pub max_prefetch: ByteSize,
     /// Encoding assumed for input records without a `content-type` header.
     pub input_encoding: Encoding,

@@ -1,14 +1,10 @@
 //! The registry of partition states, shared between the partition tasks that own the
-//! processing and the readers (the summary line, the query API and the status page). Each partition's
-//! engine sits behind its own mutex, taken only in synchronous sections, never across
-//! `.await`.
+//! processing and the readers (the gauges, the summary line, the query API and the status
+//! page, whose read model is the application's). Each partition's engine sits behind its own
+//! mutex, taken only in synchronous sections, never across `.await`.
 
 use dashmap::DashMap;
-use pulse_engine::{
-    funnel_summaries, report, CustomerReport, FunnelSummary, Partition, Period, PopulationScores,
-    Profile, Tally,
-};
-use std::collections::BTreeMap;
+use pulse_engine::{Partition, PopulationScores, Profile, Tally};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Shared handle to every partition state of this worker.
@@ -77,11 +73,18 @@ impl StateRegistry {
         self.partitions.iter().map(|e| e.value().clone()).collect()
     }
 
-    /// The profile of one customer, wherever it lives on this worker.
-    pub fn profile(&self, customer: &str) -> Option<Profile> {
-        self.snapshot()
-            .iter()
-            .find_map(|p| lock(p).profile(customer).cloned())
+    /// The first answer `f` gives, asking each partition of this worker under its lock, one
+    /// at a time.
+    pub fn find_map<T>(&self, mut f: impl FnMut(&Partition) -> Option<T>) -> Option<T> {
+        self.snapshot().iter().find_map(|p| f(&lock(p)))
+    }
+
+    /// Calls `f` with each partition of this worker under its lock, one at a time (a reader
+    /// that scans never holds two locks, nor the registry's).
+    pub fn for_each_partition(&self, mut f: impl FnMut(&Partition)) {
+        for p in self.snapshot() {
+            f(&lock(&p));
+        }
     }
 
     /// The partition numbers this worker holds state for, ascending.
@@ -89,80 +92,6 @@ impl StateRegistry {
         let mut v: Vec<i32> = self.partitions.iter().map(|e| *e.key()).collect();
         v.sort_unstable();
         v
-    }
-
-    /// A customer's analytics as of their partition's event time (the later of its watermark
-    /// and the customer's own latest evaluation).
-    /// Whether a partition of this worker evicted `customer` (`engine.evict_after`) since it
-    /// was restored, and they have not come back.
-    pub fn evicted(&self, customer: &str) -> bool {
-        self.snapshot()
-            .iter()
-            .any(|p| lock(p).was_evicted(customer))
-    }
-
-    pub fn report(&self, customer: &str) -> Option<CustomerReport> {
-        self.snapshot().iter().find_map(|p| {
-            let p = lock(p);
-            let profile = p.profile(customer)?;
-            let now = p
-                .watermark()
-                .unwrap_or(i64::MIN)
-                .max(profile.last_seen)
-                .max(profile.derived.evaluated_at);
-            Some(report(p.spec(), p.population(), customer, profile, now))
-        })
-    }
-
-    /// Up to `limit` members of segment `index` with ids after `after`, in id order, and
-    /// whether more follow. Each partition is scanned once under its lock, one partition at a
-    /// time.
-    pub fn members(&self, index: usize, after: Option<&str>, limit: usize) -> (Vec<String>, bool) {
-        let bit = 1u64 << index;
-        // The `limit + 1` smallest matching ids: one more than a page says whether more follow.
-        let mut page = std::collections::BTreeSet::new();
-        for p in self.snapshot() {
-            let p = lock(&p);
-            for (id, profile) in p.profiles() {
-                if profile.derived.segments & bit == 0 || after.is_some_and(|a| id <= a) {
-                    continue;
-                }
-                if page.len() <= limit {
-                    page.insert(id.to_owned());
-                } else if page.last().is_some_and(|last: &String| id < last.as_str()) {
-                    page.insert(id.to_owned());
-                    page.pop_last();
-                }
-            }
-        }
-        let more = page.len() > limit;
-        (page.into_iter().take(limit).collect(), more)
-    }
-
-    /// Funnel summaries over this worker's customers (one pass over each partition).
-    pub fn funnels(&self) -> Vec<FunnelSummary> {
-        let mut total: Option<Vec<FunnelSummary>> = None;
-        for p in self.snapshot() {
-            let p = lock(&p);
-            let part = funnel_summaries(p.spec(), p.profiles().map(|(_, v)| v));
-            match &mut total {
-                None => total = Some(part),
-                Some(t) => t.iter_mut().zip(&part).for_each(|(a, b)| a.merge(b)),
-            }
-        }
-        total.unwrap_or_default()
-    }
-
-    /// Retention counts, `(cohort period, offset) → customers active`, summed over partitions.
-    pub fn cohorts(&self, period: Period) -> BTreeMap<(i64, u32), u64> {
-        let mut total = BTreeMap::new();
-        for p in self.snapshot() {
-            let p = lock(&p);
-            for (k, n) in p.population().cohorts.counts(period) {
-                *total.entry(*k).or_default() += u64::from(*n);
-            }
-        }
-        total
     }
 
     /// Every profile held by this worker, sorted by customer id.

@@ -2,6 +2,7 @@
 //! Gamma-Gamma generative processes.
 
 use crate::GeneratorConfig;
+use pulse_engine::clv::{BgNbd, GammaGamma};
 use pulse_events::time::{Millis, DAY};
 use rand::rngs::StdRng;
 use rand::Rng;
@@ -25,16 +26,18 @@ pub struct TrueParams {
 }
 
 impl Default for TrueParams {
-    /// The published CDNOW estimates (Fader, Hardie & Lee 2005), α converted from weeks to days.
+    /// The published CDNOW estimates, time in days: the engine's default model parameters.
     fn default() -> Self {
+        let BgNbd { r, alpha, a, b } = BgNbd::CDNOW;
+        let GammaGamma { p, q, v } = GammaGamma::CDNOW;
         Self {
-            r: 0.243,
-            alpha: 4.414 * 7.0,
-            a: 0.793,
-            b: 2.426,
-            p: 6.25,
-            q: 3.74,
-            gamma: 15.44,
+            r,
+            alpha,
+            a,
+            b,
+            p,
+            q,
+            gamma: v,
             buyer_share: 0.5,
         }
     }

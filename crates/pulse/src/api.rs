@@ -3,37 +3,24 @@
 //! partition's lock only while they copy or count, on a blocking thread, so the async
 //! runtime that feeds the partitions never waits on a scan.
 
+use crate::read;
+pub use crate::read::ApiState;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use pulse_engine::{funnel_summaries, Engine, Period};
+use pulse_engine::{funnel_summaries, Period};
 use pulse_events::time::{format_rfc3339, DAY};
-use pulse_kafka::{partition_for, StateRegistry};
-use pulse_telemetry::{percent_encode, Health, Metrics};
+use pulse_kafka::partition_for;
+use pulse_telemetry::percent_encode;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 /// Longest page of segment members.
 pub const MAX_LIMIT: usize = 10_000;
 const DEFAULT_LIMIT: usize = 100;
-
-#[derive(Debug, Clone)]
-pub struct ApiState {
-    pub state: StateRegistry,
-    pub engine: Arc<Engine>,
-    pub metrics: Metrics,
-    pub health: Health,
-    /// The producers' partitioner (`kafka.partitioner`), to say where a customer lives.
-    pub partitioner: String,
-    /// Which worker holds a partition (from the changelog's checkpoints), kept a few seconds.
-    pub owners: Arc<crate::owners::Owners>,
-    /// The views that scan every profile, kept a moment so requests share a scan.
-    pub views: Arc<crate::kept::Views>,
-}
 
 /// A request's query parameters; a query that does not decode is a JSON 400.
 struct Params(HashMap<String, String>);
@@ -63,11 +50,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Segment {
     }
 }
 
-/// The query API and the status page at `/`.
+/// The query API, and the status page at `/`.
 pub fn routes(s: ApiState) -> Router {
-    let status = Router::new()
-        .route("/", get(crate::status::page))
-        .with_state((s.clone(), crate::status::SharedRates::default()));
+    let status = crate::status::routes(s.clone());
     Router::new()
         .route("/v1/customers/{id}", get(customer))
         .route("/v1/segments", get(segments))
@@ -85,7 +70,9 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 /// Runs a read on a blocking thread.
-async fn read<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Response> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Response> {
     tokio::task::spawn_blocking(f).await.map_err(|e| {
         error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -119,9 +106,9 @@ async fn customer(State(s): State<ApiState>, Segment(id): Segment) -> Response {
     }
     let state = s.state.clone();
     let wanted = id.clone();
-    let found = match read(move || {
-        let report = state.report(&wanted);
-        let evicted = report.is_none() && state.evicted(&wanted);
+    let found = match blocking(move || {
+        let report = read::customer(&state, &wanted);
+        let evicted = report.is_none() && read::evicted(&state, &wanted);
         (report, evicted)
     })
     .await
@@ -150,7 +137,7 @@ async fn customer(State(s): State<ApiState>, Segment(id): Segment) -> Response {
             let owner = match elsewhere {
                 Some(p) => {
                     let owners = s.owners.clone();
-                    read(move || owners.owner(p)).await.ok().flatten()
+                    blocking(move || owners.owner(p)).await.ok().flatten()
                 }
                 None => None,
             };
@@ -216,24 +203,18 @@ async fn members(State(s): State<ApiState>, Segment(name): Segment, Params(q): P
     let cursor = q.get("cursor").cloned();
     let state = s.state.clone();
     let after = cursor.clone();
-    let (page, more) = match read(move || state.members(index, after.as_deref(), limit)).await {
-        Ok(r) => r,
-        Err(e) => return e,
-    };
+    let (page, more) =
+        match blocking(move || read::members(&state, index, after.as_deref(), limit)).await {
+            Ok(r) => r,
+            Err(e) => return e,
+        };
     let next = if more { page.last().cloned() } else { None };
     Json(json!({ "segment": name, "members": page, "next_cursor": next })).into_response()
 }
 
-/// The funnel summaries, from a scan at most [`crate::kept::KEEP`] old. Blocking.
-pub(crate) fn funnels_of(s: &ApiState) -> Arc<Vec<pulse_engine::FunnelSummary>> {
-    s.views
-        .funnels
-        .get(std::time::Instant::now(), || s.state.funnels())
-}
-
 async fn funnels(State(s): State<ApiState>) -> Response {
     let s2 = s.clone();
-    let mut list = match read(move || funnels_of(&s2)).await {
+    let mut list = match blocking(move || read::kept_funnels(&s2)).await {
         Ok(r) => r.as_ref().clone(),
         Err(e) => return e,
     };
@@ -266,14 +247,8 @@ async fn cohorts(State(s): State<ApiState>, Params(q): Params) -> Response {
             )
         }
     };
-    let views = s.views.clone();
-    let state = s.state.clone();
-    let counts = match read(move || {
-        let now = std::time::Instant::now();
-        views.cohorts(period).get(now, || state.cohorts(period))
-    })
-    .await
-    {
+    let s2 = s.clone();
+    let counts = match blocking(move || read::kept_cohorts(&s2, period)).await {
         Ok(c) => c,
         Err(e) => return e,
     };

@@ -3,10 +3,12 @@
 //! watermark, throughput and latency, segment populations, funnel conversion bars and a
 //! customer lookup (a plain GET form, answered on the same page).
 
-use crate::api::ApiState;
+use crate::read::{self, ApiState};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::response::Html;
+use axum::routing::get;
+use axum::Router;
 use prometheus::core::Collector;
 use pulse_events::time::format_rfc3339;
 use pulse_telemetry::counter_total;
@@ -22,7 +24,7 @@ pub struct Rates {
     per_second: (f64, f64),
 }
 
-pub type SharedRates = Arc<Mutex<Rates>>;
+type SharedRates = Arc<Mutex<Rates>>;
 
 fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -67,7 +69,14 @@ td,th{padding:.2em .8em;text-align:left;border-bottom:1px solid #ddd}\
 .bar span{display:block;height:100%;background:#3a7}\
 .ready{color:#2a5}.not-ready{color:#c33}pre{background:#f6f6f6;padding:1em;overflow:auto}";
 
-pub async fn page(
+/// The page at `/`, with its own record of the previous render's totals.
+pub fn routes(s: ApiState) -> Router {
+    Router::new()
+        .route("/", get(page))
+        .with_state((s, SharedRates::default()))
+}
+
+async fn page(
     State((s, rates)): State<(ApiState, SharedRates)>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Html<String> {
@@ -79,8 +88,8 @@ pub async fn page(
         let report = lookup
             .as_deref()
             .filter(|c| !c.is_empty())
-            .map(|c| (c.to_owned(), reader.state.report(c)));
-        (crate::api::funnels_of(&reader), report)
+            .map(|c| (c.to_owned(), read::customer(&reader.state, c)));
+        (read::kept_funnels(&reader), report)
     })
     .await
     .unwrap_or_default();

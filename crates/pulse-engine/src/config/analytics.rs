@@ -25,21 +25,26 @@ pub struct ClvConfig {
     pub monthly_discount: f64,
 }
 
+impl ClvConfig {
+    /// Fader, Hardie & Lee's estimates on the CDNOW sample (2,357 customers, 1997-98), with α
+    /// converted from the paper's weeks to days; the models (`BgNbd::CDNOW`) and the demo's
+    /// generator take theirs from here.
+    pub const CDNOW: Self = Self {
+        r: 0.243,
+        alpha: 4.414 * 7.0,
+        a: 0.793,
+        b: 2.426,
+        p: 6.25,
+        q: 3.74,
+        v: 15.44,
+        horizon_months: 12,
+        monthly_discount: 0.01,
+    };
+}
+
 impl Default for ClvConfig {
     fn default() -> Self {
-        // Fader, Hardie & Lee's CDNOW estimates with α converted from weeks to days; the
-        // demo's generator draws its population from the same values.
-        Self {
-            r: 0.243,
-            alpha: 4.414 * 7.0,
-            a: 0.793,
-            b: 2.426,
-            p: 6.25,
-            q: 3.74,
-            v: 15.44,
-            horizon_months: 12,
-            monthly_discount: 0.01,
-        }
+        Self::CDNOW
     }
 }
 

@@ -27,7 +27,9 @@ pub struct EngineConfig {
     /// How far behind the highest event time seen an event may arrive and still count.
     #[serde(with = "humantime_serde")]
     pub allowed_lateness: Duration,
-    /// Events further ahead of the partition's watermark than this are rejected.
+    /// Events further ahead of the worker's wall clock than this are rejected (dead-lettered
+    /// `validation`); a bound no other record can raise, so one bad clock cannot make the
+    /// records after it late.
     #[serde(with = "humantime_serde")]
     pub max_future_skew: Duration,
     /// The earliest event time accepted (RFC 3339, or a date): older events are rejected as a

@@ -4,6 +4,7 @@
 //! (x, t_x, T): repeat purchases, time of the last one and age, all in the same time unit.
 
 use super::special::{hyp2f1, ln_beta, ln_gamma};
+use crate::config::analytics::ClvConfig;
 
 /// BG/NBD parameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -26,6 +27,20 @@ pub struct Rft {
 }
 
 impl BgNbd {
+    /// The CDNOW estimates, time in days (the engine's unit; the shipped default).
+    pub const CDNOW: Self = Self {
+        r: ClvConfig::CDNOW.r,
+        alpha: ClvConfig::CDNOW.alpha,
+        a: ClvConfig::CDNOW.a,
+        b: ClvConfig::CDNOW.b,
+    };
+
+    /// The same in weeks, as the paper states them: α is a time scale, r, a and b are not.
+    pub const CDNOW_WEEKS: Self = Self {
+        alpha: ClvConfig::CDNOW.alpha / 7.0,
+        ..Self::CDNOW
+    };
+
     /// ln of the likelihood of one customer's (x, t_x, T) (equation 6 of the paper), summed in
     /// log space so that large x and T neither overflow nor underflow.
     pub fn ln_likelihood(&self, c: &Rft) -> f64 {

@@ -3,6 +3,7 @@
 //! customer is summarised by x transactions with mean value z̄.
 
 use super::special::ln_gamma;
+use crate::config::analytics::ClvConfig;
 
 /// Gamma-Gamma parameters (`v` is the paper's γ).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -13,6 +14,13 @@ pub struct GammaGamma {
 }
 
 impl GammaGamma {
+    /// The CDNOW estimates (spend has no time unit; the shipped default).
+    pub const CDNOW: Self = Self {
+        p: ClvConfig::CDNOW.p,
+        q: ClvConfig::CDNOW.q,
+        v: ClvConfig::CDNOW.v,
+    };
+
     /// ln of the density of a mean value `zbar` over `x` transactions (x ≥ 1, zbar > 0).
     pub fn ln_likelihood(&self, x: f64, zbar: f64) -> f64 {
         let Self { p, q, v } = *self;
