@@ -381,13 +381,7 @@ fn outputs_refused_for_a_while(kind: Kind) {
     } = reference(kind);
     let total = records.len() as f64;
     let cluster = Cluster::start(kind, "refused");
-    let outputs: Vec<String> = OUTPUTS.iter().map(|t| cluster.topic(t)).collect();
-    let outputs: Vec<&str> = outputs.iter().map(String::as_str).collect();
-    let refuse = |on: bool| match kind {
-        Kind::Mock => cluster.mock_cluster().refuse_produce(on).expect("refusing"),
-        Kind::Kafka if on => cluster.kafka().deny_write(&outputs),
-        Kind::Kafka => cluster.kafka().allow_write(&outputs),
-    };
+    let refuse = |on: bool| refuse_outputs(&cluster, on);
     produce(&cluster, records);
     // A long session: the worker is frozen below while the outputs so far are read.
     let mut worker = started(&cluster, &[("PULSE__KAFKA__SESSION_TIMEOUT", "45s")]);
@@ -435,6 +429,64 @@ fn outputs_refused_for_a_while(kind: Kind) {
     assert_not_forced(&worker);
     stop_cleanly(&mut worker);
     assert_matches_reference(&cluster);
+}
+
+/// Refuses (or accepts again) every produce request on the embedded cluster, and writes to the
+/// output topics by ACL on Apache Kafka.
+fn refuse_outputs(cluster: &Cluster, on: bool) {
+    let outputs: Vec<String> = OUTPUTS.iter().map(|t| cluster.topic(t)).collect();
+    let outputs: Vec<&str> = outputs.iter().map(String::as_str).collect();
+    match cluster.kind {
+        Kind::Mock => cluster.mock_cluster().refuse_produce(on).expect("refusing"),
+        Kind::Kafka if on => cluster.kafka().deny_write(&outputs),
+        Kind::Kafka => cluster.kafka().allow_write(&outputs),
+    }
+}
+
+/// Retries stop at shutdown: a worker told to stop while its outputs are refused does not
+/// re-send until its shutdown deadline (set far beyond the wait below) but stops at once,
+/// saying what it left, and commits nothing past it: the next worker produces every output.
+fn stopped_while_outputs_refused(kind: Kind) {
+    let Reference { records, end, .. } = reference(kind);
+    let total = records.len() as f64;
+    let cluster = Cluster::start(kind, "stop-refused");
+    produce(&cluster, records);
+    let mut worker = started(&cluster, &[("PULSE__WORKER__SHUTDOWN_DEADLINE", "10m")]);
+    wait_consumed(&[&worker], total, 0.05);
+    signal(&worker.child, "-STOP");
+    refuse_outputs(&cluster, true);
+    signal(&worker.child, "-CONT");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while metric_sum(
+        &http_get(&worker.addr, "/metrics").1,
+        "pulse_produce_errors_total",
+    ) == 0.0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no produce request was refused; start the refusals earlier"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    signal(&worker.child, "-INT");
+    let status = wait_exit(&mut worker.child, Duration::from_secs(60));
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    let log: Vec<String> = worker.err.try_iter().collect();
+    assert!(
+        log.iter()
+            .any(|l| l.contains("Stopping with outputs unacknowledged")),
+        "no partition said it stopped with outputs unacknowledged: {log:#?}"
+    );
+    refuse_outputs(&cluster, false);
+    let mut next = started(&cluster, &[]);
+    cluster.wait_caught_up(end);
+    stop_cleanly(&mut next);
+    assert_matches_reference(&cluster);
+}
+
+#[test]
+fn mock_a_worker_stopped_while_its_outputs_are_refused_stops_retrying_and_loses_nothing() {
+    stopped_while_outputs_refused(Kind::Mock);
 }
 
 #[test]
@@ -493,6 +545,11 @@ fn kafka_output_topics_denied_by_acl_for_a_while_nothing_is_committed_past_them(
 
 /// Three Kafka nodes (replication factor 3, `min.insync.replicas` 2); one is SIGKILLed
 /// mid-stream and never comes back. The worker rides the leader elections out.
+#[test]
+fn kafka_a_worker_stopped_while_its_outputs_are_denied_stops_retrying_and_loses_nothing() {
+    stopped_while_outputs_refused(Kind::Kafka);
+}
+
 #[test]
 fn kafka_one_of_three_brokers_killed_for_good_the_worker_carries_on() {
     let Reference { records, end, .. } = reference(Kind::Kafka);
