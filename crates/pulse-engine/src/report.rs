@@ -102,8 +102,8 @@ pub fn report(
         .collect();
     let (_, drivers) = spec.churn.score(&view.churn_drivers());
     let churn_drivers = drivers
-        .into_iter()
-        .map(|(name, value, contribution)| DriverReport {
+        .iter()
+        .map(|&(name, value, contribution)| DriverReport {
             name,
             value,
             contribution,
