@@ -457,7 +457,7 @@ impl Partition {
                 &excerpt,
                 customer,
                 &self.scratch,
-                &cause(),
+                cause(),
                 out,
             );
         }
@@ -580,7 +580,7 @@ impl Partition {
                     &excerpt,
                     customer,
                     &self.scratch,
-                    &cause,
+                    cause.clone(),
                     out,
                 );
                 let trigger = Trigger {
@@ -698,7 +698,8 @@ impl Partition {
             if slot.profile.purchases.days == 0 {
                 continue;
             }
-            let (before, emitted) = (slot.profile.derived.clone(), out.len());
+            let before = slot.profile.derived.conclusions();
+            let (evaluated_at, emitted) = (slot.profile.derived.evaluated_at, out.len());
             let standing = Standing::of(&slot.profile);
             let trigger = Trigger {
                 sources: source::REFRESH,
@@ -717,17 +718,12 @@ impl Partition {
             schedule_recheck(&mut self.timers, &slot.key, &mut slot.profile, next);
             self.tally.moved(standing, Standing::of(&slot.profile));
             let derived = &mut slot.profile.derived;
-            let changed = out.len() != emitted || {
-                let evaluated = std::mem::replace(&mut derived.evaluated_at, before.evaluated_at);
-                let same = *derived == before;
-                derived.evaluated_at = evaluated;
-                !same
-            };
+            let changed = out.len() != emitted || derived.conclusions() != before;
             if !changed {
                 // Nothing came of it: the profile stays as stored, so that what a restore
                 // reads back is what this partition holds (a refresh visits every purchaser;
                 // writing each one back every time would cost more than it says).
-                derived.evaluated_at = before.evaluated_at;
+                derived.evaluated_at = evaluated_at;
             } else if !slot.dirty {
                 slot.dirty = true;
                 self.dirty.push(slot.key.clone());
