@@ -254,7 +254,7 @@ pub(crate) fn emit(
             cause.clone()
         };
         let (version, ex) = (Some(f.version), excerpt.clone());
-        let rule = (f.name.as_str(), &rule_numbers[..]);
+        let rule = (&*f.name, &rule_numbers[..]);
         out.push(OutputEvent::new(
             kind, customer, rule, o.at, cause, version, data, ex,
         ));

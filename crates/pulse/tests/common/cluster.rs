@@ -402,7 +402,7 @@ impl Cluster {
                 offset,
             } => Cause::Event {
                 event_id,
-                topic: topic.strip_prefix(&prefix).unwrap_or(&topic).to_owned(),
+                topic: topic.strip_prefix(&prefix).unwrap_or(&topic).into(),
                 partition,
                 offset,
             },
