@@ -1,6 +1,7 @@
 //! Output events: what product teams and in-app messaging systems consume.
 
 use crate::hash::IdHasher;
+use crate::output_id::OutputId;
 use crate::time::{rfc3339, Millis};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -232,7 +233,7 @@ pub struct ProfileExcerpt {
 /// One output event, keyed by customer id on its topic.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutputEvent {
-    pub event_id: String,
+    pub event_id: OutputId,
     #[serde(rename = "type")]
     pub kind: OutputKind,
     pub customer_id: String,
@@ -265,7 +266,7 @@ impl OutputEvent {
             .part(kind.as_str().as_bytes())
             .part(rule.0.as_bytes());
         let h = rule.1.iter().fold(h, |h, n| h.int(*n));
-        let event_id = cause.hash_into(h).finish();
+        let event_id = cause.hash_into(h).finish_id();
         Self {
             event_id,
             kind,

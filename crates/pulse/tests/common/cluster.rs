@@ -420,6 +420,7 @@ impl Cluster {
             o.profile.clone(),
         )
         .event_id
+        .to_string()
     }
 
     /// How many records the changelog holds now, and how many were ever written to it.
