@@ -313,7 +313,7 @@ fn copy_until(brokers: &str, from: &str, stop: &AtomicBool) {
 fn input_event_id(under: Under, payload: &[u8]) -> Option<String> {
     match under {
         Under::Pulse => match OutputEvent::decode(payload, Encoding::Json).ok()?.cause {
-            Cause::Event { event_id, .. } => Some(event_id),
+            Cause::Event { event_id, .. } => Some(event_id.to_string()),
             Cause::Timer { .. } => None,
         },
         Under::Bare => {

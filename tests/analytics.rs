@@ -69,7 +69,7 @@ async fn generated_traffic_produces_every_output_type_with_deterministic_ids() {
         match &o.data {
             OutputData::Segment { segment } => {
                 assert_eq!(o.rule_version, Some(1));
-                segments.insert((segment.clone(), o.kind));
+                segments.insert((segment.to_string(), o.kind));
             }
             OutputData::ChurnRisk {
                 level,
@@ -150,7 +150,7 @@ async fn generated_traffic_produces_every_output_type_with_deterministic_ids() {
             let m = members.entry(&o.customer_id).or_default();
             match o.kind {
                 OutputKind::SegmentEntered => assert!(m.insert(segment), "entered twice"),
-                _ => assert!(m.remove(segment.as_str()), "exited without entering"),
+                _ => assert!(m.remove(&**segment), "exited without entering"),
             }
         }
     }

@@ -122,9 +122,9 @@ async fn forwarded_once_and_on_time(cfg: pulse::Config) {
             event_id,
         } = &o.cause
         {
-            assert_ne!(topic, &topics.repartition, "{o:?}");
-            if let Some(id) = forwarded_at.get(&(topic.clone(), *partition, *offset)) {
-                assert_eq!(id, event_id, "{o:?}");
+            assert_ne!(**topic, *topics.repartition, "{o:?}");
+            if let Some(id) = forwarded_at.get(&(topic.to_string(), *partition, *offset)) {
+                assert_eq!(**id, **event_id, "{o:?}");
                 caused_by_forwarded += 1;
             }
         }

@@ -6,6 +6,7 @@
 
 use pulse_events::time::Millis;
 use pulse_events::TopicRole;
+use std::sync::Arc;
 
 /// Where an input record came from; part of every output's cause and id. The role (or, for a
 /// record forwarded through the repartition topic, that topic) selects which of the partition's
@@ -56,4 +57,27 @@ impl Source<'_> {
 pub(crate) struct Input {
     /// Highest event time seen on this input (or the time an idle partition moved on to).
     pub frontier: Option<Millis>,
+}
+
+/// Most topic names [`Topics`] keeps: a partition reads its input topics and the repartition
+/// topic, and a name beyond these is copied where it is needed instead.
+const TOPICS_KEPT: usize = 8;
+
+/// The names of the topics a partition's records come from, each held once and shared by the
+/// causes of the outputs their records produce, so an output does not copy its topic's name.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Topics(Vec<Arc<str>>);
+
+impl Topics {
+    /// `name`, shared.
+    pub fn shared(&mut self, name: &str) -> Arc<str> {
+        if let Some(t) = self.0.iter().find(|t| ***t == *name) {
+            return t.clone();
+        }
+        let t: Arc<str> = name.into();
+        if self.0.len() < TOPICS_KEPT {
+            self.0.push(t.clone());
+        }
+        t
+    }
 }

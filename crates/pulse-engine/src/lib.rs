@@ -11,6 +11,8 @@
 //! directory, in the one direction its `mod.rs` states). So each floor can be read, and
 //! changed, knowing only what is under it, and nothing below moves when a floor above does.
 //!
+//! 0. `few.rs`: a short list held inline, for the lists the hot path builds per event. It
+//!    imports nothing of the engine, so every floor may use it.
 //! 1. `config/`: what operators write (`[engine]` and its analytics sections), as serde
 //!    reads it. Plain data, so every other floor may read it.
 //! 2. `models/`: pure statistics (lifetime value, churn score, RFM). They take numbers, never
@@ -37,6 +39,7 @@ mod config;
 mod customer;
 mod engine;
 mod evaluate;
+mod few;
 mod input;
 mod models;
 mod partition;

@@ -6,7 +6,7 @@ use crate::customer::periods::ActivePeriods;
 use crate::customer::profile::Profile;
 use crate::engine::Engine;
 use crate::evaluate::{evaluate, eviction_due, sources_of, Trigger};
-use crate::input::{ForwardSource, Input, Source, FORWARDED, INPUTS};
+use crate::input::{ForwardSource, Input, Source, Topics, FORWARDED, INPUTS};
 use crate::models::rfm::Sketch;
 use crate::population::{Cohorts, Population};
 use crate::read::fields::source;
@@ -15,6 +15,7 @@ use crate::tally::{Standing, Tally};
 use crate::timer::{caught_up, schedule_recheck, TimerIndex, TimerKind};
 use pulse_events::time::{format_rfc3339, Millis, DAY};
 use pulse_events::{Cause, EventBody, EventError, InputEvent, OutputData, OutputEvent, OutputKind};
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
@@ -50,6 +51,8 @@ pub struct Partition {
     inputs: [Input; INPUTS],
     /// The highest event time forwarded from each source (see [`FORWARDED`]).
     forwarded: BTreeMap<ForwardSource, Millis>,
+    /// The input topics' names, shared by the causes of outputs.
+    topics: Topics,
     scratch: Vec<FunnelOutcome>,
     /// Customers whose profile changed since the last drain, each listed once.
     dirty: Vec<Arc<str>>,
@@ -71,6 +74,7 @@ impl Partition {
             timers: TimerIndex::default(),
             inputs: [Input::default(); INPUTS],
             forwarded: BTreeMap::new(),
+            topics: Topics::default(),
             scratch: Vec::new(),
             dirty: Vec::new(),
             population: Population {
@@ -424,11 +428,18 @@ impl Partition {
             pop.surveys.replace_csat(answers.csat, profile.surveys.csat);
         }
 
-        let cause = || Cause::Event {
-            event_id: ev.event_id.to_string(),
-            topic: src.topic.to_owned(),
-            partition: src.partition,
-            offset: src.offset,
+        // Built once, when the first output needs it; the event's outputs share its strings.
+        let topic = self.topics.shared(src.topic);
+        let built = OnceCell::new();
+        let cause = || {
+            built
+                .get_or_init(|| Cause::Event {
+                    event_id: Arc::from(&*ev.event_id),
+                    topic: topic.clone(),
+                    partition: src.partition,
+                    offset: src.offset,
+                })
+                .clone()
         };
         let mut sources = sources_of(ev, change);
         // Deadlines an event sets are this partition's timers; the funnel decides them.
@@ -457,7 +468,7 @@ impl Partition {
                 &excerpt,
                 customer,
                 &self.scratch,
-                &cause(),
+                cause(),
                 out,
             );
         }
@@ -580,7 +591,7 @@ impl Partition {
                     &excerpt,
                     customer,
                     &self.scratch,
-                    &cause,
+                    cause.clone(),
                     out,
                 );
                 let trigger = Trigger {
@@ -698,7 +709,8 @@ impl Partition {
             if slot.profile.purchases.days == 0 {
                 continue;
             }
-            let (before, emitted) = (slot.profile.derived.clone(), out.len());
+            let before = slot.profile.derived.conclusions();
+            let (evaluated_at, emitted) = (slot.profile.derived.evaluated_at, out.len());
             let standing = Standing::of(&slot.profile);
             let trigger = Trigger {
                 sources: source::REFRESH,
@@ -717,17 +729,12 @@ impl Partition {
             schedule_recheck(&mut self.timers, &slot.key, &mut slot.profile, next);
             self.tally.moved(standing, Standing::of(&slot.profile));
             let derived = &mut slot.profile.derived;
-            let changed = out.len() != emitted || {
-                let evaluated = std::mem::replace(&mut derived.evaluated_at, before.evaluated_at);
-                let same = *derived == before;
-                derived.evaluated_at = evaluated;
-                !same
-            };
+            let changed = out.len() != emitted || derived.conclusions() != before;
             if !changed {
                 // Nothing came of it: the profile stays as stored, so that what a restore
                 // reads back is what this partition holds (a refresh visits every purchaser;
                 // writing each one back every time would cost more than it says).
-                derived.evaluated_at = before.evaluated_at;
+                derived.evaluated_at = evaluated_at;
             } else if !slot.dirty {
                 slot.dirty = true;
                 self.dirty.push(slot.key.clone());

@@ -102,8 +102,8 @@ pub fn report(
         .collect();
     let (_, drivers) = spec.churn.score(&view.churn_drivers());
     let churn_drivers = drivers
-        .into_iter()
-        .map(|(name, value, contribution)| DriverReport {
+        .iter()
+        .map(|&(name, value, contribution)| DriverReport {
             name,
             value,
             contribution,
@@ -116,13 +116,13 @@ pub fn report(
             let f = spec.funnels.get(usize::from(a.funnel))?;
             let step = usize::from(a.step);
             Some(FunnelReport {
-                funnel: f.name.clone(),
+                funnel: f.name.to_string(),
                 attempt: a.attempt,
                 step_index: a.step as u32 + 1,
                 step: f
                     .steps
                     .get(step)
-                    .map_or_else(String::new, |s| s.name.clone()),
+                    .map_or_else(String::new, |s| s.name.to_string()),
                 steps_total: f.steps.len() as u32,
                 active: a.active,
                 converted: !a.active && step + 1 == f.steps.len(),
@@ -192,7 +192,7 @@ pub fn funnel_summaries<'a>(
         .funnels
         .iter()
         .map(|f| FunnelSummary {
-            funnel: f.name.clone(),
+            funnel: f.name.to_string(),
             started: 0,
             active: 0,
             converted: 0,
@@ -201,7 +201,7 @@ pub fn funnel_summaries<'a>(
                 .steps
                 .iter()
                 .map(|s| StepCount {
-                    step: s.name.clone(),
+                    step: s.name.to_string(),
                     reached: 0,
                 })
                 .collect(),

@@ -207,7 +207,7 @@ fn churn_risk_rises_with_inactivity_and_names_its_drivers() {
     assert_eq!(level, "high");
     assert!(*score >= 0.7);
     assert!(matches!(last.cause, Cause::Timer { .. }));
-    let names: Vec<&str> = drivers.iter().map(|d| d.name.as_str()).collect();
+    let names: Vec<&str> = drivers.iter().map(|d| &*d.name).collect();
     assert!(
         names.contains(&"inactivity") && names.contains(&"p_dead"),
         "{names:?}"

@@ -107,8 +107,8 @@ impl EngineSpec {
         self.funnels
             .iter()
             .map(|f| {
-                let steps = f.steps.iter().map(|s| s.name.as_str()).collect();
-                (f.name.as_str(), steps)
+                let steps = f.steps.iter().map(|s| &*s.name).collect();
+                (&*f.name, steps)
             })
             .collect()
     }
@@ -258,7 +258,7 @@ impl EngineSpec {
                 .iter()
                 .map(|f| {
                     (
-                        f.name.clone(),
+                        f.name.to_string(),
                         u8::try_from(f.steps.len()).unwrap_or(u8::MAX),
                     )
                 })

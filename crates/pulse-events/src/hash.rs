@@ -1,6 +1,8 @@
 //! Deterministic output event ids: FNV-1a (128-bit) over length-prefixed parts, so a replay of
 //! the same input produces the same ids on any machine and any build. Parts are fed one by one
-//! so building an id allocates nothing but the final 32-character string.
+//! so building an id allocates nothing ([`OutputId`] holds its digits inline).
+
+use crate::output_id::OutputId;
 
 const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;
 const PRIME: u128 = 0x0000000001000000000000000000013B;
@@ -40,12 +42,12 @@ impl IdHasher {
 
     /// The id as 32 lower-case hex digits.
     pub fn finish(self) -> String {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut s = String::with_capacity(32);
-        for i in (0..32).rev() {
-            s.push(HEX[((self.0 >> (i * 4)) & 0xf) as usize] as char);
-        }
-        s
+        self.finish_id().to_string()
+    }
+
+    /// The id, held inline.
+    pub fn finish_id(self) -> OutputId {
+        OutputId::from_u128(self.0)
     }
 }
 

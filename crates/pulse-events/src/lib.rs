@@ -9,6 +9,7 @@ mod error;
 mod hash;
 mod input;
 mod output;
+mod output_id;
 pub mod time;
 mod wire;
 
@@ -20,6 +21,7 @@ pub use input::{EventBody, InputEvent, Item, SurveyKind, TopicRole};
 pub use output::{
     AbandonReason, Cause, Driver, OutputData, OutputEvent, OutputKind, OutputTopic, ProfileExcerpt,
 };
+pub use output_id::OutputId;
 pub use time::RawTimestamp;
 pub use wire::{RawEvent, RawItem};
 

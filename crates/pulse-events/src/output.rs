@@ -1,10 +1,12 @@
 //! Output events: what product teams and in-app messaging systems consume.
 
 use crate::hash::IdHasher;
+use crate::output_id::OutputId;
 use crate::time::{rfc3339, Millis};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 /// The output event types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -69,13 +71,15 @@ impl fmt::Display for OutputKind {
     }
 }
 
-/// What caused an output: an input record, or a timer firing as the watermark passed it.
+/// What caused an output: an input record, or a timer firing as the watermark passed it. The
+/// strings are shared: the outputs of one record share its id, and every output of a topic
+/// shares its name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Cause {
     Event {
-        event_id: String,
-        topic: String,
+        event_id: Arc<str>,
+        topic: Arc<str>,
         partition: i32,
         offset: i64,
     },
@@ -122,24 +126,25 @@ impl AbandonReason {
     }
 }
 
-/// The kind-specific part of an output event.
+/// The kind-specific part of an output event. Names of rules, funnels and steps are the
+/// configuration's, shared (`Arc<str>`); levels and driver names are static.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum OutputData {
     /// `milestone.reached`: a funnel step was reached.
     Milestone {
-        funnel: String,
+        funnel: Arc<str>,
         attempt: u32,
         /// 1-based index of the step reached.
         step_index: u32,
-        step: String,
+        step: Arc<str>,
         steps_total: u32,
         /// Milliseconds since the step-1 event that opened the attempt.
         since_entry_ms: i64,
     },
     /// `funnel.abandoned`.
     Abandoned {
-        funnel: String,
+        funnel: Arc<str>,
         attempt: u32,
         reason: AbandonReason,
         /// 1-based index of the last step reached.
@@ -148,17 +153,17 @@ pub enum OutputData {
     },
     /// `funnel.converted`.
     Converted {
-        funnel: String,
+        funnel: Arc<str>,
         attempt: u32,
         duration_ms: i64,
     },
     /// `segment.entered` / `segment.exited`.
-    Segment { segment: String },
+    Segment { segment: Arc<str> },
     /// `churn_risk.changed`: the new level, the one before, the score and the drivers that
     /// contribute most, largest first.
     ChurnRisk {
-        level: String,
-        previous_level: String,
+        level: Cow<'static, str>,
+        previous_level: Cow<'static, str>,
         score: f64,
         drivers: Vec<Driver>,
     },
@@ -197,7 +202,7 @@ impl OutputData {
 /// One churn-risk driver and its contribution to the score.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Driver {
-    pub name: String,
+    pub name: Cow<'static, str>,
     pub value: f64,
     pub contribution: f64,
 }
@@ -228,7 +233,7 @@ pub struct ProfileExcerpt {
 /// One output event, keyed by customer id on its topic.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutputEvent {
-    pub event_id: String,
+    pub event_id: OutputId,
     #[serde(rename = "type")]
     pub kind: OutputKind,
     pub customer_id: String,
@@ -261,7 +266,7 @@ impl OutputEvent {
             .part(kind.as_str().as_bytes())
             .part(rule.0.as_bytes());
         let h = rule.1.iter().fold(h, |h, n| h.int(*n));
-        let event_id = cause.hash_into(h).finish();
+        let event_id = cause.hash_into(h).finish_id();
         Self {
             event_id,
             kind,

@@ -446,7 +446,7 @@ fn count_insight(m: &pulse_telemetry::Metrics, o: &OutputEvent) {
                 "exited"
             };
             m.segment_transitions
-                .with_label_values(&[segment.as_str(), direction])
+                .with_label_values(&[&**segment, direction])
                 .inc();
         }
         OutputData::Milestone { funnel, step, .. } => {
@@ -457,7 +457,7 @@ fn count_insight(m: &pulse_telemetry::Metrics, o: &OutputEvent) {
         }
         OutputData::Abandoned { funnel, reason, .. } => {
             m.funnel_abandonments
-                .with_label_values(&[funnel.as_str(), reason.as_str()])
+                .with_label_values(&[&**funnel, reason.as_str()])
                 .inc();
         }
         OutputData::ChurnRisk { .. } => {}

@@ -66,7 +66,7 @@ pub fn render(o: &OutputEvent) -> String {
             "{funnel}#{attempt} {reason:?} after step {last_step_index} (+{})",
             human_ms(*since_entry_ms)
         ),
-        OutputData::Segment { segment } => segment.clone(),
+        OutputData::Segment { segment } => segment.to_string(),
     };
     format!(
         "{}  {:<18}  {:<12}  {detail}",

@@ -188,16 +188,24 @@ pub(crate) fn apply(
 }
 
 /// The output events of `outcomes` (of any of `funnels`, each naming its own), each carrying
-/// the customer's `excerpt`. An expiry's cause is its timer; the others' is `cause`.
+/// the customer's `excerpt`. An expiry's cause is its timer; the others' is `cause`, moved
+/// into the last output that carries it.
 pub(crate) fn emit(
     funnels: &[FunnelSpec],
     excerpt: &ProfileExcerpt,
     customer: &str,
     outcomes: &[FunnelOutcome],
-    cause: &Cause,
+    mut cause: Cause,
     out: &mut Vec<OutputEvent>,
 ) {
-    for o in outcomes {
+    let expired = |o: &FunnelOutcome| {
+        o.what
+            == Outcome::Abandoned {
+                reason: AbandonReason::Expired,
+            }
+    };
+    let last = outcomes.iter().rposition(|o| !expired(o));
+    for (i, o) in outcomes.iter().enumerate() {
         let a = &o.attempt;
         let f = &funnels[usize::from(a.funnel)];
         let since_entry_ms = (o.at - a.entered).max(0);
@@ -238,14 +246,15 @@ pub(crate) fn emit(
         };
         // An expiry is the deadline's doing however it was noticed, so its cause (and with it
         // the event id) is the timer whether the watermark or a later event revealed it.
-        let cause = match o.what {
-            Outcome::Abandoned {
-                reason: AbandonReason::Expired,
-            } => Cause::Timer { due: o.at },
-            _ => cause.clone(),
+        let cause = if expired(o) {
+            Cause::Timer { due: o.at }
+        } else if Some(i) == last {
+            std::mem::replace(&mut cause, Cause::Timer { due: o.at })
+        } else {
+            cause.clone()
         };
         let (version, ex) = (Some(f.version), excerpt.clone());
-        let rule = (f.name.as_str(), &rule_numbers[..]);
+        let rule = (&*f.name, &rule_numbers[..]);
         out.push(OutputEvent::new(
             kind, customer, rule, o.at, cause, version, data, ex,
         ));

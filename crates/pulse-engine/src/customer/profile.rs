@@ -195,6 +195,22 @@ pub struct Derived {
     pub evaluated_at: Millis,
 }
 
+impl Derived {
+    /// What an evaluation concluded, apart from when it ran and the segment entry times: those
+    /// change only with an entry, which is an output. Compared to tell whether an evaluation
+    /// changed anything, without a copy of the entry list.
+    pub(crate) fn conclusions(&self) -> (u8, f32, f32, u16, u64, Millis) {
+        (
+            self.churn_level,
+            self.churn_score,
+            self.p_alive,
+            self.rfm,
+            self.segments,
+            self.recheck,
+        )
+    }
+}
+
 fn cents(amount: f64) -> u32 {
     // Amounts are validated finite and >= 0; `as` saturates anything beyond u32.
     (amount * 100.0).round() as u32

@@ -9,12 +9,18 @@
 //! lateness plus the gap of the customer's newest event. Older ones are final; an event older
 //! than that is late for its partition anyway.
 
+use crate::few::Few;
 use pulse_events::time::Millis;
 use serde::{Deserialize, Serialize};
 
 /// At most this many sessions are kept open to late events per customer, however many the
 /// reach holds (a burst of explicit starts); beyond it the oldest are final.
 const MAX_KEPT: usize = 8;
+
+/// The sessions one event works on: the kept ones, the newest and the one the event may add.
+/// Pruned profiles keep fewer than [`MAX_KEPT`] earlier ones; of a stored list longer than
+/// that, the oldest (which the prune after the event would drop) are left out.
+type Spans = Few<Span, { MAX_KEPT + 2 }>;
 
 /// One session: the event times of its first and last events.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,8 +74,10 @@ pub enum Mark {
 }
 
 impl Session {
-    fn spans(&self) -> Vec<Span> {
-        let mut all = self.earlier.clone();
+    /// Every session, oldest first: the earlier ones and the newest. Held inline, so the
+    /// events that take the slow path (explicit marks, late events) allocate nothing.
+    fn spans(&self) -> Spans {
+        let mut all = Spans::from_slice(&self.earlier);
         if self.start != 0 || self.last != 0 || self.open {
             all.push(Span {
                 start: self.start,
@@ -81,13 +89,15 @@ impl Session {
         all
     }
 
-    fn store(&mut self, mut all: Vec<Span>) {
+    fn store(&mut self, mut all: Spans) {
         let newest = all.pop().unwrap_or_default();
         self.start = newest.start;
         self.last = newest.last;
         self.open = !newest.ended;
         self.begun = newest.begun;
-        self.earlier = all;
+        // Into the list's own buffer, which keeps its capacity from one event to the next.
+        self.earlier.clear();
+        self.earlier.extend_from_slice(&all);
     }
 
     /// Records an activity at `ts`. `reach`: how far behind the newest event a late event can
@@ -134,8 +144,8 @@ impl Session {
                 // the session already does.
                 let after = all.iter().position(|s| s.start > ts).unwrap_or(all.len());
                 let within = after > 0 && ts <= all[after - 1].last;
-                let hit: Vec<usize> = if within {
-                    vec![after - 1]
+                let hit: Few<usize, 2> = if within {
+                    Few::from_slice(&[after - 1])
                 } else {
                     (after.saturating_sub(1)..(after + 1).min(all.len()))
                         .filter(|i| joins(&all[*i]))

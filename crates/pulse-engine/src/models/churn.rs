@@ -2,6 +2,7 @@
 //! contributions for the output event.
 
 use crate::config::analytics::ChurnConfig;
+use crate::few::Few;
 use pulse_events::time::Millis;
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +39,9 @@ impl Level {
 
 /// The drivers, in the order of [`Drivers::values`].
 pub const DRIVERS: [&str; 4] = ["p_dead", "engagement_drop", "inactivity", "detractor"];
+
+/// Each applicable driver's (name, value, contribution), as [`ChurnSpec::score`] gives them.
+pub type Parts = Few<(&'static str, f64, f64), { DRIVERS.len() }>;
 
 /// Each driver's value in [0, 1]; None where it does not apply to the customer.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -79,7 +83,8 @@ impl ChurnSpec {
 
     /// The score and each applicable driver's (name, value, contribution = weight share ×
     /// value), largest contribution first. Weights of drivers that do not apply are spread over the rest.
-    pub fn score(&self, d: &Drivers) -> (f64, Vec<(&'static str, f64, f64)>) {
+    /// The parts are held inline: a score is taken on most events.
+    pub fn score(&self, d: &Drivers) -> (f64, Parts) {
         let values = [
             d.p_dead,
             Some(d.engagement_drop),
@@ -92,9 +97,9 @@ impl ChurnSpec {
             .filter_map(|(v, w)| v.map(|_| w))
             .sum();
         if total <= 0.0 {
-            return (0.0, Vec::new());
+            return (0.0, Parts::default());
         }
-        let mut parts: Vec<(&'static str, f64, f64)> = values
+        let mut parts: Parts = values
             .iter()
             .zip(self.weights)
             .zip(DRIVERS)

@@ -187,7 +187,7 @@ impl Field {
         }
         let rest = name.strip_prefix("funnels.")?;
         let (funnel, what) = rest.rsplit_once('.')?;
-        let funnel = spec.funnels.iter().position(|f| f.name == funnel)?;
+        let funnel = spec.funnels.iter().position(|f| *f.name == *funnel)?;
         let field = match what {
             "step" => Field::FunnelStep { funnel },
             "active" => Field::FunnelActive { funnel },

@@ -26,7 +26,8 @@ pub const MAX_SEGMENTS: usize = 64;
 /// One compiled rule.
 #[derive(Debug)]
 pub struct SegmentSpec {
-    pub name: String,
+    /// Shared with every output that names the segment.
+    pub name: Arc<str>,
     pub version: u32,
     /// The CEL source, as configured.
     pub rule: String,
@@ -210,7 +211,7 @@ impl Segments {
                 },
             );
             let rule = SegmentSpec {
-                name: c.name.clone(),
+                name: c.name.as_str().into(),
                 version: c.version,
                 rule: c.rule.clone(),
                 min_dwell,

@@ -3,12 +3,14 @@
 
 use crate::config::engine::{ms, FunnelConfig};
 use pulse_events::time::Millis;
+use std::sync::Arc;
 
 /// One compiled step.
 #[derive(Debug, Clone)]
 pub(crate) struct StepSpec {
     pub event: String,
-    pub name: String,
+    /// Shared with every output that names the step.
+    pub name: Arc<str>,
     pub optional: bool,
     pub within: Option<Millis>,
 }
@@ -16,7 +18,8 @@ pub(crate) struct StepSpec {
 /// One compiled funnel.
 #[derive(Debug, Clone)]
 pub(crate) struct FunnelSpec {
-    pub name: String,
+    /// Shared with every output that names the funnel.
+    pub name: Arc<str>,
     pub version: u32,
     pub window: Millis,
     pub steps: Vec<StepSpec>,
@@ -76,7 +79,7 @@ impl FunnelSpec {
             return None;
         }
         Some(FunnelSpec {
-            name: f.name.clone(),
+            name: f.name.as_str().into(),
             version: f.version,
             window: ms(f.window),
             steps: f
@@ -84,7 +87,7 @@ impl FunnelSpec {
                 .iter()
                 .map(|s| StepSpec {
                     event: s.event.clone(),
-                    name: s.name.clone().unwrap_or_else(|| s.event.clone()),
+                    name: s.name.as_deref().unwrap_or(&s.event).into(),
                     optional: s.optional,
                     within: s.within.map(ms),
                 })

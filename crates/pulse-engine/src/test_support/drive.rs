@@ -108,7 +108,7 @@ pub fn render(out: &[OutputEvent]) -> Vec<String> {
                 } => {
                     format!("{funnel}#{attempt} {reason:?} after {last_step_index}")
                 }
-                OutputData::Segment { segment } => segment.clone(),
+                OutputData::Segment { segment } => segment.to_string(),
             };
             format!("{} {} {detail}", o.customer_id, o.kind)
         })

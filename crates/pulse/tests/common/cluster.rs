@@ -402,7 +402,7 @@ impl Cluster {
                 offset,
             } => Cause::Event {
                 event_id,
-                topic: topic.strip_prefix(&prefix).unwrap_or(&topic).to_owned(),
+                topic: topic.strip_prefix(&prefix).unwrap_or(&topic).into(),
                 partition,
                 offset,
             },
@@ -420,6 +420,7 @@ impl Cluster {
             o.profile.clone(),
         )
         .event_id
+        .to_string()
     }
 
     /// How many records the changelog holds now, and how many were ever written to it.
