@@ -198,16 +198,21 @@ pub struct Derived {
 impl Derived {
     /// What an evaluation concluded, apart from when it ran and the segment entry times: those
     /// change only with an entry, which is an output. Compared to tell whether an evaluation
-    /// changed anything, without a copy of the entry list.
+    /// changed anything, without a copy of the entry list. Every field is named, so a field
+    /// added to `Derived` does not compile until it is placed on one side or the other:
+    /// one left out would never be written to the changelog by an RFM refresh.
     pub(crate) fn conclusions(&self) -> (u8, f32, f32, u16, u64, Millis) {
-        (
-            self.churn_level,
-            self.churn_score,
-            self.p_alive,
-            self.rfm,
-            self.segments,
-            self.recheck,
-        )
+        let Derived {
+            churn_level,
+            churn_score,
+            p_alive,
+            rfm,
+            segments,
+            entered: _,
+            recheck,
+            evaluated_at: _,
+        } = *self;
+        (churn_level, churn_score, p_alive, rfm, segments, recheck)
     }
 }
 
