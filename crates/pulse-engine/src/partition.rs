@@ -12,7 +12,7 @@ use crate::population::{Cohorts, Population};
 use crate::read::fields::source;
 use crate::spec::EngineSpec;
 use crate::tally::{Standing, Tally};
-use crate::timer::{caught_up, schedule_recheck, TimerIndex, TimerKind};
+use crate::timer::{caught_up, PendingRecheck, TimerIndex, TimerKind};
 use pulse_events::time::{format_rfc3339, Millis, DAY};
 use pulse_events::{Cause, EventBody, EventError, InputEvent, OutputData, OutputEvent, OutputKind};
 use std::cell::OnceCell;
@@ -21,11 +21,12 @@ use std::sync::Arc;
 
 /// A profile and whether it changed since the last [`Partition::drain_changes`]. The slot keeps
 /// its own handle on the key so marking a profile changed costs a reference count, not an
-/// allocation, on the hot path.
+/// allocation, on the hot path, and where the profile's recheck sits in the timer index.
 #[derive(Debug, Clone)]
 struct Slot {
     key: Arc<str>,
     profile: Profile,
+    recheck: PendingRecheck,
     dirty: bool,
 }
 
@@ -134,16 +135,14 @@ impl Partition {
                     profile.derived.recheck = due;
                 }
             }
-            if profile.derived.recheck != 0 {
-                p.timers
-                    .schedule(profile.derived.recheck, &key, TimerKind::Recheck);
-            }
+            let recheck = PendingRecheck::restored(&mut p.timers, &key, profile.derived.recheck);
             p.tally.arrive(Standing::of(&profile));
             p.profiles.insert(
                 key.clone(),
                 Box::new(Slot {
                     key,
                     profile,
+                    recheck,
                     dirty: false,
                 }),
             );
@@ -397,6 +396,7 @@ impl Partition {
                 let slot = Box::new(Slot {
                     key: key.clone(),
                     profile: Profile::default(),
+                    recheck: PendingRecheck::default(),
                     dirty: false,
                 });
                 self.profiles.entry(key).or_insert(slot)
@@ -486,7 +486,8 @@ impl Partition {
             &trigger,
             out,
         );
-        schedule_recheck(&mut self.timers, &slot.key, profile, due);
+        slot.recheck
+            .schedule(&mut self.timers, &slot.key, profile, due);
         match standing {
             Some(before) => self.tally.moved(before, Standing::of(profile)),
             None => self.tally.arrive(Standing::of(profile)),
@@ -561,12 +562,18 @@ impl Partition {
             return;
         };
         let profile = &mut entry.profile;
-        if kind == TimerKind::Recheck
-            && profile.derived.recheck == due
-            && eviction_due(spec, profile).is_some_and(|at| at <= due)
-        {
-            self.evict(customer, due, out);
-            return;
+        if kind == TimerKind::Recheck {
+            let recheck = profile.derived.recheck;
+            if !entry
+                .recheck
+                .fired(&mut self.timers, &entry.key, recheck, due)
+            {
+                return; // moved later since (put back at its time) or taken out
+            }
+            if eviction_due(spec, profile).is_some_and(|at| at <= due) {
+                self.evict(customer, due, out);
+                return;
+            }
         }
         let before = Standing::of(profile);
         match kind {
@@ -608,12 +615,11 @@ impl Partition {
                     &trigger,
                     out,
                 );
-                schedule_recheck(&mut self.timers, &entry.key, profile, next);
+                entry
+                    .recheck
+                    .schedule(&mut self.timers, &entry.key, profile, next);
             }
             TimerKind::Recheck => {
-                if profile.derived.recheck != due {
-                    return; // superseded by an earlier recheck
-                }
                 profile.derived.recheck = 0;
                 // Event time jumped far past it (a clock, a backfill): one evaluation at the
                 // last daily slot before the new time stands for the days skipped, so a jump of
@@ -633,7 +639,9 @@ impl Partition {
                     &trigger,
                     out,
                 );
-                schedule_recheck(&mut self.timers, &entry.key, profile, next);
+                entry
+                    .recheck
+                    .schedule(&mut self.timers, &entry.key, profile, next);
             }
         }
         self.tally.moved(before, Standing::of(&entry.profile));
@@ -726,7 +734,8 @@ impl Partition {
                 &trigger,
                 out,
             );
-            schedule_recheck(&mut self.timers, &slot.key, &mut slot.profile, next);
+            slot.recheck
+                .schedule(&mut self.timers, &slot.key, &mut slot.profile, next);
             self.tally.moved(standing, Standing::of(&slot.profile));
             let derived = &mut slot.profile.derived;
             let changed = out.len() != emitted || derived.conclusions() != before;
