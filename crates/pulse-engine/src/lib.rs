@@ -23,9 +23,9 @@
 //! 4. `customer/`: one customer's state and how an event changes it: session, engagement,
 //!    surveys, active periods, funnel attempts, windows, the [`Profile`] holding them all, and
 //!    the [`Migration`] of a stored profile to another layout.
-//! 5. `population.rs`, `tally.rs`, `timer.rs`, `input.rs`: what a partition keeps besides its
-//!    profiles: population-wide sums and cut-points, live counts, pending timers, input
-//!    frontiers.
+//! 5. `population.rs`, `tally.rs`, `timer.rs`, `input.rs`, `slots.rs`: what a partition
+//!    keeps: population-wide sums and cut-points, live counts, pending timers, input
+//!    frontiers, and the table of its customers' profiles.
 //! 6. `read/`: the read model: [`View`] (a customer at one instant) and the field names a rule
 //!    or a report reads off it.
 //! 7. `rules/`: segment rules, compiled to typed trees (`fast.rs`) or run on the CEL
@@ -47,6 +47,7 @@ mod population;
 mod read;
 mod report;
 mod rules;
+mod slots;
 mod spec;
 mod tally;
 mod timer;

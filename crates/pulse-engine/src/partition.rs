@@ -10,29 +10,15 @@ use crate::input::{ForwardSource, Input, Source, Topics, FORWARDED, INPUTS};
 use crate::models::rfm::Sketch;
 use crate::population::{Cohorts, Population};
 use crate::read::fields::source;
+use crate::slots::{Slot, Slots};
 use crate::spec::EngineSpec;
 use crate::tally::{Standing, Tally};
 use crate::timer::{caught_up, PendingRecheck, TimerIndex, TimerKind};
 use pulse_events::time::{format_rfc3339, Millis, DAY};
 use pulse_events::{Cause, EventBody, EventError, InputEvent, OutputData, OutputEvent, OutputKind};
 use std::cell::OnceCell;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-
-/// A profile and whether it changed since the last [`Partition::drain_changes`]. The slot keeps
-/// its own handle on the key so marking a profile changed costs a reference count, not an
-/// allocation, on the hot path, and where the profile's recheck sits in the timer index.
-#[derive(Debug, Clone)]
-struct Slot {
-    key: Arc<str>,
-    profile: Profile,
-    recheck: PendingRecheck,
-    dirty: bool,
-}
-
-/// Slots are boxed: the table keeps spare capacity (up to half of it empty after growing), and
-/// an empty box costs 8 bytes where an empty inline profile would cost its full size.
-type Map = HashMap<Arc<str>, Box<Slot>, foldhash::fast::RandomState>;
 
 /// The engine state of one partition (of every input topic with that partition number: the
 /// input topics are co-partitioned by customer id).
@@ -47,7 +33,7 @@ type Map = HashMap<Arc<str>, Box<Slot>, foldhash::fast::RandomState>;
 #[derive(Debug, Clone)]
 pub struct Partition {
     engine: Arc<Engine>,
-    profiles: Map,
+    profiles: Slots,
     timers: TimerIndex,
     inputs: [Input; INPUTS],
     /// The highest event time forwarded from each source (see [`FORWARDED`]).
@@ -71,7 +57,7 @@ pub struct Partition {
 impl Partition {
     pub fn new(engine: Arc<Engine>) -> Self {
         Self {
-            profiles: Map::default(),
+            profiles: Slots::default(),
             timers: TimerIndex::default(),
             inputs: [Input::default(); INPUTS],
             forwarded: BTreeMap::new(),
@@ -137,15 +123,7 @@ impl Partition {
             }
             let recheck = PendingRecheck::restored(&mut p.timers, &key, profile.derived.recheck);
             p.tally.arrive(Standing::of(&profile));
-            p.profiles.insert(
-                key.clone(),
-                Box::new(Slot {
-                    key,
-                    profile,
-                    recheck,
-                    dirty: false,
-                }),
-            );
+            p.profiles.insert(Slot::new(key, profile, recheck));
         }
         for (input, f) in p.inputs.iter_mut().zip(frontiers) {
             input.frontier = f;
@@ -261,7 +239,7 @@ impl Partition {
     }
 
     pub fn profiles(&self) -> impl Iterator<Item = (&str, &Profile)> {
-        self.profiles.iter().map(|(k, v)| (&**k, &v.profile))
+        self.profiles.iter().map(|s| (&*s.key, &s.profile))
     }
 
     /// Customers by segment, churn level and RFM segment, kept as profiles change.
@@ -392,14 +370,12 @@ impl Partition {
                 if !self.gone.is_empty() {
                     self.gone.remove(&gone_key(customer));
                 }
-                let key: Arc<str> = customer.into();
-                let slot = Box::new(Slot {
-                    key: key.clone(),
-                    profile: Profile::default(),
-                    recheck: PendingRecheck::default(),
-                    dirty: false,
-                });
-                self.profiles.entry(key).or_insert(slot)
+                let fresh = Slot::new(
+                    customer.into(),
+                    Profile::default(),
+                    PendingRecheck::default(),
+                );
+                self.profiles.insert(fresh)
             }
         };
         if !slot.dirty {
@@ -698,7 +674,7 @@ impl Partition {
         let (spec, rules) = (&self.engine.spec, &self.engine.rules);
         let lookback = spec.rfm_lookback_days;
         let mut sketch = Sketch::default();
-        for slot in self.profiles.values() {
+        for slot in self.profiles.iter() {
             let p = &slot.profile.purchases;
             if p.days > 0 {
                 let v = p.rfm_values(at, lookback);
@@ -713,7 +689,7 @@ impl Partition {
         pop.surveys.expire(spec.survey_window_days, at);
         self.refreshed = true;
         let cause = Cause::Timer { due: at };
-        for slot in self.profiles.values_mut() {
+        for slot in self.profiles.iter_mut() {
             if slot.profile.purchases.days == 0 {
                 continue;
             }

@@ -246,7 +246,10 @@ mod tests {
         assert_eq!(t.next_due(), Some(100));
         assert_eq!(fire_all(&mut t, 150, &mut c), vec![]);
         assert_eq!(t.next_due(), Some(200), "put back at the recheck's time");
-        assert_eq!(fire_all(&mut t, 1_000, &mut c), vec![(200, "a".into(), true)]);
+        assert_eq!(
+            fire_all(&mut t, 1_000, &mut c),
+            vec![(200, "a".into(), true)]
+        );
         assert!(t.is_empty());
     }
 

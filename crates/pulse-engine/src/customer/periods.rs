@@ -104,10 +104,13 @@ impl ActivePeriods {
     /// `previous_first` to an earlier week or month: then every bit is re-anchored, and the
     /// customer's whole contribution to the cohort counts moves.
     pub fn rebases(previous_first: Option<Millis>, ts: Millis) -> bool {
+        // Period numbers never fall as time goes on, so only an event before the first can
+        // move it: the calendar is worked out for those alone.
         previous_first.is_some_and(|p| {
-            [Period::Week, Period::Month]
-                .iter()
-                .any(|period| period.of(ts) < period.of(p))
+            ts < p
+                && [Period::Week, Period::Month]
+                    .iter()
+                    .any(|period| period.of(ts) < period.of(p))
         })
     }
 
@@ -123,7 +126,10 @@ impl ActivePeriods {
         let mut opened = [None; 2];
         for (slot, period) in opened.iter_mut().zip([Period::Week, Period::Month]) {
             let cohort = period.of(first_seen);
-            let shift = previous_first.map_or(0, |p| period.of(p) - cohort);
+            let shift = match previous_first {
+                Some(p) if p != first_seen => period.of(p) - cohort,
+                _ => 0,
+            };
             if shift > 0 {
                 let old: Vec<u32> = self.offsets(period).collect();
                 let (inline, spill) = self.parts(period);

@@ -2,14 +2,40 @@
 //! latest answers, kept in daily buckets per partition (the query API adds partitions up).
 
 use pulse_events::time::{day_of, Millis};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
+use std::num::NonZeroU8;
 
-/// One survey answer.
+/// One survey answer. The score is held as one more than itself in a `NonZeroU8`, so that an
+/// `Option<Answer>` needs no tag beside it: 16 bytes instead of 24, twice in every profile.
+/// It is written as the score itself, as before.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Answer {
-    pub score: u8,
+    #[serde(serialize_with = "write_score", deserialize_with = "read_score")]
+    score: NonZeroU8,
     pub at: Millis,
+}
+
+impl Answer {
+    /// An answer of `score` (0–254; validated scores are 0–10) at `at`.
+    pub fn new(score: u8, at: Millis) -> Self {
+        Self {
+            score: NonZeroU8::MIN.saturating_add(score),
+            at,
+        }
+    }
+
+    pub fn score(&self) -> u8 {
+        self.score.get() - 1
+    }
+}
+
+fn write_score<S: Serializer>(score: &NonZeroU8, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u8(score.get() - 1)
+}
+
+fn read_score<'de, D: Deserializer<'de>>(d: D) -> Result<NonZeroU8, D::Error> {
+    Ok(NonZeroU8::MIN.saturating_add(u8::deserialize(d)?))
 }
 
 /// NPS category of a 0–10 score.
@@ -60,7 +86,7 @@ impl Surveys {
     /// Records an answer if it is the customer's newest for that survey.
     pub fn record(slot: &mut Option<Answer>, score: u8, at: Millis) {
         if slot.is_none_or(|a| a.at <= at) {
-            *slot = Some(Answer { score, at });
+            *slot = Some(Answer::new(score, at));
         }
     }
 }
@@ -119,7 +145,7 @@ impl SurveyPopulation {
         let Some(d) = self.day(a.at, sign) else {
             return;
         };
-        let n = match NpsCategory::of(a.score) {
+        let n = match NpsCategory::of(a.score()) {
             NpsCategory::Promoter => &mut d.promoters,
             NpsCategory::Passive => &mut d.passives,
             NpsCategory::Detractor => &mut d.detractors,
@@ -141,7 +167,7 @@ impl SurveyPopulation {
             return;
         };
         d.csat_answers = d.csat_answers.saturating_add_signed(sign);
-        if csat_satisfied(a.score) {
+        if csat_satisfied(a.score()) {
             d.satisfied = d.satisfied.saturating_add_signed(sign);
         }
         self.drop_if_empty(a.at);
@@ -200,6 +226,22 @@ mod tests {
     use pulse_events::time::DAY;
 
     #[test]
+    fn an_answer_is_written_as_its_score_and_needs_no_tag_when_optional() {
+        let a = Answer::new(0, 7);
+        assert_eq!(a.score(), 0);
+        assert_eq!(
+            serde_json::to_string(&Answer::new(10, 7)).unwrap(),
+            r#"{"score":10,"at":7}"#
+        );
+        let back: Answer = serde_json::from_str(r#"{"score":0,"at":7}"#).unwrap();
+        assert_eq!(back, a);
+        let packed = rmp_serde::to_vec_named(&Some(Answer::new(9, 1))).unwrap();
+        let read: Option<Answer> = rmp_serde::from_slice(&packed).unwrap();
+        assert_eq!(read.map(|a| a.score()), Some(9));
+        assert_eq!(std::mem::size_of::<Option<Answer>>(), 16);
+    }
+
+    #[test]
     fn categories_follow_the_standard_bands() {
         let cats: Vec<_> = (0..=10).map(|s| NpsCategory::of(s).as_str()).collect();
         assert_eq!(&cats[..7], &["detractor"; 7]);
@@ -213,7 +255,7 @@ mod tests {
         let t0 = 1_767_225_600_000;
         let mut p = SurveyPopulation::default();
         // Four customers answer on day 0; the third answers again 40 days later.
-        let answer = |score, at| Some(Answer { score, at });
+        let answer = |score, at| Some(Answer::new(score, at));
         for s in [10, 9, 8, 3] {
             p.replace_nps(None, answer(s, t0));
         }

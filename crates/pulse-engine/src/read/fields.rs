@@ -267,14 +267,14 @@ impl Field {
             Field::ChurnLevel => {
                 Str(crate::models::churn::Level::from_u8(p.derived.churn_level).as_str())
             }
-            Field::NpsScore => Int(p.surveys.nps.map_or(-1, |a| i64::from(a.score))),
+            Field::NpsScore => Int(p.surveys.nps.map_or(-1, |a| i64::from(a.score()))),
             Field::NpsCategory => Str(p
                 .surveys
                 .nps
-                .map_or("none", |a| NpsCategory::of(a.score).as_str())),
+                .map_or("none", |a| NpsCategory::of(a.score()).as_str())),
             Field::NpsDaysSince => Int(p.surveys.nps.map_or(-1, |a| days(a.at))),
-            Field::CsatScore => Int(p.surveys.csat.map_or(-1, |a| i64::from(a.score))),
-            Field::CsatSatisfied => Bool(p.surveys.csat.is_some_and(|a| csat_satisfied(a.score))),
+            Field::CsatScore => Int(p.surveys.csat.map_or(-1, |a| i64::from(a.score()))),
+            Field::CsatSatisfied => Bool(p.surveys.csat.is_some_and(|a| csat_satisfied(a.score()))),
             Field::ActiveDays7 => Int(i64::from(p.activity.active_days(7, v.today()))),
             Field::ActiveDays30 => Int(i64::from(p.activity.active_days(30, v.today()))),
             Field::Features => Int(p.activity.features.len() as i64),

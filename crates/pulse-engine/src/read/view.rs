@@ -90,7 +90,7 @@ impl<'a> View<'a> {
             .cadence_days(first_day)
             .map(|cadence| (inactive_days / (cadence.max(1.0) * c.inactivity_saturation)).min(1.0));
         let detractor = p.surveys.nps.is_some_and(|a| {
-            NpsCategory::of(a.score) == NpsCategory::Detractor
+            NpsCategory::of(a.score()) == NpsCategory::Detractor
                 && self.now - a.at <= c.detractor_window
         });
         Drivers {

@@ -348,7 +348,7 @@ fn a_format_1_changelog_restores_its_last_complete_batch() {
             "orders": p.purchases.orders,
             "revenue_cents": p.purchases.revenue_cents,
             "funnel_attempts": p.funnels.len(),
-            "nps": p.surveys.nps.map(|a| a.score),
+            "nps": p.surveys.nps.map(|a| a.score()),
             "rfm": p.derived.rfm,
             "segments": p.derived.segments,
         });
