@@ -4,6 +4,7 @@
 
 use pulse_events::IdHasher;
 use serde::{Deserialize, Serialize};
+use thin_vec::ThinVec;
 
 /// Distinct features remembered per customer; beyond this the count stops growing.
 pub const MAX_FEATURES: usize = 64;
@@ -23,7 +24,7 @@ pub struct Activity {
     /// Active days since the first event.
     pub days_total: u32,
     /// 32-bit hashes of the distinct features used, sorted.
-    pub features: Vec<u32>,
+    pub features: ThinVec<u32>,
 }
 
 impl Activity {

@@ -13,6 +13,7 @@ use crate::spec::funnel::FunnelSpec;
 use pulse_events::time::Millis;
 use pulse_events::{AbandonReason, Cause, OutputData, OutputEvent, OutputKind, ProfileExcerpt};
 use serde::{Deserialize, Serialize};
+use thin_vec::ThinVec;
 
 /// A customer's state in one funnel: the current (or last) attempt.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,7 +156,7 @@ impl FunnelAttempt {
 /// deadline, for its timer.
 pub(crate) fn apply(
     funnels: &[FunnelSpec],
-    attempts: &mut Vec<FunnelAttempt>,
+    attempts: &mut ThinVec<FunnelAttempt>,
     kind: &str,
     ts: Millis,
     out: &mut Vec<FunnelOutcome>,

@@ -12,6 +12,7 @@
 use crate::few::Few;
 use pulse_events::time::Millis;
 use serde::{Deserialize, Serialize};
+use thin_vec::ThinVec;
 
 /// At most this many sessions are kept open to late events per customer, however many the
 /// reach holds (a burst of explicit starts); beyond it the oldest are final.
@@ -47,7 +48,7 @@ pub struct Session {
     pub begun: bool,
     /// Earlier sessions a late event can still reach, oldest first.
     #[serde(default)]
-    pub earlier: Vec<Span>,
+    pub earlier: ThinVec<Span>,
 }
 
 /// What one event did to the customer's sessions: where a session count is added and where

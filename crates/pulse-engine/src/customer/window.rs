@@ -11,6 +11,7 @@
 use crate::spec::EngineSpec;
 use pulse_events::time::{Millis, DAY, HOUR, MINUTE, MIN_EVENT_TIME};
 use serde::{Deserialize, Serialize};
+use thin_vec::ThinVec;
 
 /// Bucket granularity by tier, and the age (behind the customer's newest event) from which a
 /// bucket is folded into the next tier.
@@ -23,7 +24,7 @@ const START_MASK: u32 = (1 << LEVEL_SHIFT) - 1;
 pub struct Windows {
     /// Buckets laid out flat, oldest first: a header (tier in the top two bits, start in
     /// minutes since 2000-01-01 below) followed by one counter per metric.
-    data: Vec<u32>,
+    data: ThinVec<u32>,
     /// The hour (since 2000) of the last fold, so folding runs at most hourly per customer.
     folded_hour: u32,
 }
@@ -76,7 +77,7 @@ impl Windows {
     /// (`None`: dropped), and a bucket has `metrics` counters after. New columns start at zero.
     pub(crate) fn remap(&mut self, columns: &[Option<usize>], metrics: usize) {
         let (old, new) = (columns.len() + 1, metrics + 1);
-        let mut data = Vec::with_capacity(self.data.len() / old * new);
+        let mut data = ThinVec::with_capacity(self.data.len() / old * new);
         for bucket in self.data.chunks_exact(old) {
             let at = data.len();
             data.push(bucket[0]);
@@ -200,7 +201,10 @@ impl Windows {
         }
         d.truncate(w);
         if d.capacity() > w + 2 * stride {
-            d.shrink_to(w + stride);
+            // Keep one bucket of slack, as growth adds two.
+            let mut kept = ThinVec::with_capacity(w + stride);
+            kept.extend_from_slice(d);
+            *d = kept;
         }
     }
 
