@@ -6,7 +6,7 @@
 //!
 //! A customer's recheck moves with nearly every evaluation: it is due a whole day after their
 //! newest event, so each event pushes it later. Moving its entry in the index each time (one
-//! removal and one insertion into a B-tree of every customer's recheck) cost a sixth of the
+//! removal and one insertion into a B-tree of every customer's recheck) cost a fifth of the
 //! engine's instructions. [`PendingRecheck`] instead leaves the entry where it is while the
 //! recheck only moves later: when the entry comes due it is put back at the recheck's time
 //! then, once a day at most instead of once an event. It keeps the scheduling number the move
@@ -25,7 +25,7 @@ pub enum TimerKind {
     /// A funnel attempt's deadline (conversion window or step deadline).
     FunnelDeadline { funnel: u16, attempt: u32 },
     /// A customer's time-driven re-evaluation (recency, P(alive), inactivity, segment holds);
-    /// stale unless its due time is still the profile's pending recheck.
+    /// put back at the profile's pending recheck if that moved later (`PendingRecheck`).
     Recheck,
 }
 
