@@ -90,7 +90,7 @@ pub struct EngineSpec {
     /// RFM refresh interval; 0 turns refreshing off.
     pub(crate) rfm_refresh: Millis,
     pub(crate) survey_window_days: i64,
-    /// What a profile's positions name under this configuration ([`crate::spec::layout`]).
+    /// What a profile's positions name under this configuration (the `spec::layout` module).
     pub layout: Layout,
     /// Entries the configuration says were renamed, to carry profiles over by their old names.
     pub renames: Renames,
