@@ -138,10 +138,9 @@ impl PendingRecheck {
         self.put(timers, key, due);
     }
 
-    /// Handles a recheck entry of this customer's, popped from the index at `due`: whether the
+    /// Handles this customer's recheck entry, popped from the index at `due`: whether the
     /// recheck is due now (`recheck`, the profile's, is `due`). If the recheck moved later
-    /// since, the entry is put back at its time and nothing is due yet. An entry that is not
-    /// the one recorded here (left by a slot since replaced) is dropped.
+    /// since, the entry is put back at its time and nothing is due yet.
     pub(crate) fn fired(
         &mut self,
         timers: &mut TimerIndex,
@@ -149,9 +148,6 @@ impl PendingRecheck {
         recheck: Millis,
         due: Millis,
     ) -> bool {
-        if self.entry.0 != due {
-            return false;
-        }
         self.entry = (0, 0);
         if recheck > due {
             self.put(timers, key, recheck);
@@ -268,25 +264,6 @@ mod tests {
         p.schedule(&mut t, key, profile, 0);
         assert!(t.is_empty());
         assert_eq!(fire_all(&mut t, 1_000, &mut c), vec![]);
-    }
-
-    #[test]
-    fn an_entry_left_by_a_replaced_slot_is_dropped_and_the_recheck_fires_once() {
-        let mut t = TimerIndex::default();
-        let mut c = customers(&["a"]);
-        {
-            let (key, _, profile) = &mut c[0];
-            let mut replaced = PendingRecheck::default();
-            replaced.schedule(&mut t, key, &mut profile.clone(), 100);
-            let (key, p, profile) = &mut c[0];
-            p.schedule(&mut t, key, profile, 200);
-        }
-        assert_eq!(t.len(), 2);
-        assert_eq!(
-            fire_all(&mut t, 1_000, &mut c),
-            vec![(200, "a".into(), true)]
-        );
-        assert!(t.is_empty());
     }
 
     #[test]

@@ -543,13 +543,13 @@ fn kafka_output_topics_denied_by_acl_for_a_while_nothing_is_committed_past_them(
     outputs_refused_for_a_while(Kind::Kafka);
 }
 
-/// Three Kafka nodes (replication factor 3, `min.insync.replicas` 2); one is SIGKILLed
-/// mid-stream and never comes back. The worker rides the leader elections out.
 #[test]
 fn kafka_a_worker_stopped_while_its_outputs_are_denied_stops_retrying_and_loses_nothing() {
     stopped_while_outputs_refused(Kind::Kafka);
 }
 
+/// Three Kafka nodes (replication factor 3, `min.insync.replicas` 2); one is SIGKILLed
+/// mid-stream and never comes back. The worker rides the leader elections out.
 #[test]
 fn kafka_one_of_three_brokers_killed_for_good_the_worker_carries_on() {
     let Reference { records, end, .. } = reference(Kind::Kafka);
